@@ -1,0 +1,185 @@
+//! Whole packets: borrowed views, owned `Bytes` packets, and the connection preface.
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::header::{Header, Status};
+
+/// The 8-byte connection preface each endpoint sends first (spec §3).
+pub const PREFACE: [u8; 8] = [0x89, b'F', b'W', b'I', b'R', b'E', 0x0D, 0x0A];
+
+/// Checks a preface at the front of `buf` (spec §3): incomplete until 8 bytes are
+/// present, then `BadPreface` on any difference.
+///
+/// ```
+/// use fleetwire::{check_preface, Status, PREFACE};
+/// assert_eq!(check_preface(&PREFACE[..3]), Ok(Status::Incomplete { needed: 5 }));
+/// assert_eq!(check_preface(&PREFACE), Ok(Status::Complete(8)));
+/// assert!(check_preface(b"GET / HTTP/1.1").is_err());
+/// ```
+pub fn check_preface(buf: &[u8]) -> Result<Status<usize>, Error> {
+    if buf.len() < PREFACE.len() {
+        return Ok(Status::Incomplete {
+            needed: PREFACE.len() - buf.len(),
+        });
+    }
+    // spec §3: a receiver MUST treat any difference as BAD_PREFACE.
+    if buf[..PREFACE.len()] != PREFACE {
+        return Err(Error::BadPreface);
+    }
+    Ok(Status::Complete(PREFACE.len()))
+}
+
+/// A packet borrowed from a receive buffer: zero-copy.
+///
+/// ```
+/// use fleetwire::{PacketRef, Status};
+/// let wire = [0x10, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, b'h', b'i', 0xFF];
+/// let Ok(Status::Complete((pkt, rest))) = PacketRef::parse(&wire, u16::MAX) else { panic!() };
+/// assert_eq!(pkt.payload, b"hi");
+/// assert_eq!(rest, &[0xFF]);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PacketRef<'a> {
+    /// The validated header.
+    pub header: Header,
+    /// The payload as it is on the wire (possibly compressed).
+    pub payload: &'a [u8],
+}
+
+impl<'a> PacketRef<'a> {
+    /// Parses one packet from the front of `buf`, returning it and the bytes after it.
+    ///
+    /// The header is validated as soon as it is complete (spec §4.9), so an oversize
+    /// length is rejected without waiting for its payload. Control payloads are not
+    /// decoded here: see [`crate::control::Control::parse`].
+    #[allow(clippy::type_complexity)]
+    pub fn parse(
+        buf: &'a [u8],
+        max_payload: u16,
+    ) -> Result<Status<(PacketRef<'a>, &'a [u8])>, Error> {
+        let header = match Header::parse(buf, max_payload)? {
+            Status::Complete(h) => h,
+            Status::Incomplete { needed } => return Ok(Status::Incomplete { needed }),
+        };
+        let total = header.packet_len();
+        if buf.len() < total {
+            return Ok(Status::Incomplete {
+                needed: total - buf.len(),
+            });
+        }
+        let payload = &buf[header.len()..total];
+        Ok(Status::Complete((PacketRef { header, payload }, &buf[total..])))
+    }
+
+    /// An owned copy of this packet.
+    pub fn to_packet(&self) -> Packet {
+        Packet {
+            header: self.header,
+            payload: Bytes::copy_from_slice(self.payload),
+        }
+    }
+}
+
+/// An owned packet whose payload is a reference-counted slice of the receive buffer.
+///
+/// ```
+/// use bytes::Bytes;
+/// use fleetwire::{Header, Packet, Route};
+/// let pkt = Packet::data(Route::new(1, 0, 0), Bytes::from_static(b"abc"));
+/// assert_eq!(pkt.header.length, 3);
+/// assert_eq!(pkt.to_vec(), [0x10, 0, 0, 3, 0, 1, 0, 0, b'a', b'b', b'c']);
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Packet {
+    /// The header; `header.length` equals `payload.len()`.
+    pub header: Header,
+    /// The payload bytes as on the wire.
+    pub payload: Bytes,
+}
+
+impl Packet {
+    /// A DATA packet with an uncompressed payload.
+    ///
+    /// # Panics
+    ///
+    /// If `payload` is longer than 65,535 bytes.
+    pub fn data(route: crate::Route, payload: Bytes) -> Packet {
+        let length = u16::try_from(payload.len()).expect("payload longer than 65535 bytes");
+        Packet {
+            header: Header::data(route, length),
+            payload,
+        }
+    }
+
+    /// Appends header and payload to `out`.
+    pub fn encode_to_vec(&self, out: &mut Vec<u8>) {
+        self.header.encode_to_vec(out);
+        out.extend_from_slice(&self.payload);
+    }
+
+    /// Header and payload as one vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.header.packet_len());
+        self.encode_to_vec(&mut out);
+        out
+    }
+
+    /// A borrowed view of this packet.
+    pub fn as_ref(&self) -> PacketRef<'_> {
+        PacketRef {
+            header: self.header,
+            payload: &self.payload,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Kind, Route};
+
+    #[test]
+    fn incomplete_payload_reports_needed() {
+        let wire = [0x10, 0, 0, 4, 0, 0, 0, 0, 1, 2];
+        assert_eq!(
+            PacketRef::parse(&wire, u16::MAX),
+            Ok(Status::Incomplete { needed: 2 })
+        );
+    }
+
+    #[test]
+    fn oversize_length_rejected_before_payload_arrives() {
+        let wire = [0x10, 0, 0x04, 0x01, 0, 0, 0, 0];
+        assert_eq!(PacketRef::parse(&wire, 1024), Err(Error::PayloadTooLarge));
+    }
+
+    #[test]
+    fn empty_payload_is_complete() {
+        let wire = [0x10, 0, 0, 0, 0, 0, 0, 0];
+        let Ok(Status::Complete((pkt, rest))) = PacketRef::parse(&wire, 1024) else {
+            panic!()
+        };
+        assert!(pkt.payload.is_empty() && rest.is_empty());
+        assert_eq!(pkt.header.kind, Kind::Data);
+    }
+
+    #[test]
+    fn owned_round_trip() {
+        let pkt = Packet::data(Route::new(9, 8, 7), Bytes::from_static(b"xyz"));
+        let wire = pkt.to_vec();
+        let Ok(Status::Complete((view, _))) = PacketRef::parse(&wire, u16::MAX) else {
+            panic!()
+        };
+        assert_eq!(view.to_packet(), pkt);
+    }
+
+    #[test]
+    fn preface_checked_only_when_complete() {
+        assert_eq!(check_preface(&[0; 7]), Ok(Status::Incomplete { needed: 1 }));
+        assert_eq!(check_preface(&[0; 8]), Err(Error::BadPreface));
+        let mut p = PREFACE;
+        p[7] = 0x0B;
+        assert_eq!(check_preface(&p), Err(Error::BadPreface));
+    }
+}
