@@ -50,6 +50,21 @@ fn bench(c: &mut Criterion) {
             count
         })
     });
+    g.bench_function("deframer_batch_64B", |b| {
+        let mut d = Deframer::new(u16::MAX);
+        let mut batch = fleetwire::Batch::default();
+        b.iter(|| {
+            d.extend(black_box(&wire));
+            let mut count = 0usize;
+            while let Ok(n) = d.next_batch(&mut batch, 1024) {
+                if n == 0 {
+                    break;
+                }
+                count += batch.iter().map(|p| p.payload.len()).sum::<usize>();
+            }
+            count
+        })
+    });
     g.finish();
 }
 

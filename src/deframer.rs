@@ -1,10 +1,10 @@
 //! Incremental deframing of a byte stream into packets (spec §2, §12.2).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::error::Error;
 use crate::header::{Header, Status};
-use crate::packet::Packet;
+use crate::packet::{Packet, PacketRef};
 
 /// What the deframer holds of the next packet, for the header and packet timers (§6.5).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -92,6 +92,54 @@ impl Deframer {
         Ok(Some(Packet { header, payload }))
     }
 
+    /// Moves up to `max` complete packets into `batch` (cleared first) and returns how
+    /// many. The packets share one reference-counted buffer: one split per batch instead
+    /// of one per packet.
+    ///
+    /// An invalid packet after some valid ones ends the batch; the error is returned by
+    /// the next call (and every call after it), with [`offset`](Deframer::offset) at the
+    /// failing packet.
+    ///
+    /// ```
+    /// use fleetwire::{Batch, Deframer};
+    /// let mut d = Deframer::new(u16::MAX);
+    /// d.extend(&[0x10, 0, 0, 1, 0, 0, 0, 0, 7, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x10]);
+    /// let mut batch = Batch::default();
+    /// assert_eq!(d.next_batch(&mut batch, 64).unwrap(), 2);
+    /// assert_eq!(batch.iter().next().unwrap().payload, &[7]);
+    /// assert_eq!(d.buffered(), 1);
+    /// ```
+    pub fn next_batch(&mut self, batch: &mut Batch, max: usize) -> Result<usize, Error> {
+        batch.clear();
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let mut consumed = 0;
+        while batch.entries.len() < max {
+            match PacketRef::parse(&self.buf[consumed..], self.max_payload) {
+                Ok(Status::Complete((pkt, _))) => {
+                    let start = consumed + pkt.header.len();
+                    batch.entries.push((pkt.header, start as u32));
+                    consumed = start + pkt.payload.len();
+                }
+                Ok(Status::Incomplete { .. }) => break,
+                Err(e) => {
+                    self.failed = Some(e);
+                    if batch.entries.is_empty() {
+                        return Err(e);
+                    }
+                    break;
+                }
+            }
+        }
+        if consumed > 0 {
+            batch.buf = self.buf.split_to(consumed).freeze();
+            self.header = None;
+            self.offset += consumed as u64;
+        }
+        Ok(batch.entries.len())
+    }
+
     /// The header of the packet being assembled, once it is complete and valid.
     ///
     /// Lets a caller reject a packet by its header (kind in this state, credit) before
@@ -142,6 +190,64 @@ impl Deframer {
     }
 }
 
+/// Packets deframed together, sharing one reference-counted buffer.
+///
+/// ```
+/// use fleetwire::{Batch, Deframer};
+/// let mut d = Deframer::new(u16::MAX);
+/// d.extend(&[0x10, 0, 0, 2, 0, 9, 0, 0, 1, 2]);
+/// let mut batch = Batch::default();
+/// d.next_batch(&mut batch, usize::MAX).unwrap();
+/// let owned = batch.packet(0).unwrap(); // a Bytes slice of the shared buffer, no copy
+/// assert_eq!(owned.header.route.node, 9);
+/// assert_eq!(&owned.payload[..], &[1, 2]);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    buf: Bytes,
+    /// Header and payload offset in `buf` of each packet.
+    entries: Vec<(Header, u32)>,
+}
+
+impl Batch {
+    /// Number of packets.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the batch holds no packet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Empties the batch, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.buf = Bytes::new();
+    }
+
+    /// Borrowed views of the packets, in stream order.
+    pub fn iter(&self) -> impl Iterator<Item = PacketRef<'_>> + '_ {
+        self.entries.iter().map(|(header, start)| {
+            let start = *start as usize;
+            PacketRef {
+                header: *header,
+                payload: &self.buf[start..start + usize::from(header.length)],
+            }
+        })
+    }
+
+    /// The `i`-th packet as an owned packet sharing the batch's buffer.
+    pub fn packet(&self, i: usize) -> Option<Packet> {
+        let (header, start) = *self.entries.get(i)?;
+        let start = start as usize;
+        Some(Packet {
+            header,
+            payload: self.buf.slice(start..start + usize::from(header.length)),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +257,8 @@ mod tests {
     fn stream() -> Vec<u8> {
         let mut v = Vec::new();
         for i in 0..5u8 {
-            Packet::data(Route::new(1, i, 0), Bytes::from(vec![i; i as usize])).encode_to_vec(&mut v);
+            Packet::data(Route::new(1, i, 0), Bytes::from(vec![i; i as usize]))
+                .encode_to_vec(&mut v);
         }
         v
     }
@@ -203,6 +310,35 @@ mod tests {
         assert_eq!(got.len(), 5);
         assert_eq!(d.offset(), bad_at as u64);
         assert_eq!(d.next_packet(), Err(err));
+    }
+
+    #[test]
+    fn batches_match_single_packets_and_keep_errors_for_the_next_call() {
+        let mut wire = stream();
+        let good = wire.len();
+        wire.extend_from_slice(&[0x10, 0x08, 0, 0, 0, 0, 0, 0]);
+        let mut single = Deframer::new(u16::MAX);
+        single.extend(&wire);
+        let mut expected = Vec::new();
+        assert!(drain(&mut single, &mut expected).is_err());
+        for max in [1, 2, 5, 100] {
+            let mut d = Deframer::new(u16::MAX);
+            d.extend(&wire);
+            let mut batch = Batch::default();
+            let mut got = Vec::new();
+            let err = loop {
+                match d.next_batch(&mut batch, max) {
+                    Ok(n) => {
+                        assert!(n > 0 && n <= max);
+                        got.extend((0..n).map(|i| batch.packet(i).unwrap()));
+                    }
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(got, expected);
+            assert_eq!(err.code(), ErrorCode::RESERVED_BIT);
+            assert_eq!(d.offset(), good as u64);
+        }
     }
 
     #[test]

@@ -294,7 +294,11 @@ impl Header {
     /// Returns `Incomplete` until the whole header (8 or 10 bytes) is present, then runs
     /// the checks of §4.9 in order against `max_payload`. Bytes after the header are not
     /// looked at.
+    #[inline]
     pub fn parse(buf: &[u8], max_payload: u16) -> Result<Status<Header>, Error> {
+        if let Some(h) = Header::parse_fast(buf, max_payload) {
+            return Ok(Status::Complete(h));
+        }
         if buf.len() < Header::BASE_LEN {
             return Ok(Status::Incomplete {
                 needed: Header::BASE_LEN - buf.len(),
@@ -308,6 +312,39 @@ impl Header {
         }
         let header = Header::validate(buf, has_ext, max_payload)?;
         Ok(Status::Complete(header))
+    }
+
+    /// The common case in one test: a version-1 DATA header without extension, R bits,
+    /// reserved codec or N-with-codec, within `max_payload`. Anything else (including
+    /// every error) takes the full path of [`Header::validate`], which reports the first
+    /// failing check in the order of §4.9; both paths accept exactly the same headers.
+    #[inline(always)]
+    fn parse_fast(buf: &[u8], max_payload: u16) -> Option<Header> {
+        let b: &[u8; 8] = buf.first_chunk()?;
+        let flags = b[1];
+        let codec_bits = flags & flag::CODEC_MASK;
+        let plain = b[0] == (Header::VERSION << 4)
+            && flags & (flag::EXT | flag::RESERVED) == 0
+            && codec_bits != flag::CODEC_MASK
+            && !(flags & flag::NEVER_COMPRESS != 0 && codec_bits != 0);
+        let length = u16::from_be_bytes([b[2], b[3]]);
+        if !plain || length > max_payload {
+            return None;
+        }
+        let codec = match codec_bits >> flag::CODEC_SHIFT {
+            0 => Codec::None,
+            1 => Codec::Snappy,
+            _ => Codec::Zlib,
+        };
+        Some(Header {
+            kind: Kind::Data,
+            never_compress: flags & flag::NEVER_COMPRESS != 0,
+            codec,
+            hints: flags & flag::HINTS,
+            length,
+            route: Route::new(u16::from_be_bytes([b[4], b[5]]), b[6], b[7]),
+            source: None,
+        })
     }
 
     /// The checks of spec §4.9, in order; `buf` holds at least the whole header.
@@ -395,21 +432,33 @@ mod tests {
     #[test]
     fn rejects_versions_other_than_one() {
         for v in [0u8, 2, 15] {
-            assert_eq!(parse(&[v << 4, 0, 0, 0, 0, 0, 0, 0]), Err(Error::UnsupportedVersion));
+            assert_eq!(
+                parse(&[v << 4, 0, 0, 0, 0, 0, 0, 0]),
+                Err(Error::UnsupportedVersion)
+            );
         }
     }
 
     #[test]
     fn rejects_unassigned_kinds() {
         for k in 7u8..16 {
-            assert_eq!(parse(&[0x10 | k, 0, 0, 0, 0, 0, 0, 0]), Err(Error::UnknownKind));
+            assert_eq!(
+                parse(&[0x10 | k, 0, 0, 0, 0, 0, 0, 0]),
+                Err(Error::UnknownKind)
+            );
         }
     }
 
     #[test]
     fn rejects_reserved_bits() {
-        assert_eq!(parse(&[0x10, 0x04, 0, 0, 0, 0, 0, 0]), Err(Error::ReservedBit));
-        assert_eq!(parse(&[0x10, 0x08, 0, 0, 0, 0, 0, 0]), Err(Error::ReservedBit));
+        assert_eq!(
+            parse(&[0x10, 0x04, 0, 0, 0, 0, 0, 0]),
+            Err(Error::ReservedBit)
+        );
+        assert_eq!(
+            parse(&[0x10, 0x08, 0, 0, 0, 0, 0, 0]),
+            Err(Error::ReservedBit)
+        );
     }
 
     #[test]
@@ -425,9 +474,18 @@ mod tests {
 
     #[test]
     fn validation_order_version_before_kind_before_reserved() {
-        assert_eq!(parse(&[0x2F, 0x0C, 0, 0, 0, 0, 0, 0]), Err(Error::UnsupportedVersion));
-        assert_eq!(parse(&[0x1F, 0x0C, 0, 0, 0, 0, 0, 0]), Err(Error::UnknownKind));
-        assert_eq!(parse(&[0x10, 0x3C, 0, 0, 0, 0, 0, 0]), Err(Error::ReservedBit));
+        assert_eq!(
+            parse(&[0x2F, 0x0C, 0, 0, 0, 0, 0, 0]),
+            Err(Error::UnsupportedVersion)
+        );
+        assert_eq!(
+            parse(&[0x1F, 0x0C, 0, 0, 0, 0, 0, 0]),
+            Err(Error::UnknownKind)
+        );
+        assert_eq!(
+            parse(&[0x10, 0x3C, 0, 0, 0, 0, 0, 0]),
+            Err(Error::ReservedBit)
+        );
     }
 
     #[test]
@@ -455,7 +513,27 @@ mod tests {
             parse(&[0x12, 0, 0, 0, 0, 0, 0, 1]),
             Err(Error::BadControl(_))
         ));
-        assert!(matches!(parse(&[0x16, 0, 0, 0, 0, 1, 0, 0]), Ok(Status::Complete(_))));
+        assert!(matches!(
+            parse(&[0x16, 0, 0, 0, 0, 1, 0, 0]),
+            Ok(Status::Complete(_))
+        ));
+    }
+
+    #[test]
+    fn fast_path_agrees_with_full_validation() {
+        for b0 in 0..=255u8 {
+            for b1 in 0..=255u8 {
+                for len in [0u16, 1024, 1025] {
+                    let l = len.to_be_bytes();
+                    let buf = [b0, b1, l[0], l[1], 0, 3, 2, 1, 0, 7];
+                    let full = Header::validate(&buf, b1 & flag::EXT != 0, 1024);
+                    match Header::parse_fast(&buf, 1024) {
+                        Some(h) => assert_eq!(full, Ok(h), "{b0:02x} {b1:02x} {len}"),
+                        None => assert!(full.is_err() || b0 != 0x10 || b1 & flag::EXT != 0),
+                    }
+                }
+            }
+        }
     }
 
     #[test]
