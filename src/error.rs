@@ -89,6 +89,8 @@ error_codes! {
     TOO_MANY_ERRORS = 0x000F,
     /// The endpoint failed internally.
     INTERNAL_ERROR = 0x0010,
+    /// Local only, never sent: the byte stream ended or failed without GOAWAY (§6.4).
+    CONNECTION_LOST = 0x0011,
     /// No route to the destination node (§7.3).
     NO_ROUTE = 0x0100,
     /// The destination service is not registered (§7.2).
@@ -184,10 +186,9 @@ impl Error {
             Error::UnknownKind => "unassigned packet kind",
             Error::ReservedBit => "reserved bit set",
             Error::PayloadTooLarge => "payload length above max_payload",
-            Error::BadFlags(d)
-            | Error::BadControl(d)
-            | Error::BadHello(d)
-            | Error::Other(_, d) => d,
+            Error::BadFlags(d) | Error::BadControl(d) | Error::BadHello(d) | Error::Other(_, d) => {
+                d
+            }
         }
     }
 }
@@ -216,7 +217,7 @@ mod tests {
             let name = code.name().expect("assigned code has a name");
             assert_eq!(ErrorCode::from_name(name), Some(code));
         }
-        assert_eq!(ErrorCode::ALL.len(), 24);
+        assert_eq!(ErrorCode::ALL.len(), 25);
     }
 
     #[test]
