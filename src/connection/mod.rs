@@ -1,0 +1,490 @@
+//! The sans-IO connection state machine (spec §3, §5, §6, §7.2, §7.4, §8, §9.3, §11,
+//! §12).
+//!
+//! A [`Connection`] owns no socket, thread or clock. The driver feeds it received bytes
+//! with [`handle_input`](Connection::handle_input), writes out what
+//! [`poll_transmit`](Connection::poll_transmit) hands back, takes application events from
+//! [`poll_event`](Connection::poll_event), and calls
+//! [`handle_timeout`](Connection::handle_timeout) when the deadline of
+//! [`poll_timeout`](Connection::poll_timeout) passes. Time is a monotonic
+//! [`Duration`] since an arbitrary epoch, passed in by the driver.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fleetwire::connection::{Config, Connection, Event, SendOptions};
+//! use fleetwire::Route;
+//!
+//! let now = Duration::ZERO;
+//! let mut client = Connection::new(Config::client(), now);
+//! let mut server = Connection::new(Config::node(1), now);
+//!
+//! // Preface and HELLO are queued at once (§3): exchange them.
+//! let (mut c2s, mut s2c) = (Vec::new(), Vec::new());
+//! client.poll_transmit(&mut c2s);
+//! server.poll_transmit(&mut s2c);
+//! server.handle_input(now, &c2s);
+//! client.handle_input(now, &s2c);
+//! assert!(client.is_established() && server.is_established());
+//!
+//! client.send_data(Route::new(0, 0, 1), b"move north", SendOptions::default()).unwrap();
+//! c2s.clear();
+//! client.poll_transmit(&mut c2s);
+//! server.handle_input(now, &c2s);
+//! assert!(matches!(server.poll_event(), Some(Event::Established { .. })));
+//! let Some(Event::Data { payload, .. }) = server.poll_event() else { panic!() };
+//! assert_eq!(&payload[..], b"move north");
+//! ```
+//!
+//! The checks cite the spec's requirement tags (`[[flow.exceed]]`) beside the code that
+//! enforces them.
+
+mod config;
+mod credit;
+mod event;
+mod pair;
+mod recv;
+mod send;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+pub use config::{Config, ServiceSet};
+pub use event::{Event, PeerInfo, SendError, SendOptions};
+pub use pair::Pair;
+
+use crate::control::{Control, Goaway, Hello, Role};
+use crate::deframer::Deframer;
+use crate::error::ErrorCode;
+use crate::header::Header;
+use crate::packet::PREFACE;
+use credit::{RecvCredit, SendCredit};
+
+/// Outstanding PINGs remembered for their PONG; older ones are forgotten (their PONG is
+/// then ignored as unknown, §5.4).
+const MAX_OUTSTANDING_PINGS: usize = 64;
+
+/// Where the connection is in its life (spec §6.1). DRAINING is `Established` with a
+/// GOAWAY sent (`goaway_sent_at`); a received GOAWAY closes at once.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    AwaitPreface,
+    AwaitHello,
+    Established,
+    Closed,
+}
+
+/// An event with the flow-control credit it returns to the peer once polled (§8).
+#[derive(Debug)]
+struct Queued {
+    event: Event,
+    /// Payload Length of the DATA packet this event consumed, if any.
+    credit: Option<u16>,
+}
+
+/// One Fleetwire connection, from either side: client, node or proxy.
+///
+/// See the [module documentation](self) for how to drive it, and [`Pair`] for two
+/// connections wired together in memory.
+///
+/// ```
+/// use std::time::Duration;
+/// use fleetwire::connection::{Config, Connection};
+///
+/// let mut conn = Connection::new(Config::node(4), Duration::ZERO);
+/// let mut wire = Vec::new();
+/// conn.poll_transmit(&mut wire);
+/// assert_eq!(&wire[..8], &fleetwire::PREFACE); // preface first, then HELLO (§3)
+/// assert_eq!(wire[8], 0x11);
+/// assert_eq!(conn.poll_timeout(), Some(Duration::from_secs(10))); // handshake timer
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    config: Config,
+    state: State,
+    /// The latest time the driver gave us.
+    now: Duration,
+    opened_at: Duration,
+    preface: [u8; 8],
+    preface_len: usize,
+    deframer: Deframer,
+    /// The header of the packet being assembled, once it passed the checks of §6.3.
+    checked: Option<Header>,
+    /// When the first byte of the packet being assembled arrived (§6.5).
+    packet_started: Duration,
+    last_rx: Duration,
+    last_tx: Duration,
+    goaway_sent_at: Option<Duration>,
+    close_reason: String,
+    peer: Option<PeerInfo>,
+    send_credit: SendCredit,
+    recv_credit: RecvCredit,
+    tx: Vec<u8>,
+    events: VecDeque<Queued>,
+    empty_run: u32,
+    packet_errors: u32,
+    /// DATA packets of the peer processed before our GOAWAY (§5.5).
+    delivered: u64,
+    next_ping_id: u64,
+    pings: VecDeque<u64>,
+    #[cfg(feature = "compression")]
+    compressor: crate::compress::Compressor,
+    #[cfg(feature = "compression")]
+    decompressor: crate::compress::Decompressor,
+}
+
+impl Connection {
+    /// Opens a connection at time `now` and queues the preface and our HELLO, without
+    /// waiting for the peer (spec §3 `[[preface.send]]`).
+    ///
+    /// # Panics
+    ///
+    /// If `config` fails [`Config::validate`]: an invalid local configuration is a
+    /// programming error, never the peer's doing.
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let conn = Connection::new(Config::client(), std::time::Duration::from_secs(5));
+    /// assert!(!conn.is_established());
+    /// ```
+    pub fn new(config: Config, now: Duration) -> Connection {
+        if let Err(why) = config.validate() {
+            panic!("invalid fleetwire connection config: {why}");
+        }
+        let limits = config.limits;
+        let mut conn = Connection {
+            state: State::AwaitPreface,
+            now,
+            opened_at: now,
+            preface: [0; 8],
+            preface_len: 0,
+            deframer: Deframer::new(limits.max_payload),
+            checked: None,
+            packet_started: now,
+            last_rx: now,
+            last_tx: now,
+            goaway_sent_at: None,
+            close_reason: String::new(),
+            peer: None,
+            send_credit: SendCredit::default(),
+            recv_credit: RecvCredit::new(
+                limits.initial_credit_packets,
+                limits.initial_credit_bytes,
+                limits.max_payload,
+            ),
+            tx: Vec::new(),
+            events: VecDeque::new(),
+            empty_run: 0,
+            packet_errors: 0,
+            delivered: 0,
+            next_ping_id: 1,
+            pings: VecDeque::new(),
+            #[cfg(feature = "compression")]
+            compressor: crate::compress::Compressor::default(),
+            #[cfg(feature = "compression")]
+            decompressor: crate::compress::Decompressor::new(),
+            config,
+        };
+        conn.queue_hello();
+        conn
+    }
+
+    fn queue_hello(&mut self) {
+        // spec §3 [[preface.send]]: preface, then HELLO, right away
+        self.tx.extend_from_slice(&PREFACE);
+        let mut hello = Hello::new(
+            self.config.role,
+            self.config.node_id,
+            &self.config.limits,
+            self.config.announced_codecs(),
+        );
+        // spec §5.2 [[hello.peer-id]]
+        hello.peer_id = self.config.peer_id;
+        self.queue_control(Control::Hello(hello));
+    }
+
+    /// Appends every byte queued for the peer to `out` and returns how many: many
+    /// packets in one call, for one write or TLS record (§10.3 `[[tls.grouping]]`).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let mut conn = Connection::new(Config::client(), std::time::Duration::ZERO);
+    /// let mut out = Vec::new();
+    /// assert_eq!(conn.poll_transmit(&mut out), 8 + 8 + 28); // preface + HELLO
+    /// assert_eq!(conn.poll_transmit(&mut out), 0);
+    /// ```
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        let n = self.tx.len();
+        out.extend_from_slice(&self.tx);
+        self.tx.clear();
+        n
+    }
+
+    /// Whether bytes are waiting for [`poll_transmit`](Connection::poll_transmit).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let conn = Connection::new(Config::client(), std::time::Duration::ZERO);
+    /// assert!(conn.has_transmit());
+    /// ```
+    pub fn has_transmit(&self) -> bool {
+        !self.tx.is_empty()
+    }
+
+    /// The next event for the application, in order of arrival.
+    ///
+    /// Taking a [`Event::Data`] or [`Event::Forward`] counts its packet as consumed and
+    /// may queue a CREDIT for the peer (§8 `[[flow.grant]]`): a slow consumer slows its
+    /// sender. [`Event::Closed`] is always the last event.
+    ///
+    /// ```
+    /// use fleetwire::connection::{Event, Pair};
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// assert!(matches!(pair.b.poll_event(), Some(Event::Established { .. })));
+    /// assert_eq!(pair.b.poll_event(), None);
+    /// ```
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let Queued { event, credit } = self.events.pop_front()?;
+        if let Some(len) = credit {
+            self.recv_credit.consumed(len);
+            self.grant_credit();
+        }
+        Some(event)
+    }
+
+    /// The next event, without taking it (and so without granting its credit back).
+    ///
+    /// Lets a proxy apply backpressure: it takes an [`Event::Forward`] only once the
+    /// egress connection can accept the packet, so that the ingress peer's credit is not
+    /// returned for packets still waiting (§8 `[[flow.grant]]`, §7.3).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Event, Pair};
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// assert!(matches!(pair.a.peek_event(), Some(Event::Established { .. })));
+    /// assert!(matches!(pair.a.poll_event(), Some(Event::Established { .. })));
+    /// ```
+    pub fn peek_event(&self) -> Option<&Event> {
+        self.events.front().map(|q| &q.event)
+    }
+
+    /// Queues a CREDIT when enough has been consumed (§8 `[[flow.grant]]`).
+    fn grant_credit(&mut self) {
+        if self.state != State::Established || self.goaway_sent_at.is_some() {
+            return;
+        }
+        if let Some(c) = self.recv_credit.grant() {
+            self.queue_control(Control::Credit(c));
+        }
+    }
+
+    /// Starts a graceful close: queues GOAWAY with NO_ERROR and the count of the peer's
+    /// DATA packets processed so far, and enters DRAINING (§6.4). No DATA is sent after
+    /// it; DATA arriving after it is discarded. The connection closes when the peer's
+    /// GOAWAY arrives or the drain timer expires. Before the handshake completes, or when
+    /// already closing, it closes at once (respectively does nothing).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Event, Pair};
+    /// use fleetwire::ErrorCode;
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// let now = pair.now;
+    /// pair.a.close(now, "done");
+    /// pair.drive();
+    /// let last = std::iter::from_fn(|| pair.a.poll_event()).last();
+    /// assert!(matches!(last, Some(Event::Closed { code: ErrorCode::NO_ERROR, by_peer: false, .. })));
+    /// assert!(pair.a.is_closed() && pair.b.is_closed());
+    /// ```
+    pub fn close(&mut self, now: Duration, reason: &str) {
+        self.now = self.now.max(now);
+        if self.state == State::Closed || self.goaway_sent_at.is_some() {
+            return;
+        }
+        self.queue_goaway(ErrorCode::NO_ERROR, reason);
+        if self.state == State::Established {
+            self.goaway_sent_at = Some(self.now);
+            self.close_reason = reason.to_owned();
+        } else {
+            self.finish(ErrorCode::NO_ERROR, false, reason.to_owned(), None);
+        }
+    }
+
+    /// Whether the peer's HELLO was received and negotiation succeeded (§6.1), and the
+    /// connection is not closed. Stays true while DRAINING.
+    ///
+    /// ```
+    /// use fleetwire::connection::Pair;
+    /// let mut pair = Pair::client_server();
+    /// assert!(!pair.a.is_established());
+    /// pair.drive();
+    /// assert!(pair.a.is_established());
+    /// ```
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Whether a graceful GOAWAY was sent and the connection is waiting for the peer's
+    /// (DRAINING, §6.1).
+    ///
+    /// ```
+    /// use fleetwire::connection::Pair;
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// let now = pair.now;
+    /// pair.a.close(now, "");
+    /// assert!(pair.a.is_draining());
+    /// ```
+    pub fn is_draining(&self) -> bool {
+        self.state == State::Established && self.goaway_sent_at.is_some()
+    }
+
+    /// Whether the connection is closed: no input is processed any more. Bytes may still
+    /// wait in [`poll_transmit`](Connection::poll_transmit) (the final GOAWAY) and events
+    /// in [`poll_event`](Connection::poll_event).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let mut conn = Connection::new(Config::client(), std::time::Duration::ZERO);
+    /// conn.handle_input(std::time::Duration::ZERO, b"GET / HTTP/1.1\r\n");
+    /// assert!(conn.is_closed()); // BAD_PREFACE
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// What the peer announced, once established.
+    ///
+    /// ```
+    /// use fleetwire::connection::Pair;
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// assert_eq!(pair.a.peer().map(|p| p.node_id), Some(1));
+    /// ```
+    pub fn peer(&self) -> Option<&PeerInfo> {
+        self.peer.as_ref()
+    }
+
+    /// This configuration.
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let conn = Connection::new(Config::node(2), std::time::Duration::ZERO);
+    /// assert_eq!(conn.config().node_id, 2);
+    /// ```
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Our node id as seen on this connection: the configured `node_id`, or for a client
+    /// the id the peer attributed to us in its HELLO (0 until then, or when none). DATA
+    /// and ERROR for 0 or this id are delivered locally (§7.2).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Pair};
+    /// let mut pair = Pair::new(Config::client(), Config { peer_id: 77, ..Config::node(1) });
+    /// pair.drive();
+    /// assert_eq!(pair.a.own_id(), 77);
+    /// assert_eq!(pair.b.own_id(), 1);
+    /// ```
+    pub fn own_id(&self) -> u16 {
+        if self.config.node_id != 0 {
+            return self.config.node_id;
+        }
+        self.peer.map_or(0, |p| p.attributed_id)
+    }
+
+    /// The credit the peer granted us and we have not used: `(packets, bytes)` (§8).
+    ///
+    /// ```
+    /// use fleetwire::connection::Pair;
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// assert_eq!(pair.a.send_credit(), (1024, 4 * 1024 * 1024));
+    /// ```
+    pub fn send_credit(&self) -> (u32, u32) {
+        (self.send_credit.packets, self.send_credit.bytes)
+    }
+
+    /// How many of the peer's DATA packets were processed (delivered, forwarded or
+    /// discarded with a packet error): the `delivered` of our GOAWAY (§5.5).
+    ///
+    /// ```
+    /// use fleetwire::connection::Pair;
+    /// let pair = Pair::client_server();
+    /// assert_eq!(pair.b.delivered(), 0);
+    /// ```
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    // ---- internal helpers shared by the submodules ----
+
+    /// Appends a hop-by-hop control packet to the transmit buffer.
+    fn queue_control(&mut self, control: Control<'_>) {
+        control.encode_packet(&mut self.tx);
+        self.last_tx = self.now;
+    }
+
+    fn queue_goaway(&mut self, code: ErrorCode, reason: &str) {
+        let delivered = self.delivered;
+        self.queue_control(Control::Goaway(Goaway {
+            code,
+            delivered,
+            reason,
+        }));
+    }
+
+    /// Enters CLOSED and reports it: the last event.
+    fn finish(&mut self, code: ErrorCode, by_peer: bool, reason: String, delivered: Option<u64>) {
+        self.state = State::Closed;
+        self.checked = None;
+        let event = Event::Closed {
+            code,
+            by_peer,
+            reason,
+            delivered,
+        };
+        self.events.push_back(Queued {
+            event,
+            credit: None,
+        });
+    }
+
+    /// A connection error: GOAWAY with the code, then CLOSED without processing further
+    /// input (§6.4 `[[close.on-error]]`).
+    fn fail(&mut self, code: ErrorCode, reason: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.queue_goaway(code, reason);
+        self.finish(code, false, reason.to_owned(), None);
+    }
+
+    /// Whether the peer may set X (§7.4 `[[src.trust]]`).
+    fn peer_may_stamp(&self) -> bool {
+        self.config.trust_source && self.peer.is_some_and(|p| p.role == Role::Proxy)
+    }
+
+    /// The source of a DATA or ERROR packet received on this connection (§7.4).
+    fn source_of(&self, header: &Header) -> u16 {
+        let Some(peer) = self.peer else { return 0 };
+        match peer.role {
+            // the id we attributed to the client (the peer_id we sent, 0 when none)
+            Role::Client => self.config.peer_id,
+            Role::Node => peer.node_id,
+            // a trusted proxy's stamp, else the proxy itself (X was checked earlier)
+            Role::Proxy => header.source.unwrap_or(peer.node_id),
+        }
+    }
+
+    /// Whether a destination node means this endpoint (§7.2).
+    fn is_local(&self, node: u16) -> bool {
+        node == 0 || node == self.own_id()
+    }
+}

@@ -1,0 +1,428 @@
+//! The receive path: preface, deframing one packet at a time, the state checks of §6.3
+//! and each packet kind.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{Connection, Event, PeerInfo, Queued, State, MAX_OUTSTANDING_PINGS};
+use crate::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Pong, Role};
+use crate::deframer::Partial;
+use crate::error::{Error, ErrorCode};
+use crate::header::{Codec, Header, Kind, Route};
+use crate::packet::{check_preface, Packet};
+use crate::Status;
+
+fn err(code: ErrorCode, detail: &'static str) -> Error {
+    Error::Other(code, detail)
+}
+
+impl Connection {
+    /// Feeds bytes received from the peer at time `now`.
+    ///
+    /// Processes as many packets as the bytes complete, in order, queuing answers
+    /// (PONG, CREDIT, ERROR, GOAWAY) and events. Input may be split anywhere
+    /// (§2 `[[layer.split]]`, §12.2). Expired timers are handled first, so bytes that
+    /// arrive at or after a deadline are too late. A connection error queues GOAWAY with
+    /// its code and closes (§6.4 `[[close.on-error]]`); input after that is ignored.
+    /// Never panics, whatever the bytes.
+    ///
+    /// At most one packet is buffered: the input is fed to the deframer one packet at a
+    /// time, and a DATA packet beyond the credit granted is rejected as soon as its
+    /// header is complete (§11 `[[limit.buffer]]`, §6.3 `[[state.order]]`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fleetwire::connection::{Config, Connection, Event};
+    /// use fleetwire::ErrorCode;
+    ///
+    /// let mut conn = Connection::new(Config::node(1), Duration::ZERO);
+    /// conn.handle_input(Duration::ZERO, &[0x89, b'F', b'W', b'I', b'R', b'E', 0x0D, 0x0B]);
+    /// let Some(Event::Closed { code, by_peer, .. }) = conn.poll_event() else { panic!() };
+    /// assert_eq!((code, by_peer), (ErrorCode::BAD_PREFACE, false));
+    /// ```
+    pub fn handle_input(&mut self, now: Duration, mut input: &[u8]) {
+        self.handle_timeout(now);
+        if self.state == State::Closed || input.is_empty() {
+            return;
+        }
+        // spec §6.5: the idle timer restarts on any byte received
+        self.last_rx = self.now;
+        if self.state == State::AwaitPreface {
+            input = self.read_preface(input);
+        }
+        while !input.is_empty() && self.state != State::Closed {
+            let n = self.wanted().min(input.len());
+            if self.deframer.partial() == Partial::Empty {
+                // spec §6.5: header and packet timers start at a packet's first byte
+                self.packet_started = self.now;
+            }
+            self.deframer.extend(&input[..n]);
+            input = &input[n..];
+            if let Err(e) = self.advance() {
+                self.fail(e.code(), e.detail());
+            }
+        }
+    }
+
+    /// Collects the preface; returns the input after it.
+    fn read_preface<'a>(&mut self, input: &'a [u8]) -> &'a [u8] {
+        let n = (self.preface.len() - self.preface_len).min(input.len());
+        self.preface[self.preface_len..self.preface_len + n].copy_from_slice(&input[..n]);
+        self.preface_len += n;
+        // spec §3 [[preface.check]]: checked once its 8 bytes are available
+        match check_preface(&self.preface[..self.preface_len]) {
+            Ok(Status::Complete(_)) => self.state = State::AwaitHello,
+            Ok(Status::Incomplete { .. }) => {}
+            Err(e) => self.fail(e.code(), e.detail()),
+        }
+        &input[n..]
+    }
+
+    /// How many more bytes complete the header or packet being assembled; never zero.
+    fn wanted(&self) -> usize {
+        let buffered = self.deframer.buffered();
+        match self.checked {
+            Some(h) => h.packet_len().saturating_sub(buffered).max(1),
+            None if buffered < Header::BASE_LEN => Header::BASE_LEN - buffered,
+            None => Header::MAX_LEN.saturating_sub(buffered).max(1),
+        }
+    }
+
+    /// Checks a newly complete header, then processes the packet once it is complete.
+    fn advance(&mut self) -> Result<(), Error> {
+        if self.checked.is_none() {
+            // spec §4.9 [[hdr.order]]: the header checks run in the deframer
+            let Some(header) = self.deframer.pending_header()? else {
+                return Ok(());
+            };
+            self.check_header(&header)?;
+            self.checked = Some(header);
+        }
+        if let Some(packet) = self.deframer.next_packet()? {
+            self.checked = None;
+            self.process(packet)?;
+        }
+        Ok(())
+    }
+
+    /// The checks of §6.3 that need the connection state, before the payload is read.
+    fn check_header(&mut self, h: &Header) -> Result<(), Error> {
+        // spec §6.3 [[state.permitted]]: HELLO only in AWAIT_HELLO, nothing else there
+        let permitted = match self.state {
+            State::AwaitHello => h.kind == Kind::Hello,
+            State::Established => h.kind != Kind::Hello,
+            State::AwaitPreface | State::Closed => false,
+        };
+        if !permitted {
+            return Err(err(
+                ErrorCode::UNEXPECTED_PACKET,
+                "packet kind not permitted in this state",
+            ));
+        }
+        // spec §7.4 [[src.forbid]] [[src.trust]]: X only from a trusted proxy
+        if h.source.is_some() && !self.peer_may_stamp() {
+            return Err(err(
+                ErrorCode::SOURCE_FORGED,
+                "source extension from an untrusted peer",
+            ));
+        }
+        // spec §8 [[flow.exceed]]: DATA beyond the credit granted
+        if h.kind == Kind::Data && self.recv_credit.receive(h.length).is_err() {
+            return Err(err(
+                ErrorCode::FLOW_CONTROL,
+                "DATA exceeds the credit granted",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A complete packet that passed the header and state checks.
+    fn process(&mut self, packet: Packet) -> Result<(), Error> {
+        // spec §5 [[ctl.malformed]]: payload checks, each parser names its code
+        match packet.header.kind {
+            Kind::Data => self.on_data(packet),
+            Kind::Hello => self.on_hello(&packet.payload),
+            Kind::Ping => {
+                let ping = Ping::parse(&packet.payload)?;
+                // spec §5.3 [[ping.answer]] [[ping.order]] [[ping.fifo]]: answered at
+                // once, so it precedes everything queued later; hold time 0
+                self.queue_control(Control::Pong(Pong {
+                    id: ping.id,
+                    timestamp: ping.timestamp,
+                    hold_us: 0,
+                }));
+                Ok(())
+            }
+            Kind::Pong => {
+                let pong = Pong::parse(&packet.payload)?;
+                self.on_pong(pong);
+                Ok(())
+            }
+            Kind::Goaway => {
+                let goaway = Goaway::parse(&packet.payload)?;
+                self.on_goaway(goaway);
+                Ok(())
+            }
+            Kind::Credit => {
+                let credit = Credit::parse(&packet.payload)?;
+                // spec §8 [[flow.overflow]]: outstanding credit above 2^32 − 1
+                self.send_credit
+                    .add(credit)
+                    .map_err(|()| err(ErrorCode::FLOW_CONTROL, "credit above 2^32-1"))
+            }
+            Kind::Error => self.on_error(packet),
+        }
+    }
+
+    fn on_hello(&mut self, payload: &[u8]) -> Result<(), Error> {
+        // spec §5.2 [[hello.length]] [[hello.fields]] [[hello.client-id]] [[hello.node-id]]
+        let hello = Hello::parse(payload)?;
+        // spec §6.2 [[neg.version]]: we speak only version 1
+        if !(hello.min_version..=hello.max_version).contains(&Header::VERSION) {
+            return Err(err(ErrorCode::UNSUPPORTED_VERSION, "no common version"));
+        }
+        if matches!(hello.role, Role::Node | Role::Proxy) {
+            match self.config.authenticated_id {
+                // spec §10.2 [[tls.node-binding]]: the id must match the certificate
+                Some(id) if id != hello.node_id => {
+                    return Err(Error::BadHello("node id differs from the authenticated id"))
+                }
+                // spec §7.4 [[src.auth]]: node or proxy role requires authentication
+                None if self.config.require_auth => {
+                    return Err(Error::BadHello(
+                        "node or proxy role from an unauthenticated peer",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let peer = PeerInfo {
+            version: Header::VERSION,
+            role: hello.role,
+            node_id: hello.node_id,
+            attributed_id: hello.peer_id,
+            // spec §5.2 [[hello.reserved]]: reserved codec bits are ignored
+            codecs: hello.codecs & 0x03,
+            max_payload: hello.max_payload,
+            max_decompressed: hello.max_decompressed,
+            max_ratio: hello.max_ratio,
+            initial_credit_packets: hello.initial_credit_packets,
+            initial_credit_bytes: hello.initial_credit_bytes,
+            idle_timeout_ms: hello.idle_timeout_ms,
+        };
+        self.peer = Some(peer);
+        self.state = State::Established;
+        // spec §8: our credit starts at the peer's initial credit
+        self.send_credit.packets = hello.initial_credit_packets;
+        self.send_credit.bytes = hello.initial_credit_bytes;
+        self.push(Event::Established { peer }, None);
+        Ok(())
+    }
+
+    fn on_data(&mut self, packet: Packet) -> Result<(), Error> {
+        let header = packet.header;
+        // spec §11 [[limit.empty-run]]: more than max_empty_run consecutive empty DATA
+        if header.length == 0 {
+            self.empty_run = self.empty_run.saturating_add(1);
+            if self.empty_run > self.config.limits.max_empty_run {
+                return Err(err(
+                    ErrorCode::FLOOD,
+                    "too many consecutive empty DATA packets",
+                ));
+            }
+        } else {
+            self.empty_run = 0;
+        }
+        // spec §6.4 [[close.discard]]: DATA after our GOAWAY is dropped, not counted
+        if self.goaway_sent_at.is_some() {
+            return Ok(());
+        }
+        // spec §5.5 [[goaway.delivered]]: the peer's DATA packets processed, in order
+        self.delivered += 1;
+        let source = self.source_of(&header);
+        if !self.is_local(header.route.node) {
+            if self.config.role == Role::Proxy {
+                self.push_forward(packet, source, Some(header.length));
+                return Ok(());
+            }
+            // spec §7.3 [[route.no-route]]: not a proxy
+            return self.data_error(&header, source, ErrorCode::NO_ROUTE, "not a proxy");
+        }
+        // spec §7.2 [[route.no-service]]
+        if !self.config.has_service(header.route.service) {
+            return self.data_error(
+                &header,
+                source,
+                ErrorCode::NO_SERVICE,
+                "service not registered",
+            );
+        }
+        match self.decode_payload(header.codec, packet.payload) {
+            Ok(payload) => {
+                let event = Event::Data {
+                    source,
+                    route: header.route,
+                    payload,
+                    never_compress: header.never_compress,
+                };
+                self.push(event, Some(header.length));
+                Ok(())
+            }
+            // spec §9.3 [[comp.packet-error]]
+            Err(e) => self.data_error(&header, source, e.code(), e.detail()),
+        }
+    }
+
+    /// A packet error on a DATA packet: its credit is consumed at once.
+    fn data_error(
+        &mut self,
+        h: &Header,
+        source: u16,
+        code: ErrorCode,
+        why: &str,
+    ) -> Result<(), Error> {
+        self.recv_credit.consumed(h.length);
+        self.packet_error(h, source, code, why)?;
+        self.grant_credit();
+        Ok(())
+    }
+
+    /// Counts a packet error and reports it with ERROR, unless it concerns an ERROR
+    /// (§12.1, §5.7).
+    pub(super) fn packet_error(
+        &mut self,
+        h: &Header,
+        source: u16,
+        code: ErrorCode,
+        why: &str,
+    ) -> Result<(), Error> {
+        self.packet_errors = self.packet_errors.saturating_add(1);
+        // spec §12.3 [[err.budget]]: more than max_packet_errors
+        if self.packet_errors > self.config.limits.max_packet_errors {
+            return Err(err(
+                ErrorCode::TOO_MANY_ERRORS,
+                "packet error budget exhausted",
+            ));
+        }
+        // spec §5.7 [[error.no-loop]]: never an ERROR about an ERROR
+        if h.kind == Kind::Error {
+            return Ok(());
+        }
+        let mut received = [0u8; Header::MAX_LEN];
+        let n = h.encode(&mut received);
+        let report = ErrorReport {
+            code,
+            header: &received[..n],
+            reason: why,
+        };
+        // spec §5.7 [[error.route]]: to the source, service and channel zero, on this
+        // connection
+        Control::Error(report).encode_routed(Route::new(source, 0, 0), None, &mut self.tx);
+        self.last_tx = self.now;
+        Ok(())
+    }
+
+    #[cfg(feature = "compression")]
+    fn decode_payload(&mut self, codec: Codec, payload: Bytes) -> Result<Bytes, Error> {
+        if codec == Codec::None {
+            return Ok(payload);
+        }
+        // spec §9.3 [[comp.not-negotiated]] [[comp.cap]]: our own announced limits
+        let limits = crate::compress::DecompressLimits {
+            max_decompressed: self.config.limits.max_decompressed,
+            max_ratio: self.config.limits.max_ratio,
+            codecs: self.config.announced_codecs(),
+        };
+        let mut out = Vec::new();
+        self.decompressor
+            .decompress(codec, &payload, &limits, &mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    #[cfg(not(feature = "compression"))]
+    fn decode_payload(&mut self, codec: Codec, payload: Bytes) -> Result<Bytes, Error> {
+        if codec == Codec::None {
+            return Ok(payload);
+        }
+        // spec §9.3 [[comp.not-negotiated]]: this build announces no codec
+        Err(err(
+            ErrorCode::CODEC_NOT_NEGOTIATED,
+            "payload codec not announced by this receiver",
+        ))
+    }
+
+    fn on_error(&mut self, packet: Packet) -> Result<(), Error> {
+        // spec §5.7 [[error.layout]]
+        let report = ErrorReport::parse(&packet.payload)?;
+        let source = self.source_of(&packet.header);
+        if self.is_local(packet.header.route.node) {
+            let event = Event::PacketError {
+                code: report.code,
+                source,
+                header: packet.payload.slice(2..2 + report.header.len()),
+                reason: report.reason.to_owned(),
+            };
+            self.push(event, None);
+            return Ok(());
+        }
+        if self.config.role == Role::Proxy {
+            self.push_forward(packet, source, None);
+            return Ok(());
+        }
+        // spec §7.3 [[route.no-route]], §5.7 [[error.no-loop]]: discarded silently
+        self.packet_error(&packet.header, source, ErrorCode::NO_ROUTE, "not a proxy")
+    }
+
+    /// A packet for another node, stamped for the proxy layer (§7.3, §7.4).
+    fn push_forward(&mut self, packet: Packet, source: u16, credit: Option<u16>) {
+        let received = packet.header;
+        // spec §7.4 [[src.stamp]], §7.3 [[route.stamp]]: X = 1 and the source we
+        // determined; everything else unchanged [[route.forward-unchanged]]
+        let header = Header {
+            source: Some(source),
+            ..received
+        };
+        let packet = Packet {
+            header,
+            payload: packet.payload,
+        };
+        self.push(Event::Forward { packet, received }, credit);
+    }
+
+    fn on_pong(&mut self, pong: Pong) {
+        // spec §5.4 [[pong.unknown]]: a PONG we did not ask for is ignored
+        let Some(at) = self.pings.iter().position(|&id| id == pong.id) else {
+            return;
+        };
+        self.pings.remove(at);
+        let now_us = u64::try_from(self.now.as_micros()).unwrap_or(u64::MAX);
+        let rtt = Duration::from_micros(pong.rtt_us(now_us));
+        self.push(Event::Pong { id: pong.id, rtt }, None);
+    }
+
+    fn on_goaway(&mut self, goaway: Goaway<'_>) {
+        let delivered = Some(goaway.delivered);
+        if self.goaway_sent_at.is_some() {
+            // the answer to our graceful close
+            let reason = core::mem::take(&mut self.close_reason);
+            self.finish(ErrorCode::NO_ERROR, false, reason, delivered);
+            return;
+        }
+        // spec §6.4 [[close.answer]]: answer with our own GOAWAY, then close;
+        // spec §5.5 [[goaway.unknown-code]]: the code is reported as it is
+        self.queue_goaway(ErrorCode::NO_ERROR, "");
+        self.finish(goaway.code, true, goaway.reason.to_owned(), delivered);
+    }
+
+    pub(super) fn remember_ping(&mut self, id: u64) {
+        if self.pings.len() == MAX_OUTSTANDING_PINGS {
+            self.pings.pop_front();
+        }
+        self.pings.push_back(id);
+    }
+
+    fn push(&mut self, event: Event, credit: Option<u16>) {
+        self.events.push_back(Queued { event, credit });
+    }
+}
