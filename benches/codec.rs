@@ -1,4 +1,5 @@
 //! Criterion benchmarks: header parse and stream deframing of 64-byte packets.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use fleetwire::{Deframer, Header, Route, Status};
 

@@ -361,6 +361,6 @@ mod tests {
             ..Options::default()
         };
         let (text, _) = inspect(&wire, &opts);
-        assert!(text.contains(r#""reason":"a\"b\n""#), "{text}");
+        assert!(text.contains(r#""reason":"a\"b\u000a""#), "{text}");
     }
 }

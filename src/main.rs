@@ -120,3 +120,80 @@ fn inspect(file: &str, opts: fleetwire::inspect::Options) -> ExitCode {
         }
     }
 }
+
+fn vectors(cmd: VectorsCommand) -> ExitCode {
+    use fleetwire::vectors;
+    match cmd {
+        VectorsCommand::Generate { dir } => match vectors::generate(&dir) {
+            Ok(n) => {
+                println!("wrote {n} vectors to {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fleetwire vectors generate: {}: {e}", dir.display());
+                ExitCode::from(2)
+            }
+        },
+        VectorsCommand::Verify { dir } => {
+            let report = vectors::verify(&dir);
+            for (id, message) in &report.failures {
+                println!("FAILED {id}: {message}");
+            }
+            println!("{report}");
+            if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        VectorsCommand::Trace { check, root } => trace(check, &root),
+    }
+}
+
+fn trace(check: bool, root: &std::path::Path) -> ExitCode {
+    let spec = root.join("spec/fleetwire-v1.md");
+    let roots = [
+        root.join("src"),
+        root.join("tests"),
+        root.join("conformance"),
+    ];
+    let roots: Vec<&std::path::Path> = roots.iter().map(PathBuf::as_path).collect();
+    let report = match fleetwire::vectors::trace(&spec, &root.join("vectors"), &roots) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleetwire vectors trace: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if check {
+        let problems = report.check();
+        for p in &problems {
+            println!("problem: {p}");
+        }
+        let covered = report
+            .requirements
+            .iter()
+            .filter(|r| r.is_covered())
+            .count();
+        println!(
+            "{covered} of {} requirements covered, {} problems",
+            report.requirements.len(),
+            problems.len()
+        );
+        return if problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    match report.write() {
+        Ok(()) => {
+            println!("wrote {}", report.output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fleetwire vectors trace: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
