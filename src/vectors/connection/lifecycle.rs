@@ -1,0 +1,471 @@
+//! Transcripts of shutdown, timers, limits and PING (§5.3, §6.4, §6.5, §11, §12.3).
+
+use serde_json::json;
+
+use super::traffic::{error_pattern, send};
+use super::*;
+
+pub(super) fn closing(v: &mut Vec<Vector>) {
+    let n = Local::node();
+    let t = start(&n, &client_hello())
+        .recv(&data(0, 0, b"1"))
+        .recv(&goaway_pkt(0, 0, b"done"))
+        .sent(vec![json!({ "kind": "GOAWAY", "code": 0, "delivered": "1" })])
+        .app(send(b"late", "none", false))
+        .sent(vec![])
+        .events(vec![data_ev(0, 0, 0, b"1"), json!({ "event": "closed", "code": "NO_ERROR", "by_peer": true, "reason": "done", "delivered": "0" })]);
+    v.push(tx(
+        "close.peer-goaway",
+        "6.4",
+        &[
+            "close.answer",
+            "close.no-data-after-recv",
+            "goaway.delivered",
+        ],
+        "the peer closes: answered with GOAWAY NO_ERROR delivered 1, no DATA after",
+        &n,
+        t,
+        End::Closed("NO_ERROR"),
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&goaway_pkt(0x7777, 0, b""))
+        .sent(vec![])
+        .events(vec![
+            json!({ "event": "closed", "code": "0x7777", "by_peer": true }),
+        ]);
+    v.push(tx("close.unknown-code", "5.5", &["goaway.unknown-code", "close.answer"], "a GOAWAY with an unassigned code: closed at once, not answered, the code reported as it is", &n, t, End::Closed("0x7777")));
+    let t = start(&n, &client_hello())
+        .recv(&goaway_pkt(0, 0, &[b'r'; 256]))
+        .events(vec![closed_ev("NO_ERROR", true)]);
+    v.push(tx(
+        "close.reason-256",
+        "5.5",
+        &["goaway.reason"],
+        "a 256-byte reason is accepted",
+        &n,
+        t,
+        End::Closed("NO_ERROR"),
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&goaway_pkt(0, 0, &[b'r'; 257]))
+        .sent(vec![goaway("BAD_CONTROL")]);
+    v.push(tx(
+        "close.reason-257",
+        "5.5",
+        &["goaway.reason", "close.on-error"],
+        "a 257-byte reason is BAD_CONTROL",
+        &n,
+        t,
+        End::Error("BAD_CONTROL"),
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&data(0, 0, b"a"))
+        .recv(&data(0, 0, b"b"))
+        .app(json!({ "app": "close" }))
+        .sent(vec![
+            json!({ "kind": "GOAWAY", "code": 0, "delivered": "2" }),
+        ])
+        .recv(&data(0, 0, b"late"))
+        .recv(&ping(5, 6))
+        .app(send(b"mine", "none", false))
+        .sent(vec![json!({ "kind": "PONG", "id": "5" })])
+        .events(vec![data_ev(0, 0, 0, b"a"), data_ev(0, 0, 0, b"b")])
+        .recv(&goaway_pkt(0, 0, b""))
+        .sent(vec![])
+        .closed("NO_ERROR");
+    v.push(tx("close.graceful", "6.4", &["close.no-data-after", "close.discard", "goaway.delivered"], "we close: GOAWAY delivered 2; later DATA is discarded, PING still answered, no DATA sent; the peer's GOAWAY completes the close", &n, t, End::Closed("NO_ERROR")));
+    let t = start(&n, &client_hello())
+        .app(json!({ "app": "close" }))
+        .sent(vec![goaway("NO_ERROR")])
+        .recv(
+            &Raw {
+                kind: 12,
+                ..Raw::data(0)
+            }
+            .bytes(),
+        )
+        .sent(vec![goaway("UNKNOWN_KIND")])
+        .closed("UNKNOWN_KIND");
+    v.push(tx(
+        "close.error-while-draining",
+        "6.4",
+        &["close.on-error"],
+        "a connection error in DRAINING: a second GOAWAY, with the error code",
+        &n,
+        t,
+        End::Error("UNKNOWN_KIND"),
+    ));
+    let t = T::default()
+        .sent(vec![preface(), n.hello_pattern()])
+        .recv(&PREFACE)
+        .recv(&goaway_pkt(0, 0, b""))
+        .events(vec![closed_ev("NO_ERROR", true)]);
+    v.push(tx(
+        "close.goaway-before-hello",
+        "6.3",
+        &["state.permitted"],
+        "GOAWAY is permitted in AWAIT_HELLO",
+        &n,
+        t,
+        End::Closed("NO_ERROR"),
+    ));
+    let t =
+        start(&n, &client_hello()).recv(&[goaway_pkt(0, 0, b""), data(0, 0, b"after")].concat());
+    v.push(tx("close.data-after-peer-goaway", "6.3", &["state.permitted"], "DATA right after the peer's GOAWAY: UNEXPECTED_PACKET if still processing input, or already closed", &n, t, End::Either(Box::new(End::Closed("NO_ERROR")), Box::new(End::Error("UNEXPECTED_PACKET")))));
+    let draining = |at: u64| {
+        start(&n, &client_hello())
+            .app(json!({ "app": "close" }))
+            .sent(vec![goaway("NO_ERROR")])
+            .tick(at)
+    };
+    v.push(tx(
+        "close.drain.before-deadline",
+        "6.5",
+        &[],
+        "drain timer 5000 ms: still draining at 4999 ms",
+        &n,
+        draining(4999).open(),
+        End::Open,
+    ));
+    v.push(tx(
+        "close.drain.after-deadline",
+        "6.5",
+        &[],
+        "drain timer 5000 ms: closed at 5001 ms, without a second GOAWAY",
+        &n,
+        draining(5001).sent(vec![]).closed("NO_ERROR"),
+        End::Closed("NO_ERROR"),
+    ));
+}
+
+/// A timer 1 ms before its deadline (open), at it and 1 ms after it (TIMEOUT).
+pub(super) fn timer_family(
+    v: &mut Vec<Vector>,
+    name: &str,
+    desc: &str,
+    local: &Local,
+    t: &T,
+    deadline: u64,
+) {
+    let id = |s: &str| format!("timeout.{name}.{s}");
+    let reqs = ["timeout.close", "timeout.boundary"];
+    let before = t.clone().tick(deadline - 1).open();
+    v.push(tx(
+        &id("before-deadline"),
+        "6.5",
+        &reqs,
+        &format!("{desc}: open 1 ms before the deadline ({deadline} ms)"),
+        local,
+        before,
+        End::Open,
+    ));
+    for (s, at) in [("at-deadline", deadline), ("after-deadline", deadline + 1)] {
+        let t = t
+            .clone()
+            .tick(at)
+            .sent(vec![goaway("TIMEOUT")])
+            .closed("TIMEOUT");
+        v.push(tx(
+            &id(s),
+            "6.5",
+            &reqs,
+            &format!("{desc}: TIMEOUT at {at} ms"),
+            local,
+            t,
+            End::Error("TIMEOUT"),
+        ));
+    }
+}
+
+pub(super) fn timers(v: &mut Vec<Vector>) {
+    let n = Local::node();
+    let t = T::default()
+        .sent(vec![preface(), n.hello_pattern()])
+        .at(100)
+        .recv(&PREFACE);
+    timer_family(
+        v,
+        "handshake",
+        "no HELLO within the 10000 ms handshake timer (started at 0)",
+        &n,
+        &t,
+        10_000,
+    );
+    let quick = Local::node().limit("idle_timeout_ms", 1000);
+    let t = start(&quick, &client_hello())
+        .at(500)
+        .recv(&ping(1, 1))
+        .sent(vec![json!({ "kind": "PONG" })]);
+    timer_family(
+        v,
+        "idle",
+        "idle_timeout_ms 1000, last byte received at 500 ms",
+        &quick,
+        &t,
+        1500,
+    );
+    let t = start(&n, &client_hello())
+        .at(200)
+        .recv(&data(0, 0, b"x")[..3]);
+    timer_family(
+        v,
+        "header",
+        "3 bytes of a header at 200 ms, header timer 5000 ms",
+        &n,
+        &t,
+        5200,
+    );
+    let t = start(&n, &client_hello())
+        .at(300)
+        .recv(&data(0, 0, b"abcdef")[..10])
+        .at(20_000)
+        .recv(b"c");
+    timer_family(v, "packet", "a header and 2 payload bytes at 300 ms, one more at 20000 ms; packet timer 30000 ms from the first byte", &n, &t, 30_300);
+    let t = T::default()
+        .sent(vec![preface(), n.hello_pattern()])
+        .at(10_000)
+        .recv(&opening(&client_hello()))
+        .sent(vec![goaway("TIMEOUT")]);
+    v.push(tx(
+        "timeout.handshake.hello-at-deadline",
+        "6.5",
+        &["timeout.first", "timeout.boundary"],
+        "preface and HELLO arrive at 10000 ms: the handshake timer expired first",
+        &n,
+        t,
+        End::Error("TIMEOUT"),
+    ));
+    let t = start(&quick, &client_hello())
+        .at(1000)
+        .recv(&ping(1, 1))
+        .sent(vec![goaway("TIMEOUT")]);
+    v.push(tx(
+        "timeout.idle.input-at-deadline",
+        "6.5",
+        &["timeout.first", "timeout.boundary"],
+        "idle_timeout_ms 1000: a PING arriving at exactly 1000 ms is too late",
+        &quick,
+        t,
+        End::Error("TIMEOUT"),
+    ));
+    let t = T::default()
+        .sent(vec![preface(), n.hello_pattern()])
+        .at(9_000)
+        .recv(&opening(&client_hello()))
+        .tick(10_001)
+        .open();
+    v.push(tx(
+        "timeout.handshake.satisfied",
+        "6.5",
+        &["timeout.close"],
+        "the HELLO arrived at 9000 ms: no handshake TIMEOUT at 10001 ms",
+        &n,
+        t,
+        End::Open,
+    ));
+}
+
+pub(super) fn limits(v: &mut Vec<Vector>) {
+    let n = Local::node();
+    let empties = |k: usize| (0..k).flat_map(|_| data(0, 0, b"")).collect::<Vec<u8>>();
+    let t = start(&n, &client_hello()).recv(&empties(32)).open();
+    v.push(tx(
+        "limit.empty-run.at-limit",
+        "11",
+        &["limit.empty-run"],
+        "32 consecutive empty DATA packets (max_empty_run 32)",
+        &n,
+        t,
+        End::Open,
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&empties(33))
+        .sent(vec![goaway("FLOOD")]);
+    v.push(tx(
+        "limit.empty-run.over-limit",
+        "11",
+        &["limit.empty-run"],
+        "33 consecutive empty DATA packets",
+        &n,
+        t,
+        End::Error("FLOOD"),
+    ));
+    let reset = [empties(32), data(0, 0, b"x"), empties(32)].concat();
+    let t = start(&n, &client_hello()).recv(&reset).open();
+    v.push(tx(
+        "limit.empty-run.reset",
+        "11",
+        &["limit.empty-run"],
+        "a non-empty DATA packet resets the count: 32 + 1 + 32",
+        &n,
+        t,
+        End::Open,
+    ));
+    let with_ping = [empties(32), ping(1, 1), empties(1)].concat();
+    let t = start(&n, &client_hello())
+        .recv(&with_ping)
+        .sent(vec![json!({ "kind": "PONG" }), goaway("FLOOD")]);
+    v.push(tx(
+        "limit.empty-run.control-does-not-reset",
+        "11",
+        &["limit.empty-run"],
+        "32 empty DATA, a PING, one more empty DATA: control packets do not reset the count",
+        &n,
+        t,
+        End::Error("FLOOD"),
+    ));
+    let lenient = Local {
+        services: Some(vec![0]),
+        ..Local::node()
+    }
+    .limit("max_packet_errors", 100);
+    let undeliverable = (0..33).flat_map(|_| data(0, 9, b"")).collect::<Vec<u8>>();
+    let t = start(&lenient, &client_hello())
+        .recv(&undeliverable)
+        .sent_ignoring(vec![goaway("FLOOD")], &["ERROR", "CREDIT"]);
+    v.push(tx(
+        "limit.empty-run.discarded-count",
+        "11",
+        &["limit.empty-run"],
+        "33 empty DATA packets for an unregistered service: each counts although it is discarded",
+        &lenient,
+        t,
+        End::Error("FLOOD"),
+    ));
+    let small = Local::node().limit("max_payload", 1024);
+    let t = start(&small, &client_hello())
+        .recv(&data(0, 0, &[1; 1024]))
+        .events(vec![data_ev(0, 0, 0, &[1; 1024])]);
+    v.push(tx(
+        "limit.max-payload.at-limit",
+        "4.5",
+        &["hdr.length-max"],
+        "max_payload 1024: a 1024-byte DATA",
+        &small,
+        t,
+        End::Open,
+    ));
+    let t = start(&small, &client_hello())
+        .recv(&Raw::data(1025).bytes())
+        .sent(vec![goaway("PAYLOAD_TOO_LARGE")]);
+    v.push(tx(
+        "limit.max-payload.over-limit",
+        "4.5",
+        &["hdr.length-max"],
+        "max_payload 1024: a header announcing 1025 bytes, rejected before the payload",
+        &small,
+        t,
+        End::Error("PAYLOAD_TOO_LARGE"),
+    ));
+    let budget = Local {
+        services: Some(vec![0]),
+        ..Local::node()
+    }
+    .limit("max_packet_errors", 2);
+    let bad = Raw::data(0).route(0, 9, 0).packet(b"no");
+    let t = start(&budget, &client_hello())
+        .recv(&[bad.clone(), bad.clone()].concat())
+        .sent(vec![
+            error_pattern("NO_SERVICE", 0, &bad[..8]),
+            error_pattern("NO_SERVICE", 0, &bad[..8]),
+        ])
+        .open();
+    v.push(tx(
+        "limit.packet-errors.at-limit",
+        "12.3",
+        &["err.budget", "route.no-service"],
+        "max_packet_errors 2: two packet errors",
+        &budget,
+        t,
+        End::Open,
+    ));
+    let t = start(&budget, &client_hello())
+        .recv(&[bad.clone(), bad.clone()].concat())
+        .sent(vec![
+            error_pattern("NO_SERVICE", 0, &bad[..8]),
+            error_pattern("NO_SERVICE", 0, &bad[..8]),
+        ])
+        .recv(&bad)
+        .sent_ignoring(vec![goaway("TOO_MANY_ERRORS")], &["ERROR"]);
+    v.push(tx("limit.packet-errors.over-limit", "12.3", &["err.budget"], "a third packet error: TOO_MANY_ERRORS (whether it is reported with ERROR first is not checked)", &budget, t, End::Error("TOO_MANY_ERRORS")));
+}
+
+pub(super) fn pings(v: &mut Vec<Vector>) {
+    let n = Local::node();
+    let t = start(&n, &client_hello())
+        .recv(&ping(0xABCD, 123_456))
+        .sent(vec![
+            json!({ "kind": "PONG", "id": "43981", "timestamp": "123456" }),
+        ]);
+    v.push(tx(
+        "ping.answer",
+        "5.3",
+        &["ping.answer"],
+        "a PING is answered with its id and timestamp",
+        &n,
+        t,
+        End::Open,
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&[ping(1, 10), ping(2, 20), ping(3, 30)].concat())
+        .sent(vec![
+            json!({ "kind": "PONG", "id": "1", "timestamp": "10" }),
+            json!({ "kind": "PONG", "id": "2", "timestamp": "20" }),
+            json!({ "kind": "PONG", "id": "3", "timestamp": "30" }),
+        ]);
+    v.push(tx(
+        "ping.fifo",
+        "5.3",
+        &["ping.fifo", "ping.answer"],
+        "three PINGs in one read are answered in order",
+        &n,
+        t,
+        End::Open,
+    ));
+    let only0 = Local {
+        services: Some(vec![0]),
+        ..Local::node()
+    };
+    let bad = Raw::data(0).route(0, 4, 0).packet(b"x");
+    let t = start(&only0, &client_hello())
+        .recv(&[ping(9, 9), bad.clone()].concat())
+        .sent(vec![
+            json!({ "kind": "PONG", "id": "9" }),
+            error_pattern("NO_SERVICE", 0, &bad[..8]),
+        ]);
+    v.push(tx(
+        "ping.order",
+        "5.3",
+        &["ping.order", "ping.answer"],
+        "the PONG precedes the ERROR queued after the PING was processed",
+        &only0,
+        t,
+        End::Open,
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&Raw::ctl(PONG, 0).packet(&pong_payload(999, 1, 0)))
+        .events(vec![])
+        .open();
+    v.push(tx(
+        "pong.unknown",
+        "5.4",
+        &["pong.unknown"],
+        "a PONG for a PING never sent is ignored, not an error",
+        &n,
+        t,
+        End::Open,
+    ));
+    let t = start(&n, &client_hello())
+        .app(json!({ "app": "send_ping" }))
+        .sent(vec![json!({ "kind": "PING" })])
+        .open();
+    v.push(tx(
+        "ping.send",
+        "5.3",
+        &[],
+        "the application sends a PING",
+        &n,
+        t,
+        End::Open,
+    ));
+}
