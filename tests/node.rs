@@ -1,0 +1,524 @@
+//! The reference endpoint end to end over loopback: `fleetwire::node::serve` on a thread,
+//! `fleetwire::node::connect` as the client, plaintext and TLS.
+//!
+//! Everything runs on 127.0.0.1 and every wait is bounded (a few seconds).
+#![cfg(feature = "node")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fleetwire::connection::{Config, SendOptions};
+use fleetwire::node::{
+    connect, serve, Client, ClientOptions, ClientSecurity, NodeError, NodeOptions, NodeSecurity,
+    RttStats, Shutdown,
+};
+use fleetwire::tls::{generate_test_pki, CertificateProblem, TestPki, TlsError};
+use fleetwire::{Codec, ErrorCode, Route};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A node serving on a thread, with its log lines.
+struct TestNode {
+    addr: SocketAddr,
+    lines: Arc<Mutex<Vec<String>>>,
+    shutdown: Shutdown,
+    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestNode {
+    fn start(mut opts: NodeOptions) -> TestNode {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        opts.log = Some(Arc::new(move |line: &str| {
+            sink.lock().unwrap().push(line.to_owned())
+        }));
+        let shutdown = opts.shutdown.clone();
+        let thread = Some(thread::spawn(move || serve(listener, opts)));
+        TestNode {
+            addr,
+            lines,
+            shutdown,
+            thread,
+        }
+    }
+
+    fn plaintext() -> TestNode {
+        TestNode::start(NodeOptions::new(1, NodeSecurity::Plaintext))
+    }
+
+    /// Waits until a log line contains `needle`; returns it.
+    fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = self.lines.lock().unwrap().clone();
+            if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}: {lines:#?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the node gracefully and waits for `serve` to return.
+    fn stop(mut self) {
+        self.shutdown.trigger();
+        let thread = self.thread.take().unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !thread.is_finished() {
+            assert!(Instant::now() < deadline, "serve did not return");
+            thread::sleep(Duration::from_millis(10));
+        }
+        thread.join().unwrap().unwrap();
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.shutdown.trigger(); // the thread ends on its own; never blocks a failing test
+    }
+}
+
+fn client_opts(security: ClientSecurity) -> ClientOptions {
+    let mut opts = ClientOptions::new(security);
+    opts.timeout = WAIT;
+    opts
+}
+
+fn plaintext_client(node: &TestNode) -> Client {
+    connect(node.addr, client_opts(ClientSecurity::Plaintext)).unwrap()
+}
+
+/// The test PKI written as PEM files into a temporary directory, removed at the end.
+struct PkiDir {
+    dir: PathBuf,
+    pki: TestPki,
+}
+
+impl PkiDir {
+    fn new(tag: &str, node_id: u16) -> PkiDir {
+        let pki = generate_test_pki(&["localhost", "127.0.0.1"], Some(node_id)).unwrap();
+        let dir = std::env::temp_dir().join(format!("fleetwire-node-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, pem) in [
+            ("ca.pem", &pki.ca_cert_pem),
+            ("cert.pem", &pki.cert_pem),
+            ("key.pem", &pki.key_pem),
+        ] {
+            std::fs::write(dir.join(name), pem).unwrap();
+        }
+        PkiDir { dir, pki }
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(name)).unwrap()
+    }
+
+    fn node_security(&self, mutual: bool) -> NodeSecurity {
+        let ca = self.read("ca.pem");
+        let client_ca = mutual.then_some(&ca[..]);
+        NodeSecurity::tls(&self.read("cert.pem"), &self.read("key.pem"), client_ca).unwrap()
+    }
+
+    fn client_security(&self, identity: Option<(&[u8], &[u8])>) -> ClientSecurity {
+        ClientSecurity::tls(&self.read("ca.pem"), "localhost", identity).unwrap()
+    }
+}
+
+impl Drop for PkiDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Pings `n` times and checks the round-trip times are sane.
+fn ping_n(client: &mut Client, n: usize) -> RttStats {
+    let samples: Vec<Duration> = (0..n).map(|_| client.ping().unwrap()).collect();
+    let stats = RttStats::from_samples(&samples).unwrap();
+    assert!(stats.max < Duration::from_secs(1), "{stats}");
+    stats
+}
+
+#[test]
+fn plaintext_ping_echo_and_close() {
+    let node = TestNode::plaintext();
+    let mut client = plaintext_client(&node);
+    let peer = *client.peer().unwrap();
+    assert_eq!((peer.node_id, peer.role.name()), (1, "node"));
+    ping_n(&mut client, 20);
+
+    client
+        .send(Route::new(0, 3, 9), b"move north", SendOptions::default())
+        .unwrap();
+    let echo = client.recv().unwrap();
+    // echoed to the sender with the same service and channel; the node is the source
+    assert_eq!(&echo.payload[..], b"move north");
+    assert_eq!(
+        (echo.route.service, echo.route.channel, echo.source),
+        (3, 9, 1)
+    );
+
+    let info = client.close().unwrap();
+    assert_eq!((info.code, info.by_peer), (ErrorCode::NO_ERROR, false));
+    assert_eq!(info.delivered, Some(1), "the node processed our one DATA");
+    node.wait_log("conn 1 open from 127.0.0.1:");
+    let closed = node.wait_log("conn 1 closed");
+    assert!(closed.contains("NO_ERROR (0x0000) by the peer"), "{closed}");
+    assert!(closed.contains("echoed 1/1 DATA"), "{closed}");
+    node.stop();
+}
+
+#[test]
+fn tls_ping_echo_and_close() {
+    let pki = PkiDir::new("tls", 1);
+    let node = TestNode::start(NodeOptions::new(1, pki.node_security(false)));
+    let mut client = connect(node.addr, client_opts(pki.client_security(None))).unwrap();
+    assert_eq!(client.peer_cert_node_id(), Some(1));
+    ping_n(&mut client, 20);
+    for size in [0, 1, 1000, 65_535] {
+        let payload = vec![(size % 251) as u8; size];
+        client
+            .send(Route::new(0, 0, 1), &payload, SendOptions::default())
+            .unwrap();
+        assert_eq!(client.recv().unwrap().payload.len(), size);
+    }
+    assert_eq!(client.close().unwrap().code, ErrorCode::NO_ERROR);
+    let closed = node.wait_log("conn 1 closed");
+    assert!(closed.contains("NO_ERROR"), "{closed}");
+    node.stop();
+}
+
+/// A payload of `len` bytes that compresses like game state (about 3-5x).
+fn game_like(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
+    let mut i = 0u32;
+    while out.len() < len {
+        let (x, y) = (i.wrapping_mul(7919) % 1000, i.wrapping_mul(104_729) % 1000);
+        out.extend_from_slice(format!("entity {} x={x} y={y};", i % 97).as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn echo_of_compressed_payloads() {
+    for (sent, echoed) in [
+        (Codec::Snappy, Codec::None),
+        (Codec::Zlib, Codec::None),
+        (Codec::Snappy, Codec::Zlib),
+        (Codec::Zlib, Codec::Snappy),
+    ] {
+        let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+        opts.echo_codec = echoed;
+        let node = TestNode::start(opts);
+        let mut client = plaintext_client(&node);
+        client.set_timeout(Duration::from_millis(500));
+        // larger than max_payload uncompressed: travels only compressed (§9.2)
+        let payload = game_like(100_000);
+        let before = client.stats();
+        client
+            .send(Route::new(0, 2, 2), &payload, SendOptions::compressed(sent))
+            .unwrap();
+        let echo = client.recv();
+        let after = client.stats();
+        let wire_out = after.bytes_sent - before.bytes_sent;
+        assert!(wire_out < 50_000, "{sent:?}: {wire_out} bytes on the wire");
+        match echoed {
+            // 100,000 bytes cannot be echoed uncompressed (max_payload 65,535): dropped
+            Codec::None => {
+                assert!(matches!(echo, Err(NodeError::Timeout(_))), "{echo:?}");
+            }
+            _ => {
+                let echo = echo.unwrap();
+                assert_eq!(echo.payload, payload, "{sent:?} -> {echoed:?}");
+                let wire_in = after.bytes_received - before.bytes_received;
+                assert!(wire_in < 50_000, "{echoed:?}: {wire_in} bytes");
+            }
+        }
+        drop(client);
+        node.stop();
+    }
+}
+
+#[test]
+fn echo_keeps_never_compress_and_small_payloads_uncompressed() {
+    let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    opts.echo_codec = Codec::Zlib;
+    let node = TestNode::start(opts);
+    let mut client = plaintext_client(&node);
+    client.set_timeout(Duration::from_secs(2));
+    let secret = game_like(10_000);
+    let before = client.stats();
+    let never = SendOptions {
+        codec: Codec::Zlib,
+        never_compress: true,
+    };
+    client.send(Route::new(0, 1, 1), &secret, never).unwrap();
+    let echo = client.recv().unwrap();
+    let after = client.stats();
+    // spec §4.4, §9.2 [[comp.never]]: N = 1 both ways, never compressed
+    assert!(echo.never_compress);
+    assert_eq!(echo.payload, secret);
+    assert!(after.bytes_sent - before.bytes_sent >= 10_008);
+    assert!(after.bytes_received - before.bytes_received >= 10_008);
+
+    // a compressed payload comes back compressed with the node's codec
+    let before = client.stats();
+    client
+        .send(
+            Route::new(0, 1, 1),
+            &secret,
+            SendOptions::compressed(Codec::Snappy),
+        )
+        .unwrap();
+    assert_eq!(client.recv().unwrap().payload, secret);
+    let after = client.stats();
+    assert!(after.bytes_sent - before.bytes_sent < 6_000);
+    assert!(after.bytes_received - before.bytes_received < 6_000);
+    drop(client);
+    node.stop();
+}
+
+#[test]
+fn flow_control_with_tiny_windows_both_ways() {
+    let mut node_opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    node_opts.config.limits.initial_credit_packets = 2;
+    let node = TestNode::start(node_opts);
+    let mut opts = client_opts(ClientSecurity::Plaintext);
+    opts.config.limits.initial_credit_packets = 2;
+    let mut client = connect(node.addr, opts).unwrap();
+    assert_eq!(client.connection().send_credit().0, 2);
+    // a pipeline two deep: sends wait for the node's CREDIT (§8 [[flow.send]]), the
+    // node's echoes wait for ours
+    const N: u32 = 50;
+    for i in 0..N {
+        client
+            .send(
+                Route::new(0, 0, 0),
+                &i.to_be_bytes(),
+                SendOptions::default(),
+            )
+            .unwrap();
+        if i >= 2 {
+            assert_eq!(&client.recv().unwrap().payload[..], &(i - 2).to_be_bytes());
+        }
+    }
+    for i in N - 2..N {
+        assert_eq!(&client.recv().unwrap().payload[..], &i.to_be_bytes());
+    }
+    let info = client.close().unwrap();
+    assert_eq!(info.delivered, Some(u64::from(N)));
+    node.stop();
+}
+
+#[test]
+fn mutual_tls_binds_the_node_id_to_the_certificate() {
+    let pki = PkiDir::new("mtls", 1);
+    let node = TestNode::start(NodeOptions::new(1, pki.node_security(true)));
+    let seven = pki.pki.issue(&[], Some(7)).unwrap();
+    let identity = Some((seven.cert_pem.as_bytes(), seven.key_pem.as_bytes()));
+
+    // spec §10.2 [[tls.node-binding]]: HELLO node id 7 matches fleetwire:node:7
+    let mut opts = client_opts(pki.client_security(identity));
+    opts.config = Config::node(7);
+    let mut client = connect(node.addr, opts.clone()).unwrap();
+    client.ping().unwrap();
+    client.close().unwrap();
+    let line = node.wait_log("conn 1 closed");
+    assert!(line.contains("peer node 7"), "{line}");
+
+    // the same certificate announcing node 8: BAD_HELLO from the node
+    opts.config = Config::node(8);
+    let err = connect(node.addr, opts).unwrap_err();
+    let info = err.close_info().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(
+        (info.code, info.by_peer),
+        (ErrorCode::BAD_HELLO, true),
+        "{err}"
+    );
+    let line = node.wait_log("conn 2 closed");
+    assert!(
+        line.contains("BAD_HELLO (0x0009) by this endpoint"),
+        "{line}"
+    );
+
+    // no client certificate at all: the TLS layer refuses it
+    let err = connect(node.addr, client_opts(pki.client_security(None))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeError::Tls(TlsError::CertificateInvalid {
+                problem: CertificateProblem::Missing,
+                by_peer: true
+            })
+        ),
+        "{err}"
+    );
+    node.stop();
+}
+
+#[test]
+fn client_refuses_a_node_whose_hello_differs_from_its_certificate() {
+    let pki = PkiDir::new("badid", 1);
+    // the certificate names node 1, the node announces 2
+    let node = TestNode::start(NodeOptions::new(2, pki.node_security(false)));
+    let err = connect(node.addr, client_opts(pki.client_security(None))).unwrap_err();
+    let info = err.close_info().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(
+        (info.code, info.by_peer),
+        (ErrorCode::BAD_HELLO, false),
+        "{err}"
+    );
+    assert!(err.to_string().contains("authenticated id"), "{err}");
+    node.stop();
+}
+
+#[test]
+fn plaintext_client_against_tls_node_is_told_clearly() {
+    let pki = PkiDir::new("p2t", 1);
+    let node = TestNode::start(NodeOptions::new(1, pki.node_security(false)));
+    let err = connect(node.addr, client_opts(ClientSecurity::Plaintext)).unwrap_err();
+    assert!(matches!(err, NodeError::PeerSpeaksTls), "{err}");
+    assert!(err.to_string().contains("expects TLS"), "{err}");
+    let line = node.wait_log("conn 1 closed");
+    assert!(line.contains("plaintext Fleetwire preface"), "{line}");
+    node.stop();
+}
+
+#[test]
+fn tls_client_against_plaintext_node_is_told_clearly() {
+    let pki = PkiDir::new("t2p", 1);
+    let node = TestNode::plaintext();
+    let err = connect(node.addr, client_opts(pki.client_security(None))).unwrap_err();
+    assert!(
+        matches!(err, NodeError::Tls(TlsError::PlaintextPreface)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("configured without TLS"), "{err}");
+    let line = node.wait_log("conn 1 closed");
+    assert!(line.contains("BAD_PREFACE"), "{line}");
+    assert!(line.contains("it expects TLS"), "{line}");
+    node.stop();
+}
+
+#[test]
+fn node_shutdown_sends_goaway_and_drains() {
+    let node = TestNode::plaintext();
+    let mut client = plaintext_client(&node);
+    client
+        .send(Route::new(0, 0, 0), b"last words", SendOptions::default())
+        .unwrap();
+    assert_eq!(&client.recv().unwrap().payload[..], b"last words");
+    node.shutdown.trigger();
+    // spec §6.4: the node's GOAWAY NO_ERROR, answered by ours; then closed
+    let err = client.recv().unwrap_err();
+    let info = err.close_info().unwrap_or_else(|| panic!("{err}"));
+    assert_eq!((info.code, info.by_peer), (ErrorCode::NO_ERROR, true));
+    assert_eq!(info.reason, "node shutting down");
+    assert_eq!(info.delivered, Some(1));
+    let line = node.wait_log("conn 1 closed");
+    assert!(
+        line.contains("NO_ERROR (0x0000) by this endpoint"),
+        "{line}"
+    );
+    node.stop();
+}
+
+#[test]
+fn max_conns_ends_serve() {
+    let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    opts.max_conns = Some(2);
+    let mut node = TestNode::start(opts);
+    for _ in 0..2 {
+        plaintext_client(&node).close().unwrap();
+    }
+    let thread = node.thread.take().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !thread.is_finished() {
+        assert!(Instant::now() < deadline, "serve did not return");
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn handshake_timer_closes_a_silent_peer() {
+    let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    opts.config.limits.handshake_timeout_ms = 300;
+    let node = TestNode::start(opts);
+    let mut sock = TcpStream::connect(node.addr).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    sock.read_to_end(&mut got).unwrap();
+    let elapsed = started.elapsed();
+    // spec §6.5 [[timeout.close]]: preface + HELLO, then GOAWAY TIMEOUT at ~300 ms
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(&got[..8], &fleetwire::PREFACE);
+    let goaway = &got[8 + 8 + 28..];
+    assert_eq!(goaway[0], 0x14, "a GOAWAY follows the HELLO: {got:02x?}");
+    assert_eq!(&goaway[8..10], &ErrorCode::TIMEOUT.0.to_be_bytes());
+    let line = node.wait_log("conn 1 closed");
+    assert!(line.contains("TIMEOUT (0x000D)"), "{line}");
+    node.stop();
+}
+
+#[test]
+fn keepalive_pings_keep_an_idle_connection_open() {
+    let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    opts.config.limits.idle_timeout_ms = 1000; // the smallest allowed (§5.2)
+    let node = TestNode::start(opts);
+    let mut client = plaintext_client(&node);
+    // while the client waits, its driver sends keepalive PINGs every 500 ms
+    // (§6.2 [[neg.keepalive]]), so the node's idle timer never fires
+    client.set_timeout(Duration::from_millis(1600));
+    assert!(matches!(client.recv(), Err(NodeError::Timeout(_))));
+    client.set_timeout(WAIT);
+    client.ping().unwrap();
+    assert_eq!(client.close().unwrap().code, ErrorCode::NO_ERROR);
+    node.stop();
+}
+
+#[test]
+fn idle_timer_closes_a_peer_that_goes_quiet() {
+    let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    opts.config.limits.idle_timeout_ms = 1000;
+    let node = TestNode::start(opts);
+    // a raw peer: preface and HELLO (a client's, with idle timeout 0), then silence
+    let mut sock = TcpStream::connect(node.addr).unwrap();
+    let mut hello_conn = fleetwire::Connection::new(Config::client(), Duration::ZERO);
+    let mut wire = Vec::new();
+    hello_conn.poll_transmit(&mut wire);
+    sock.write_all(&wire).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    let started = Instant::now();
+    sock.read_to_end(&mut got).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let line = node.wait_log("conn 1 closed");
+    assert!(line.contains("TIMEOUT (0x000D)"), "{line}");
+    node.stop();
+}
+
+#[test]
+fn echo_probe_measures_data_round_trips() {
+    let node = TestNode::plaintext();
+    let mut client = plaintext_client(&node);
+    let samples: Vec<Duration> = (0..10)
+        .map(|_| client.echo(Route::default(), &[1u8; 1024]).unwrap())
+        .collect();
+    let stats = RttStats::from_samples(&samples).unwrap();
+    assert!(stats.p99 < Duration::from_secs(1), "{stats}");
+    client.close().unwrap();
+    node.stop();
+}
