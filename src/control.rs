@@ -320,11 +320,12 @@ pub struct Goaway<'a> {
 impl<'a> Goaway<'a> {
     /// Parses a GOAWAY payload.
     pub fn parse(payload: &'a [u8]) -> Result<Goaway<'a>, Error> {
-        let (reason, (code, delivered)) = (be_u16, be_u64)
-            .parse(payload)
-            .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| {
-                Error::BadControl("GOAWAY shorter than 10 bytes")
-            })?;
+        let (reason, (code, delivered)) =
+            (be_u16, be_u64)
+                .parse(payload)
+                .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| {
+                    Error::BadControl("GOAWAY shorter than 10 bytes")
+                })?;
         Ok(Goaway {
             code: ErrorCode(code),
             delivered,
@@ -479,7 +480,12 @@ impl<'a> Control<'a> {
             Kind::Goaway => Control::Goaway(Goaway::parse(payload)?),
             Kind::Credit => Control::Credit(Credit::parse(payload)?),
             Kind::Error => Control::Error(ErrorReport::parse(payload)?),
-            Kind::Data => return Err(Error::Other(ErrorCode::INTERNAL_ERROR, "DATA is not control")),
+            Kind::Data => {
+                return Err(Error::Other(
+                    ErrorCode::INTERNAL_ERROR,
+                    "DATA is not control",
+                ))
+            }
         })
     }
 
@@ -620,7 +626,12 @@ mod tests {
     fn goaway_encode_truncates_long_reason_on_char_boundary() {
         let reason = "é".repeat(200);
         let mut p = Vec::new();
-        Goaway { code: ErrorCode::NO_ERROR, delivered: 0, reason: &reason }.encode(&mut p);
+        Goaway {
+            code: ErrorCode::NO_ERROR,
+            delivered: 0,
+            reason: &reason,
+        }
+        .encode(&mut p);
         let g = Goaway::parse(&p).unwrap();
         assert_eq!(g.reason.len(), 256);
     }

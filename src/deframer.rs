@@ -176,7 +176,11 @@ impl Deframer {
     pub fn partial(&self) -> Partial {
         match (self.buf.is_empty(), self.header) {
             (true, _) => Partial::Empty,
-            (false, None) => Partial::Header,
+            // `next_batch` does not cache the header of the packet it stops at: look.
+            (false, None) => match Header::parse(&self.buf, self.max_payload) {
+                Ok(Status::Complete(_)) => Partial::Payload,
+                _ => Partial::Header,
+            },
             (false, Some(_)) => Partial::Payload,
         }
     }

@@ -69,7 +69,10 @@ impl<'a> PacketRef<'a> {
             });
         }
         let payload = &buf[header.len()..total];
-        Ok(Status::Complete((PacketRef { header, payload }, &buf[total..])))
+        Ok(Status::Complete((
+            PacketRef { header, payload },
+            &buf[total..],
+        )))
     }
 
     /// An owned copy of this packet.

@@ -3,6 +3,10 @@
 use crate::control::Role;
 use crate::limits::Limits;
 
+/// The lowest `max_empty_run` a receiver may configure (spec §11
+/// `[[limit.empty-run-floor]]`).
+pub const MIN_MAX_EMPTY_RUN: u32 = 32;
+
 /// A set of service numbers (0–255): the services this endpoint registers (spec §7.2).
 ///
 /// ```
@@ -79,6 +83,79 @@ impl FromIterator<u8> for ServiceSet {
     }
 }
 
+/// The role an authenticated identity names (spec §10.2): a certificate URI
+/// `fleetwire:node:<id>` names a node, `fleetwire:proxy:<id>` a proxy.
+///
+/// ```
+/// use fleetwire::connection::IdentityRole;
+/// assert_eq!(IdentityRole::Proxy.name(), "proxy");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum IdentityRole {
+    /// `fleetwire:node:<id>`: authenticates a node id, never a proxy.
+    Node,
+    /// `fleetwire:proxy:<id>`: authenticates a node id and the proxy role (§7.4).
+    Proxy,
+}
+
+impl IdentityRole {
+    /// `"node"` or `"proxy"`, as in the certificate URI and the vectors.
+    ///
+    /// ```
+    /// assert_eq!(fleetwire::connection::IdentityRole::Node.name(), "node");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            IdentityRole::Node => "node",
+            IdentityRole::Proxy => "proxy",
+        }
+    }
+}
+
+/// The identity a peer authenticated with (spec §10.2 `[[tls.node-binding]]`), for
+/// example from the URI subject alternative name of its TLS certificate: a node id and
+/// whether it names a node or a proxy.
+///
+/// ```
+/// use fleetwire::connection::{Identity, IdentityRole};
+/// let id = Identity::proxy(9);
+/// assert_eq!((id.role, id.node_id), (IdentityRole::Proxy, 9));
+/// assert_eq!(Identity::node(3).role, IdentityRole::Node);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Identity {
+    /// Node or proxy.
+    pub role: IdentityRole,
+    /// The node id the identity names.
+    pub node_id: u16,
+}
+
+impl Identity {
+    /// A node identity (`fleetwire:node:<id>`).
+    ///
+    /// ```
+    /// assert_eq!(fleetwire::connection::Identity::node(5).node_id, 5);
+    /// ```
+    pub const fn node(node_id: u16) -> Identity {
+        Identity {
+            role: IdentityRole::Node,
+            node_id,
+        }
+    }
+
+    /// A proxy identity (`fleetwire:proxy:<id>`).
+    ///
+    /// ```
+    /// assert_eq!(fleetwire::connection::Identity::proxy(5).node_id, 5);
+    /// ```
+    pub const fn proxy(node_id: u16) -> Identity {
+        Identity {
+            role: IdentityRole::Proxy,
+            node_id,
+        }
+    }
+}
+
 /// How a [`Connection`](super::Connection) behaves: who we are, what we announce in our
 /// HELLO (spec §5.2), what we enforce locally (§11) and whom we trust (§7.4).
 ///
@@ -111,15 +188,31 @@ pub struct Config {
     /// The id we attribute to a client peer, sent in HELLO `peer_id`, 0 for none
     /// (§5.2 `[[hello.peer-id]]`). It is the source of a client peer's packets (§7.4).
     pub peer_id: u16,
-    /// The peer is authenticated (mutual TLS) or configured as a trusted proxy link:
-    /// honour X = 1 from it when its role is proxy (§7.4 `[[src.trust]]`).
+    /// The link to the peer is configured locally as a trusted proxy link (explicit
+    /// configuration, for example over plaintext): honour X = 1 from it when its role is
+    /// proxy (§7.4 `[[src.trust]]`). A peer that authenticated with a proxy identity
+    /// ([`Config::authenticated`]) is trusted without it.
     pub trust_source: bool,
-    /// The peer must authenticate to claim role node or proxy (§7.4 `[[src.auth]]`).
+    /// (Clients.) Treat the server as a trusted proxy: honour X = 1 from it when its role
+    /// is proxy (§7.4: a client MAY trust the server it authenticated). Set it only when
+    /// the server was authenticated against the name the client connected to (TLS,
+    /// §10.2 `[[tls.server-auth]]`) or, over plaintext, is configured as trusted.
+    /// [`Config::validate`] rejects it for a node or proxy.
+    pub trust_server_as_proxy: bool,
+    /// The peer must authenticate to claim role node or proxy (§7.4 `[[src.auth]]`): a
+    /// node or proxy HELLO is BAD_HELLO unless [`Config::authenticated`] names its role
+    /// and node id.
     pub require_auth: bool,
-    /// The node id the peer authenticated as (for example the `fleetwire:node:<id>` SAN of
-    /// its TLS certificate, §10.2), if any. A node or proxy HELLO with another id is
-    /// BAD_HELLO (§10.2 `[[tls.node-binding]]`).
-    pub authenticated_id: Option<u16>,
+    /// The identity the peer authenticated with (the `fleetwire:node:<id>` or
+    /// `fleetwire:proxy:<id>` URI of its TLS certificate, §10.2), if any.
+    ///
+    /// - A node or proxy HELLO whose `node_id` differs is BAD_HELLO (§10.2
+    ///   `[[tls.node-binding]]`).
+    /// - Only a proxy identity authenticates the peer as a proxy, so that X = 1 from it
+    ///   is honoured (§7.4 `[[src.trust]]`); a peer announcing role proxy with a node
+    ///   identity is not authenticated as a proxy (and, with
+    ///   [`Config::require_auth`], is BAD_HELLO).
+    pub authenticated: Option<Identity>,
     /// The services registered locally (§7.2); `None` registers every service.
     pub services: Option<ServiceSet>,
 }
@@ -152,8 +245,9 @@ impl Config {
             codecs: Config::SUPPORTED_CODECS,
             peer_id: 0,
             trust_source: false,
+            trust_server_as_proxy: false,
             require_auth: false,
-            authenticated_id: None,
+            authenticated: None,
             services: None,
         }
     }
@@ -189,13 +283,16 @@ impl Config {
         Config::with_role(Role::Proxy, node_id)
     }
 
-    /// Checks the configuration: the HELLO it produces must be valid (§5.2, §11) and the
-    /// local limits at least 1.
+    /// Checks the configuration: the HELLO it produces must be valid (§5.2, §11),
+    /// `max_empty_run` at least 32 (§11 `[[limit.empty-run-floor]]`) and
+    /// `max_packet_errors` at least 1.
     ///
     /// ```
     /// let mut c = fleetwire::connection::Config::client();
-    /// c.limits.max_empty_run = 0;
+    /// c.limits.max_empty_run = 31;
     /// assert!(c.validate().is_err());
+    /// c.limits.max_empty_run = 32;
+    /// assert!(c.validate().is_ok());
     /// ```
     pub fn validate(&self) -> Result<(), &'static str> {
         self.limits.validate()?;
@@ -209,8 +306,12 @@ impl Config {
         if self.peer_id == 0xFFFF {
             return Err("peer_id 0xFFFF is reserved");
         }
-        if self.limits.max_empty_run == 0 {
-            return Err("max_empty_run below 1");
+        // spec §11 [[limit.empty-run-floor]]: never configured below 32
+        if self.limits.max_empty_run < MIN_MAX_EMPTY_RUN {
+            return Err("max_empty_run below 32");
+        }
+        if self.trust_server_as_proxy && self.role != Role::Client {
+            return Err("trust_server_as_proxy is for clients");
         }
         if self.limits.max_packet_errors == 0 {
             return Err("max_packet_errors below 1");
@@ -258,6 +359,34 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    // trace: limit.empty-run-floor
+    #[test]
+    fn max_empty_run_floor_is_32() {
+        let mut c = Config::node(1);
+        c.limits.max_empty_run = 31;
+        assert_eq!(c.validate(), Err("max_empty_run below 32"));
+        c.limits.max_empty_run = 32;
+        assert_eq!(c.validate(), Ok(()));
+        c.limits.max_empty_run = u32::MAX;
+        assert_eq!(c.validate(), Ok(()));
+        c.limits.max_empty_run = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn trust_server_as_proxy_only_for_clients() {
+        let c = Config {
+            trust_server_as_proxy: true,
+            ..Config::client()
+        };
+        assert!(c.validate().is_ok());
+        let n = Config {
+            trust_server_as_proxy: true,
+            ..Config::node(1)
+        };
+        assert!(n.validate().is_err());
     }
 
     #[test]

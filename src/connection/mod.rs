@@ -52,7 +52,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use config::{Config, ServiceSet};
+pub use config::{Config, Identity, IdentityRole, ServiceSet, MIN_MAX_EMPTY_RUN};
 pub use event::{Event, PeerInfo, SendError, SendOptions};
 pub use pair::Pair;
 
@@ -67,6 +67,9 @@ use credit::{RecvCredit, SendCredit};
 /// then ignored as unknown, §5.4).
 const MAX_OUTSTANDING_PINGS: usize = 64;
 
+/// Node id `0xFFFF`: never the id of a node, never stamped as a source (§4.6, §7.4).
+const RESERVED_NODE: u16 = 0xFFFF;
+
 /// Where the connection is in its life (spec §6.1). DRAINING is `Established` with a
 /// GOAWAY sent (`goaway_sent_at`); a received GOAWAY closes at once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -75,6 +78,15 @@ enum State {
     AwaitHello,
     Established,
     Closed,
+}
+
+/// A GOAWAY NO_ERROR received from the peer: the connection closes with it once the
+/// rest of the current input was processed (§6.4).
+#[derive(Debug)]
+struct PeerGoaway {
+    code: ErrorCode,
+    reason: String,
+    delivered: u64,
 }
 
 /// An event with the flow-control credit it returns to the peer once polled (§8).
@@ -118,6 +130,11 @@ pub struct Connection {
     last_rx: Duration,
     last_tx: Duration,
     goaway_sent_at: Option<Duration>,
+    /// Whether we sent a GOAWAY with NO_ERROR (at most one, §6.4).
+    sent_no_error: bool,
+    /// The peer's GOAWAY NO_ERROR, while the rest of the input that carried it is
+    /// processed (§6.4).
+    goaway_received: Option<PeerGoaway>,
     close_reason: String,
     peer: Option<PeerInfo>,
     send_credit: SendCredit,
@@ -167,6 +184,8 @@ impl Connection {
             last_rx: now,
             last_tx: now,
             goaway_sent_at: None,
+            sent_no_error: false,
+            goaway_received: None,
             close_reason: String::new(),
             peer: None,
             send_credit: SendCredit::default(),
@@ -285,9 +304,12 @@ impl Connection {
 
     /// Starts a graceful close: queues GOAWAY with NO_ERROR and the count of the peer's
     /// DATA packets processed so far, and enters DRAINING (§6.4). No DATA is sent after
-    /// it; DATA arriving after it is discarded. The connection closes when the peer's
-    /// GOAWAY arrives or the drain timer expires. Before the handshake completes, or when
-    /// already closing, it closes at once (respectively does nothing).
+    /// it; DATA arriving after it is discarded (not a packet error: no ERROR, not counted
+    /// in the error budget, but it consumes credit). The connection closes when the
+    /// peer's GOAWAY arrives, when the drain timer expires (sending nothing more) or when
+    /// the stream ends ([`handle_eof`](Connection::handle_eof)). Before the peer's HELLO
+    /// was received it sends GOAWAY and closes at once, without draining. When already
+    /// closing it does nothing: at most one GOAWAY NO_ERROR is sent.
     ///
     /// ```
     /// use fleetwire::connection::{Event, Pair};
@@ -303,7 +325,7 @@ impl Connection {
     /// ```
     pub fn close(&mut self, now: Duration, reason: &str) {
         self.now = self.now.max(now);
-        if self.state == State::Closed || self.goaway_sent_at.is_some() {
+        if self.state == State::Closed || self.sent_no_error {
             return;
         }
         self.queue_goaway(ErrorCode::NO_ERROR, reason);
@@ -399,6 +421,24 @@ impl Connection {
         self.peer.map_or(0, |p| p.attributed_id)
     }
 
+    /// How many bytes of an incomplete packet (or of the preface) the connection holds:
+    /// never more than one packet, at most 10 + `max_payload` bytes, however much input
+    /// is fed at once (§11 `[[limit.buffer]]`). Complete packets become events, bounded by
+    /// the credit granted (§8).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let mut conn = Connection::new(Config::node(1), std::time::Duration::ZERO);
+    /// conn.handle_input(std::time::Duration::ZERO, &fleetwire::PREFACE[..5]);
+    /// assert_eq!(conn.buffered(), 5);
+    /// ```
+    pub fn buffered(&self) -> usize {
+        if self.state == State::AwaitPreface {
+            return self.preface_len;
+        }
+        self.deframer.buffered()
+    }
+
     /// The credit the peer granted us and we have not used: `(packets, bytes)` (§8).
     ///
     /// ```
@@ -431,7 +471,15 @@ impl Connection {
         self.last_tx = self.now;
     }
 
+    /// Queues a GOAWAY: at most one with NO_ERROR and one with an error code are ever
+    /// sent (§6.4), since a connection error closes.
     fn queue_goaway(&mut self, code: ErrorCode, reason: &str) {
+        if code == ErrorCode::NO_ERROR {
+            if self.sent_no_error {
+                return;
+            }
+            self.sent_no_error = true;
+        }
         let delivered = self.delivered;
         self.queue_control(Control::Goaway(Goaway {
             code,
@@ -444,6 +492,7 @@ impl Connection {
     fn finish(&mut self, code: ErrorCode, by_peer: bool, reason: String, delivered: Option<u64>) {
         self.state = State::Closed;
         self.checked = None;
+        self.goaway_received = None;
         let event = Event::Closed {
             code,
             by_peer,
@@ -466,9 +515,22 @@ impl Connection {
         self.finish(code, false, reason.to_owned(), None);
     }
 
-    /// Whether the peer may set X (§7.4 `[[src.trust]]`).
+    /// Whether the peer may set X (§7.4 `[[src.trust]]`): its role is proxy and it is
+    /// a trusted proxy link — authenticated with a proxy identity naming its node id
+    /// (§10.2), configured as trusted, or (for a client) the server it trusts.
     fn peer_may_stamp(&self) -> bool {
-        self.config.trust_source && self.peer.is_some_and(|p| p.role == Role::Proxy)
+        let Some(peer) = self.peer else { return false };
+        if peer.role != Role::Proxy {
+            // spec §7.4 [[src.forbid]]
+            return false;
+        }
+        let authenticated_proxy = self
+            .config
+            .authenticated
+            .is_some_and(|id| id == Identity::proxy(peer.node_id));
+        authenticated_proxy
+            || self.config.trust_source
+            || (self.config.role == Role::Client && self.config.trust_server_as_proxy)
     }
 
     /// The source of a DATA or ERROR packet received on this connection (§7.4).
@@ -483,8 +545,8 @@ impl Connection {
         }
     }
 
-    /// Whether a destination node means this endpoint (§7.2).
+    /// Whether a destination node means this endpoint (§7.2). `0xFFFF` never does.
     fn is_local(&self, node: u16) -> bool {
-        node == 0 || node == self.own_id()
+        node == 0 || (node == self.own_id() && node != RESERVED_NODE)
     }
 }

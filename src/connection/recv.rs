@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Connection, Event, PeerInfo, Queued, State, MAX_OUTSTANDING_PINGS};
+use super::{
+    Connection, Event, Identity, PeerGoaway, PeerInfo, Queued, State, MAX_OUTSTANDING_PINGS,
+    RESERVED_NODE,
+};
 use crate::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Pong, Role};
 use crate::deframer::Partial;
 use crate::error::{Error, ErrorCode};
@@ -30,6 +33,12 @@ impl Connection {
     /// At most one packet is buffered: the input is fed to the deframer one packet at a
     /// time, and a DATA packet beyond the credit granted is rejected as soon as its
     /// header is complete (§11 `[[limit.buffer]]`, §6.3 `[[state.order]]`).
+    ///
+    /// A GOAWAY with NO_ERROR from the peer is answered with our own (unless we sent one
+    /// already); the rest of this input is still processed — DATA after it is
+    /// UNEXPECTED_PACKET, a second GOAWAY NO_ERROR is ignored, one with an error code
+    /// closes at once — and then the connection closes with the peer's code (§6.4). A
+    /// GOAWAY with another code closes at once, unanswered.
     ///
     /// ```
     /// use std::time::Duration;
@@ -62,6 +71,62 @@ impl Connection {
             if let Err(e) = self.advance() {
                 self.fail(e.code(), e.detail());
             }
+        }
+        // spec §6.4 [[close.answer]]: answered, the rest of the input processed; close
+        if let Some(g) = self.goaway_received.take() {
+            self.close_after_goaway(g);
+        }
+    }
+
+    /// The byte stream ended (EOF), or failed, at time `now`: expired timers first, then
+    /// the connection closes. Reported as CONNECTION_LOST (never sent) when no GOAWAY was
+    /// sent or received, else with that GOAWAY's code (§6.4). Does nothing once closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fleetwire::connection::{Config, Connection, Event};
+    /// use fleetwire::ErrorCode;
+    ///
+    /// let mut conn = Connection::new(Config::node(1), Duration::ZERO);
+    /// conn.handle_eof(Duration::ZERO);
+    /// let Some(Event::Closed { code, .. }) = conn.poll_event() else { panic!() };
+    /// assert_eq!(code, ErrorCode::CONNECTION_LOST);
+    /// ```
+    pub fn handle_eof(&mut self, now: Duration) {
+        // spec §6.5 [[timeout.first]]
+        self.handle_timeout(now);
+        if self.state == State::Closed {
+            return;
+        }
+        if let Some(g) = self.goaway_received.take() {
+            self.close_after_goaway(g);
+        } else if self.goaway_sent_at.is_some() || self.sent_no_error {
+            // spec §6.4: after our GOAWAY, the closure has its code (NO_ERROR)
+            let reason = core::mem::take(&mut self.close_reason);
+            self.finish(ErrorCode::NO_ERROR, false, reason, None);
+        } else {
+            // spec §6.4: CONNECTION_LOST is reported locally, never sent
+            self.finish(
+                ErrorCode::CONNECTION_LOST,
+                true,
+                "the byte stream ended".to_owned(),
+                None,
+            );
+        }
+    }
+
+    /// Closes with the peer's GOAWAY NO_ERROR: the answer to our close, or the peer's own
+    /// close that we answered (§6.4).
+    fn close_after_goaway(&mut self, g: PeerGoaway) {
+        if self.state == State::Closed {
+            return;
+        }
+        let delivered = Some(g.delivered);
+        if self.goaway_sent_at.is_some() {
+            let reason = core::mem::take(&mut self.close_reason);
+            self.finish(g.code, false, reason, delivered);
+        } else {
+            self.finish(g.code, true, g.reason, delivered);
         }
     }
 
@@ -108,10 +173,15 @@ impl Connection {
 
     /// The checks of §6.3 that need the connection state, before the payload is read.
     fn check_header(&mut self, h: &Header) -> Result<(), Error> {
-        // spec §6.3 [[state.permitted]]: HELLO only in AWAIT_HELLO, nothing else there
+        // spec §6.3 [[state.permitted]]: HELLO and GOAWAY only in AWAIT_HELLO, HELLO
+        // only there, DATA not after the peer's own GOAWAY
         let permitted = match self.state {
-            State::AwaitHello => h.kind == Kind::Hello,
-            State::Established => h.kind != Kind::Hello,
+            State::AwaitHello => matches!(h.kind, Kind::Hello | Kind::Goaway),
+            State::Established => match h.kind {
+                Kind::Hello => false,
+                Kind::Data => self.goaway_received.is_none(),
+                _ => true,
+            },
             State::AwaitPreface | State::Closed => false,
         };
         if !permitted {
@@ -126,6 +196,10 @@ impl Connection {
                 ErrorCode::SOURCE_FORGED,
                 "source extension from an untrusted peer",
             ));
+        }
+        // spec §7.4 [[src.reserved]]: 0xFFFF is never stamped, even by a trusted proxy
+        if h.source == Some(RESERVED_NODE) {
+            return Err(err(ErrorCode::SOURCE_FORGED, "Source Node 0xFFFF"));
         }
         // spec §8 [[flow.exceed]]: DATA beyond the credit granted
         if h.kind == Kind::Data && self.recv_credit.receive(h.length).is_err() {
@@ -182,26 +256,18 @@ impl Connection {
         if !(hello.min_version..=hello.max_version).contains(&Header::VERSION) {
             return Err(err(ErrorCode::UNSUPPORTED_VERSION, "no common version"));
         }
-        if matches!(hello.role, Role::Node | Role::Proxy) {
-            match self.config.authenticated_id {
-                // spec §10.2 [[tls.node-binding]]: the id must match the certificate
-                Some(id) if id != hello.node_id => {
-                    return Err(Error::BadHello("node id differs from the authenticated id"))
-                }
-                // spec §7.4 [[src.auth]]: node or proxy role requires authentication
-                None if self.config.require_auth => {
-                    return Err(Error::BadHello(
-                        "node or proxy role from an unauthenticated peer",
-                    ))
-                }
-                _ => {}
-            }
-        }
+        // spec §5.2 [[hello.order]]: authentication last
+        self.check_authentication(&hello)?;
         let peer = PeerInfo {
             version: Header::VERSION,
             role: hello.role,
             node_id: hello.node_id,
-            attributed_id: hello.peer_id,
+            // spec §5.2: any peer_id is accepted, 0xFFFF is treated as 0
+            attributed_id: if hello.peer_id == RESERVED_NODE {
+                0
+            } else {
+                hello.peer_id
+            },
             // spec §5.2 [[hello.reserved]]: reserved codec bits are ignored
             codecs: hello.codecs & 0x03,
             max_payload: hello.max_payload,
@@ -220,6 +286,35 @@ impl Connection {
         Ok(())
     }
 
+    /// The authentication checks of a node or proxy HELLO (§7.4 `[[src.auth]]`, §10.2
+    /// `[[tls.node-binding]]`); a client needs none.
+    fn check_authentication(&self, hello: &Hello<'_>) -> Result<(), Error> {
+        if !matches!(hello.role, Role::Node | Role::Proxy) {
+            return Ok(());
+        }
+        match self.config.authenticated {
+            // spec §10.2 [[tls.node-binding]]: the id must match the certificate
+            Some(id) if id.node_id != hello.node_id => {
+                Err(Error::BadHello("node id differs from the authenticated id"))
+            }
+            // spec §7.4 [[src.auth]], §10.2: a proxy HELLO needs a proxy identity to be
+            // authenticated as a proxy; without it the peer is no authenticated proxy
+            // (and, when authentication is required, not accepted)
+            Some(id)
+                if self.config.require_auth
+                    && hello.role == Role::Proxy
+                    && id != Identity::proxy(hello.node_id) =>
+            {
+                Err(Error::BadHello("role proxy without a proxy identity"))
+            }
+            // spec §7.4 [[src.auth]]: node or proxy role requires authentication
+            None if self.config.require_auth => Err(Error::BadHello(
+                "node or proxy role from an unauthenticated peer",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn on_data(&mut self, packet: Packet) -> Result<(), Error> {
         let header = packet.header;
         // spec §11 [[limit.empty-run]]: more than max_empty_run consecutive empty DATA
@@ -234,13 +329,26 @@ impl Connection {
         } else {
             self.empty_run = 0;
         }
-        // spec §6.4 [[close.discard]]: DATA after our GOAWAY is dropped, not counted
+        // spec §6.4 [[close.discard]]: DATA after our GOAWAY is dropped, not delivered
+        // and not counted in `delivered`; not a packet error either (no ERROR, no
+        // budget). Its credit was consumed at its header (§8) and is not granted back
+        // while draining.
         if self.goaway_sent_at.is_some() {
             return Ok(());
         }
         // spec §5.5 [[goaway.delivered]]: the peer's DATA packets processed, in order
         self.delivered += 1;
         let source = self.source_of(&header);
+        // spec §6.3 [[state.data-order]] 1, §7.3 [[route.no-route]]: 0xFFFF never
+        // names a node, not even for a proxy
+        if header.route.node == RESERVED_NODE {
+            return self.data_error(
+                &header,
+                source,
+                ErrorCode::NO_ROUTE,
+                "Destination Node 0xFFFF",
+            );
+        }
         if !self.is_local(header.route.node) {
             if self.config.role == Role::Proxy {
                 self.push_forward(packet, source, Some(header.length));
@@ -274,7 +382,8 @@ impl Connection {
         }
     }
 
-    /// A packet error on a DATA packet: its credit is consumed at once.
+    /// A packet error on a DATA packet: its credit is consumed at once and granted back
+    /// (§8 `[[flow.send]]`: consumed whatever happens to it, `[[flow.no-deadlock]]`).
     fn data_error(
         &mut self,
         h: &Header,
@@ -289,7 +398,8 @@ impl Connection {
     }
 
     /// Counts a packet error and reports it with ERROR, unless it concerns an ERROR
-    /// (§12.1, §5.7).
+    /// (§12.1, §5.7). UNREACHABLE is not counted (§12.3); the packet that exceeds the
+    /// budget gets no ERROR, only the close.
     pub(super) fn packet_error(
         &mut self,
         h: &Header,
@@ -297,7 +407,11 @@ impl Connection {
         code: ErrorCode,
         why: &str,
     ) -> Result<(), Error> {
-        self.packet_errors = self.packet_errors.saturating_add(1);
+        // spec §12.3 [[err.budget]]: UNREACHABLE reports our own queue, not a fault of
+        // the peer; every other discarded packet counts, a silently discarded ERROR too
+        if code != ErrorCode::UNREACHABLE {
+            self.packet_errors = self.packet_errors.saturating_add(1);
+        }
         // spec §12.3 [[err.budget]]: more than max_packet_errors
         if self.packet_errors > self.config.limits.max_packet_errors {
             return Err(err(
@@ -356,6 +470,15 @@ impl Connection {
         // spec §5.7 [[error.layout]]
         let report = ErrorReport::parse(&packet.payload)?;
         let source = self.source_of(&packet.header);
+        if packet.header.route.node == RESERVED_NODE {
+            // spec §7.3: 0xFFFF never names a node; an ERROR is discarded silently (§5.7)
+            return self.packet_error(
+                &packet.header,
+                source,
+                ErrorCode::NO_ROUTE,
+                "Destination Node 0xFFFF",
+            );
+        }
         if self.is_local(packet.header.route.node) {
             let event = Event::PacketError {
                 code: report.code,
@@ -403,16 +526,33 @@ impl Connection {
 
     fn on_goaway(&mut self, goaway: Goaway<'_>) {
         let delivered = Some(goaway.delivered);
-        if self.goaway_sent_at.is_some() {
-            // the answer to our graceful close
-            let reason = core::mem::take(&mut self.close_reason);
-            self.finish(ErrorCode::NO_ERROR, false, reason, delivered);
+        // spec §6.4: with a code other than NO_ERROR (the first GOAWAY or a later one)
+        // the receiver closes at once, without answering;
+        // spec §5.5 [[goaway.unknown-code]]: the code is reported as it is
+        if goaway.code != ErrorCode::NO_ERROR {
+            self.goaway_received = None;
+            self.finish(goaway.code, true, goaway.reason.to_owned(), delivered);
             return;
         }
-        // spec §6.4 [[close.answer]]: answer with our own GOAWAY, then close;
-        // spec §5.5 [[goaway.unknown-code]]: the code is reported as it is
+        // spec §6.4: a second GOAWAY NO_ERROR is ignored
+        if self.goaway_received.is_some() {
+            return;
+        }
+        // spec §6.4 [[close.answer]]: answer with our own GOAWAY NO_ERROR unless we sent
+        // one (the peer's is then the answer to our close)
         self.queue_goaway(ErrorCode::NO_ERROR, "");
-        self.finish(goaway.code, true, goaway.reason.to_owned(), delivered);
+        let g = PeerGoaway {
+            code: goaway.code,
+            reason: goaway.reason.to_owned(),
+            delivered: goaway.delivered,
+        };
+        if self.state == State::AwaitHello {
+            // spec §6.4: closing before the peer's HELLO: at once, without draining
+            self.close_after_goaway(g);
+        } else {
+            // closes once the rest of this input is processed (handle_input)
+            self.goaway_received = Some(g);
+        }
     }
 
     pub(super) fn remember_ping(&mut self, id: u64) {

@@ -103,7 +103,12 @@ impl Connection {
     /// ```
     pub fn handle_timeout(&mut self, now: Duration) {
         self.now = self.now.max(now);
-        for (timer, deadline) in self.deadlines() {
+        // spec §6.5 [[timeout.first]]: expired timers in the order they expired (a drain
+        // timer that expired before the idle timer closes without a TIMEOUT GOAWAY);
+        // ties keep the order of `deadlines`
+        let mut deadlines = self.deadlines();
+        deadlines.sort_by_key(|&(_, d)| d.unwrap_or(Duration::MAX));
+        for (timer, deadline) in deadlines {
             if self.state == State::Closed {
                 return;
             }

@@ -8,8 +8,9 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ProtocolVersion};
 use rustls::{ServerConfig, ServerConnection};
 
-use super::node_id::node_id_from_cert;
+use super::node_id::identity_from_cert;
 use super::{TlsError, ALPN};
+use crate::connection::Identity;
 
 /// The first byte of the Fleetwire preface (spec §3). It cannot begin a TLS record,
 /// whose content types are 20–24.
@@ -375,12 +376,13 @@ impl TlsEndpoint {
     }
 
     /// The node id bound to the peer's verified certificate: its subject alternative
-    /// name URI `fleetwire:node:<id>` (spec §10.2).
+    /// name URI `fleetwire:node:<id>` or `fleetwire:proxy:<id>` (spec §10.2); see
+    /// [`peer_identity`](Self::peer_identity) for the role as well.
     ///
     /// `None` before the handshake is established, when the peer sent no certificate
-    /// (a client without mutual TLS), when the certificate names no node, or when it
-    /// names several different ones. The state machine compares this with the node id
-    /// announced in HELLO and closes with BAD_HELLO on a mismatch.
+    /// (a client without mutual TLS), when the certificate names no such URI, or when it
+    /// names more than one. The state machine compares this with the node id announced
+    /// in HELLO and closes with BAD_HELLO on a mismatch.
     ///
     /// # Examples
     ///
@@ -392,11 +394,32 @@ impl TlsEndpoint {
     /// assert_eq!(client.peer_node_id(), None); // no handshake yet
     /// ```
     pub fn peer_node_id(&self) -> Option<u16> {
+        self.peer_identity().map(|id| id.node_id)
+    }
+
+    /// The identity bound to the peer's certificate (spec §10.2): its one URI subject
+    /// alternative name `fleetwire:node:<id>` (a node) or `fleetwire:proxy:<id>` (a
+    /// proxy). Pass it as [`Config::authenticated`](crate::connection::Config::authenticated):
+    /// only a proxy identity authenticates the peer as a proxy (§7.4).
+    ///
+    /// `None` before the handshake is established, when the peer sent no certificate,
+    /// or when its certificate names no such URI, or more than one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fleetwire::tls::{client_config, generate_test_pki, TlsEndpoint};
+    /// let pki = generate_test_pki(&["localhost"], Some(12)).unwrap();
+    /// let config = client_config(pki.ca_cert_pem.as_bytes(), None).unwrap();
+    /// let client = TlsEndpoint::client(config, "localhost").unwrap();
+    /// assert_eq!(client.peer_identity(), None); // no handshake yet
+    /// ```
+    pub fn peer_identity(&self) -> Option<Identity> {
         if !self.established {
             return None;
         }
         let leaf = self.conn.peer_certificates()?.first()?;
-        node_id_from_cert(leaf)
+        identity_from_cert(leaf)
     }
 
     /// Queues a `close_notify` alert: take it with [`take_tls`](Self::take_tls). Nothing

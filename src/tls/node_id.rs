@@ -1,5 +1,5 @@
-//! The node id a certificate names: a subject alternative name URI `fleetwire:node:<id>`
-//! (spec §10.2).
+//! The identity a certificate names: a subject alternative name URI `fleetwire:node:<id>`
+//! or `fleetwire:proxy:<id>` (spec §10.2).
 //!
 //! A minimal DER walk over the path Certificate → tbsCertificate → extensions →
 //! subjectAltName → uniformResourceIdentifier, instead of an X.509 parser dependency.
@@ -8,8 +8,11 @@
 //! (webpki) when this runs, so it is well-formed DER; a plain byte search for the
 //! URI would also match the text in a subject name or another extension, so it is not used.
 
-/// The URI prefix of spec §10.2.
+use crate::connection::{Identity, IdentityRole};
+
+/// The URI prefixes of spec §10.2.
 const NODE_URI_PREFIX: &[u8] = b"fleetwire:node:";
+const PROXY_URI_PREFIX: &[u8] = b"fleetwire:proxy:";
 
 // DER tags (single-byte form) used on the path.
 const SEQUENCE: u8 = 0x30;
@@ -87,8 +90,28 @@ fn subject_alt_names(cert_der: &[u8]) -> Option<&[u8]> {
 }
 
 /// Parses `fleetwire:node:<id>`: canonical decimal (no sign, no leading zero), `0..=65535`.
+#[cfg(test)]
 fn parse_node_uri(uri: &[u8]) -> Option<u16> {
-    let digits = uri.strip_prefix(NODE_URI_PREFIX)?;
+    parse_id(uri.strip_prefix(NODE_URI_PREFIX)?)
+}
+
+/// Whether `uri` is a Fleetwire identity URI, well-formed or not.
+fn is_identity_uri(uri: &[u8]) -> bool {
+    uri.starts_with(NODE_URI_PREFIX) || uri.starts_with(PROXY_URI_PREFIX)
+}
+
+/// Parses `fleetwire:node:<id>` or `fleetwire:proxy:<id>`.
+fn parse_identity_uri(uri: &[u8]) -> Option<Identity> {
+    let (role, digits) = match uri.strip_prefix(NODE_URI_PREFIX) {
+        Some(digits) => (IdentityRole::Node, digits),
+        None => (IdentityRole::Proxy, uri.strip_prefix(PROXY_URI_PREFIX)?),
+    };
+    let node_id = parse_id(digits)?;
+    Some(Identity { role, node_id })
+}
+
+/// Canonical decimal (no sign, no leading zero), `0..=65535`.
+fn parse_id(digits: &[u8]) -> Option<u16> {
     let canonical = match digits {
         [] => false,
         [b'0', _, ..] => false,
@@ -103,24 +126,32 @@ fn parse_node_uri(uri: &[u8]) -> Option<u16> {
     u16::try_from(value).ok()
 }
 
-/// The node id named by the certificate's `fleetwire:node:<id>` URI SAN.
+/// The identity named by the certificate's one `fleetwire:node:<id>` or
+/// `fleetwire:proxy:<id>` URI SAN (spec §10.2).
 ///
-/// `None` if there is none, if one is malformed, or if several name different ids.
-pub(super) fn node_id_from_cert(cert_der: &[u8]) -> Option<u16> {
+/// `None` if there is no such URI, if there is more than one (even naming the same
+/// identity twice), or if it is malformed: such a certificate authenticates no node id.
+pub(super) fn identity_from_cert(cert_der: &[u8]) -> Option<Identity> {
     let mut names = subject_alt_names(cert_der)?;
     let mut found = None;
     while !names.is_empty() {
         let (tag, value) = next_tlv(&mut names)?;
-        if tag != URI_NAME || !value.starts_with(NODE_URI_PREFIX) {
+        if tag != URI_NAME || !is_identity_uri(value) {
             continue;
         }
-        let id = parse_node_uri(value)?;
-        match found {
-            Some(previous) if previous != id => return None,
-            _ => found = Some(id),
+        if found.is_some() {
+            return None; // more than one: no identity
         }
+        found = Some(parse_identity_uri(value)?);
     }
     found
+}
+
+/// The node id named by the certificate's identity URI, node or proxy
+/// ([`identity_from_cert`]).
+#[cfg(test)]
+pub(super) fn node_id_from_cert(cert_der: &[u8]) -> Option<u16> {
+    identity_from_cert(cert_der).map(|id| id.node_id)
 }
 
 #[cfg(test)]
@@ -153,6 +184,39 @@ mod tests {
                 String::from_utf8_lossy(uri)
             );
         }
+    }
+
+    #[test]
+    fn parses_node_and_proxy_identity_uris() {
+        assert_eq!(
+            parse_identity_uri(b"fleetwire:node:12"),
+            Some(Identity::node(12))
+        );
+        assert_eq!(
+            parse_identity_uri(b"fleetwire:proxy:12"),
+            Some(Identity::proxy(12))
+        );
+        assert_eq!(
+            parse_identity_uri(b"fleetwire:proxy:65535"),
+            Some(Identity::proxy(65535))
+        );
+        for uri in [
+            &b"fleetwire:proxy:"[..],
+            b"fleetwire:proxy:012",
+            b"fleetwire:proxy:65536",
+            b"fleetwire:proxies:1",
+            b"fleetwire:client:1",
+            b"FLEETWIRE:proxy:1",
+        ] {
+            assert_eq!(
+                parse_identity_uri(uri),
+                None,
+                "{}",
+                String::from_utf8_lossy(uri)
+            );
+        }
+        assert!(is_identity_uri(b"fleetwire:proxy:x"));
+        assert!(!is_identity_uri(b"fleetwire:client:1"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use rcgen::{
 };
 
 use super::TlsError;
+use crate::connection::{Identity, IdentityRole};
 
 /// A test certificate authority and one leaf certificate it issued, all as PEM.
 ///
@@ -140,6 +141,34 @@ impl TestPki {
         self.issue_with(names, node_id, |_| ())
     }
 
+    /// Issues another leaf certificate from this CA bound to `identity`: the URI
+    /// `fleetwire:node:<id>` for a node identity, `fleetwire:proxy:<id>` for a proxy
+    /// identity (spec §10.2; only a proxy identity authenticates a proxy, §7.4), or no
+    /// URI for `None`. Otherwise as [`generate_test_pki`].
+    ///
+    /// **For tests and local use only.**
+    ///
+    /// # Errors
+    ///
+    /// As [`generate_test_pki`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fleetwire::connection::Identity;
+    /// use fleetwire::tls::generate_test_pki;
+    /// let pki = generate_test_pki(&["localhost"], Some(1)).unwrap();
+    /// let proxy = pki.issue_identity(&["proxy-3.test"], Some(Identity::proxy(3))).unwrap();
+    /// assert!(proxy.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// ```
+    pub fn issue_identity(
+        &self,
+        names: &[&str],
+        identity: Option<Identity>,
+    ) -> Result<TestLeaf, TlsError> {
+        self.issue_identity_with(names, identity, |_| ())
+    }
+
     /// Issues a leaf, letting `adjust` change its parameters (tests use it for validity).
     pub(super) fn issue_with(
         &self,
@@ -147,19 +176,47 @@ impl TestPki {
         node_id: Option<u16>,
         adjust: impl FnOnce(&mut CertificateParams),
     ) -> Result<TestLeaf, TlsError> {
+        self.issue_identity_with(names, node_id.map(Identity::node), adjust)
+    }
+
+    /// Issues a leaf bound to `identity`, letting `adjust` change its parameters.
+    pub(super) fn issue_identity_with(
+        &self,
+        names: &[&str],
+        identity: Option<Identity>,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<TestLeaf, TlsError> {
         let bad_name =
             |_| TlsError::Config("a name is neither an IP address nor an ASCII DNS name");
         let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(owned).map_err(bad_name)?;
-        if let Some(id) = node_id {
-            let uri = format!("fleetwire:node:{id}");
+        if let Some(id) = identity {
+            // spec §10.2: fleetwire:node:<id> or fleetwire:proxy:<id>, <id> in decimal
+            let uri = format!("fleetwire:{}:{}", id.role.name(), id.node_id);
             params
                 .subject_alt_names
                 .push(SanType::URI(uri.try_into().map_err(bad_name)?));
         }
-        let common_name = match (names.first(), node_id) {
+        let common_name = match (names.first(), identity) {
             (Some(name), _) => (*name).to_string(),
-            (None, Some(id)) => format!("fleetwire node {id}"),
+            (
+                None,
+                Some(Identity {
+                    role: IdentityRole::Node,
+                    node_id,
+                }),
+            ) => {
+                format!("fleetwire node {node_id}")
+            }
+            (
+                None,
+                Some(Identity {
+                    role: IdentityRole::Proxy,
+                    node_id,
+                }),
+            ) => {
+                format!("fleetwire proxy {node_id}")
+            }
             (None, None) => "fleetwire test leaf".to_string(),
         };
         params.distinguished_name = rcgen::DistinguishedName::new();

@@ -8,8 +8,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, ServerConfig};
 
 use super::config::roots_from_pem;
-use super::node_id::node_id_from_cert;
+use super::node_id::{identity_from_cert, node_id_from_cert};
 use super::*;
+use crate::connection::Identity;
 
 const PREFACE: &[u8] = b"\x89FWIRE\r\n";
 
@@ -569,6 +570,81 @@ fn node_id_is_none_when_certificate_names_two_nodes() {
         .unwrap();
     let der = CertificateDer::from_pem_slice(two.cert_pem.as_bytes()).unwrap();
     assert_eq!(node_id_from_cert(&der), None);
+}
+
+#[test]
+fn identity_carries_the_role_of_the_uri() {
+    let f = fixture();
+    let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    assert_eq!(
+        identity_from_cert(&der(&f.node7.cert_pem)),
+        Some(Identity::node(7))
+    );
+    let proxy = f.pki.issue_identity(&[], Some(Identity::proxy(9))).unwrap();
+    assert_eq!(
+        identity_from_cert(&der(&proxy.cert_pem)),
+        Some(Identity::proxy(9))
+    );
+    assert_eq!(node_id_from_cert(&der(&proxy.cert_pem)), Some(9));
+    let none = f.pki.issue_identity(&["a.test"], None).unwrap();
+    assert_eq!(identity_from_cert(&der(&none.cert_pem)), None);
+}
+
+#[test]
+fn identity_is_none_with_more_than_one_identity_uri() {
+    let f = fixture();
+    let der = |leaf: &TestLeaf| CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
+    // spec §10.2: more than one such URI authenticates no node id, even the same one
+    for extra in ["fleetwire:proxy:4", "fleetwire:node:4", "fleetwire:node:5"] {
+        let two = f
+            .pki
+            .issue_with(&[], Some(4), |p| {
+                p.subject_alt_names
+                    .push(rcgen::SanType::URI(extra.try_into().unwrap()));
+            })
+            .unwrap();
+        assert_eq!(identity_from_cert(&der(&two)), None, "{extra}");
+    }
+    // a malformed identity URI is not an identity either
+    let bad = f
+        .pki
+        .issue_with(&[], None, |p| {
+            p.subject_alt_names.push(rcgen::SanType::URI(
+                "fleetwire:proxy:07".try_into().unwrap(),
+            ));
+        })
+        .unwrap();
+    assert_eq!(identity_from_cert(&der(&bad)), None);
+    // other URIs do not count
+    let other = f
+        .pki
+        .issue_with(&[], Some(4), |p| {
+            p.subject_alt_names.push(rcgen::SanType::URI(
+                "https://example.test/".try_into().unwrap(),
+            ));
+        })
+        .unwrap();
+    assert_eq!(identity_from_cert(&der(&other)), Some(Identity::node(4)));
+}
+
+#[test]
+fn mutual_tls_reports_a_proxy_identity() {
+    let f = fixture();
+    let proxy = f
+        .pki
+        .issue_identity(&[], Some(Identity::proxy(30)))
+        .unwrap();
+    let (mut c, mut s) = pair(client_cfg(Some(&proxy)), "localhost", server_cfg(true));
+    drive(&mut c, &mut s, usize::MAX);
+    assert!(
+        c.err.is_none() && s.err.is_none(),
+        "{:?} {:?}",
+        c.err,
+        s.err
+    );
+    assert_eq!(s.ep.peer_identity(), Some(Identity::proxy(30)));
+    assert_eq!(s.ep.peer_node_id(), Some(30));
+    assert_eq!(c.ep.peer_identity(), Some(Identity::node(1)));
 }
 
 #[test]

@@ -159,11 +159,11 @@ fn none_vectors(v: &mut Vec<Vector>) {
         .ok(out(b"plain"), false),
     );
     let big = vec![0x5A; 2000];
-    // §9.3 bounds *decompressed* output; whether an uncompressed payload longer than
-    // max_decompressed is accepted is not stated (see the README, "Open questions").
+    // §9.3: "The limits below apply to compressed payloads only; an uncompressed payload
+    // is bounded by `max_payload` (§4.5)."
     v.push(
-        c("none.above-max-decompressed", &["comp.cap"], "an uncompressed 2000-byte payload with max_decompressed 1024: §9.3 does not say whether the cap applies to codec none", "none", DEFAULT.md(1024), &big)
-            .either(out(&big), err("DECOMPRESSED_TOO_LARGE")),
+        c("none.above-max-decompressed", &["comp.cap"], "an uncompressed 2000-byte payload with max_decompressed 1024: the cap applies only to Cod != 0, the payload is accepted as it is", "none", DEFAULT.md(1024), &big)
+            .ok(out(&big), false),
     );
 }
 
@@ -228,7 +228,7 @@ fn zlib_limits(v: &mut Vec<Vector>) {
     v.push(
         c(
             "zlib.max-decompressed.over",
-            &["comp.cap", "comp.cap-error"],
+            &["comp.cap", "comp.cap-error", "comp.cap-vs-malformed"],
             "1025 zero bytes, max_decompressed 1024",
             "zlib",
             DEFAULT.md(1024),
@@ -305,10 +305,19 @@ fn zlib_limits(v: &mut Vec<Vector>) {
     );
     let mut trunc = z(Z_ZEROS_2000);
     trunc.truncate(trunc.len() - 4);
-    v.push(c("zlib.over-cap-and-truncated", &["comp.cap-error", "comp.malformed"], "2000 zeros without the Adler-32, max_decompressed 1024: malformed and above the cap, so either code conforms", "zlib", DEFAULT.md(1024), &trunc).either(err("DECOMPRESSED_TOO_LARGE"), err("DECOMPRESSION_FAILED")));
+    v.push(c("zlib.over-cap-and-truncated", &["comp.cap-error", "comp.malformed", "comp.cap-vs-malformed"], "2000 zeros without the Adler-32, max_decompressed 1024: malformed and above the cap, so either code conforms", "zlib", DEFAULT.md(1024), &trunc).either(err("DECOMPRESSED_TOO_LARGE"), err("DECOMPRESSION_FAILED")));
     let mut bad = z(Z_ZEROS_1024);
     *bad.last_mut().expect("non-empty") ^= 1;
-    v.push(c("zlib.bad-adler-at-cap", &["comp.malformed"], "1024 zeros at max_decompressed 1024 with a wrong Adler-32: malformed, the cap was not exceeded", "zlib", DEFAULT.md(1024), &bad).fails(err("DECOMPRESSION_FAILED")));
+    v.push(c("zlib.bad-adler-at-cap", &["comp.malformed", "comp.cap-vs-malformed"], "1024 zeros at max_decompressed 1024 with a wrong Adler-32: malformed, the cap was not exceeded", "zlib", DEFAULT.md(1024), &bad).fails(err("DECOMPRESSION_FAILED")));
+    // §9.3 [[comp.cap-vs-malformed]]: a malformed payload whose complete well-formed
+    // prefix stays within the cap gets DECOMPRESSION_FAILED, whatever the decoder does
+    let mut cut = z(Z_ZEROS_1024);
+    cut.truncate(cut.len() - 4);
+    v.push(c("zlib.cap-vs-malformed.truncated-within-cap", &["comp.cap-vs-malformed", "comp.malformed"], "1024 zeros without their Adler-32 at max_decompressed 1024: the well-formed prefix reaches exactly the cap, not more, so DECOMPRESSION_FAILED", "zlib", DEFAULT.md(1024), &cut).fails(err("DECOMPRESSION_FAILED")));
+    let mut trailing = z(Z_ZEROS_1024);
+    trailing.push(0x00);
+    v.push(c("zlib.cap-vs-malformed.trailing-within-cap", &["comp.cap-vs-malformed", "comp.malformed"], "a complete stream of 1024 zeros followed by one more byte, max_decompressed 1024: malformed within the cap, so DECOMPRESSION_FAILED", "zlib", DEFAULT.md(1024), &trailing).fails(err("DECOMPRESSION_FAILED")));
+    v.push(c("zlib.cap-vs-malformed.well-formed-over-cap", &["comp.cap-vs-malformed", "comp.cap-error"], "a well-formed stream of 2000 zeros at max_decompressed 1024: the cap error, never DECOMPRESSION_FAILED", "zlib", DEFAULT.md(1024), &z(Z_ZEROS_2000)).fails(err("DECOMPRESSED_TOO_LARGE")));
     v.push(
         c(
             "zlib.not-negotiated",

@@ -411,8 +411,9 @@ fn excerpt(s: &str, max: usize) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// `(test label, tags)` for every `// trace: a, b` comment in `.rs` files under `roots`;
-/// the label names the next function declared after the comment.
+/// `(test label, tags)` for every `// trace: a, b` comment in `.rs` files under `roots`
+/// (tags separated by commas or whitespace: tags contain neither); the label names the
+/// next function declared after the comment.
 fn scan_tests(roots: &[&Path], repo: &Path) -> Result<Vec<(String, Vec<String>)>, TraceError> {
     let mut files = Vec::new();
     for root in roots {
@@ -433,7 +434,7 @@ fn scan_tests(roots: &[&Path], repo: &Path) -> Result<Vec<(String, Vec<String>)>
                 continue;
             };
             let tags = list
-                .split(',')
+                .split(|c: char| c == ',' || c.is_whitespace())
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned)

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::json::{hex, Fields};
 use super::verify::{compare, control_json, header_json};
-use crate::connection::{Config, Connection, Event, SendOptions, ServiceSet};
+use crate::connection::{Config, Connection, Event, Identity, SendOptions, ServiceSet};
 use crate::control::Control;
 use crate::{Codec, ErrorCode, PacketRef, Route, Status, PREFACE};
 
@@ -33,9 +33,20 @@ fn config_from(c: &Value) -> Result<Config, String> {
     config.codecs = num(c, "codecs")?;
     config.trust_source = c.field("trust_source")?.as_bool().ok_or("trust_source")?;
     config.require_auth = c.field("require_auth")?.as_bool().ok_or("require_auth")?;
-    config.authenticated_id = match c.get("authenticated_id") {
+    config.trust_server_as_proxy = match c.get("trust_server_as_proxy") {
+        None => false,
+        Some(b) => b.as_bool().ok_or("trust_server_as_proxy")?,
+    };
+    config.authenticated = match c.get("authenticated") {
         None | Some(Value::Null) => None,
-        Some(_) => Some(num(c, "authenticated_id")?),
+        Some(a) => {
+            let node_id = num(a, "node_id")?;
+            Some(match a.str_field("role")? {
+                "node" => Identity::node(node_id),
+                "proxy" => Identity::proxy(node_id),
+                other => return Err(format!("unknown identity role {other}")),
+            })
+        }
     };
     config.services = match c.field("services")? {
         Value::Null => None,
@@ -207,7 +218,11 @@ impl Run {
         self.take_events();
         match &self.closed {
             None => json!({ "state": "open" }),
-            Some(c) if c["by_peer"] == true || c["code"] == "NO_ERROR" => {
+            Some(c)
+                if c["by_peer"] == true
+                    || c["code"] == "NO_ERROR"
+                    || c["code"] == "CONNECTION_LOST" =>
+            {
                 json!({ "state": "closed", "code": c["code"] })
             }
             Some(c) => {
@@ -265,6 +280,8 @@ fn step(run: &mut Run, now: &mut Duration, s: &Value, i: usize) -> Result<(), St
         run.conn.handle_input(*now, &s.hex_field("recv")?);
     } else if s.get("tick").is_some() {
         run.conn.handle_timeout(*now);
+    } else if s.get("eof").is_some() {
+        run.conn.handle_eof(*now);
     } else if s.get("app").is_some() {
         app(run, *now, s)?;
     } else if let Some(p) = s.get("expect_sent") {

@@ -145,11 +145,13 @@ fn credit_overflow_is_flow_control() {
 #[test]
 fn empty_run_at_limit_accepted_and_one_more_is_flood() {
     let mut config = Config::node(1);
-    config.limits.max_empty_run = 4;
+    config.limits.max_empty_run = 40;
     let empty = data(Route::default(), b"");
     let mut c = open_with(config.clone(), Role::Node, 2);
-    c.handle_input(T0, &empty.repeat(4));
+    c.handle_input(T0, &empty.repeat(40));
     c.handle_input(T0, &data(Route::default(), b"reset"));
+    c.handle_input(T0, &empty.repeat(20));
+    // control packets neither reset nor add to the count
     c.handle_input(
         T0,
         &ctl(Control::Ping(Ping {
@@ -157,7 +159,14 @@ fn empty_run_at_limit_accepted_and_one_more_is_flood() {
             timestamp: 0,
         })),
     );
-    c.handle_input(T0, &empty.repeat(4));
+    c.handle_input(
+        T0,
+        &ctl(Control::Credit(Credit {
+            packets: 1,
+            bytes: 1,
+        })),
+    );
+    c.handle_input(T0, &empty.repeat(20));
     assert!(!c.is_closed());
     assert_closes(c, &empty, ErrorCode::FLOOD);
 }
@@ -375,26 +384,240 @@ fn compresses_when_peer_announced_the_codec() {
 
 // ---- shutdown (§6.4) ----
 
+fn goaway(code: ErrorCode, delivered: u64, reason: &str) -> Vec<u8> {
+    ctl(Control::Goaway(Goaway {
+        code,
+        delivered,
+        reason,
+    }))
+}
+
 #[test]
-fn answers_goaway_and_reports_unknown_code() {
+fn answers_goaway_no_error_then_closes() {
+    // trace: close.answer, close.answer-then-close
     let mut c = node();
     c.handle_input(T0, &data(Route::default(), b"x").repeat(2));
-    let goaway = Goaway {
-        code: ErrorCode(0x8123),
-        delivered: 5,
-        reason: "maintenance",
-    };
-    c.handle_input(T0, &ctl(Control::Goaway(goaway)));
+    c.handle_input(T0, &goaway(ErrorCode::NO_ERROR, 5, "maintenance"));
     assert!(c.is_closed());
     assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 2)));
     let last = events(&mut c).pop();
     let expected = Event::Closed {
-        code: ErrorCode(0x8123),
+        code: ErrorCode::NO_ERROR,
         by_peer: true,
         reason: "maintenance".into(),
         delivered: Some(5),
     };
     assert_eq!(last, Some(expected));
+}
+
+#[test]
+fn goaway_with_another_code_is_not_answered_and_reported_as_is() {
+    for code in [ErrorCode(0x8123), ErrorCode::FLOOD] {
+        let mut c = node();
+        // the PING after it is not processed: closed at once
+        let bytes = [
+            goaway(code, 5, "maintenance"),
+            ctl(Control::Ping(Ping {
+                id: 1,
+                timestamp: 0,
+            })),
+        ]
+        .concat();
+        c.handle_input(T0, &bytes);
+        assert!(c.is_closed());
+        assert!(sent(&mut c).is_empty(), "no answer, no PONG");
+        let last = events(&mut c).pop();
+        let expected = Event::Closed {
+            code,
+            by_peer: true,
+            reason: "maintenance".into(),
+            delivered: Some(5),
+        };
+        assert_eq!(last, Some(expected));
+    }
+}
+
+#[test]
+fn after_the_peers_goaway_data_is_unexpected_and_a_second_goaway_ignored() {
+    // the rest of the read that carried the GOAWAY is still processed (§6.4)
+    let mut c = node();
+    let bytes = [
+        goaway(ErrorCode::NO_ERROR, 0, ""),
+        goaway(ErrorCode::NO_ERROR, 0, "again"),
+        ctl(Control::Ping(Ping {
+            id: 4,
+            timestamp: 0,
+        })),
+    ]
+    .concat();
+    c.handle_input(T0, &bytes);
+    let out = sent(&mut c);
+    let kinds: Vec<Kind> = out.iter().map(|p| p.header.kind).collect();
+    assert_eq!(kinds, [Kind::Goaway, Kind::Pong], "one answer only");
+    assert!(c.is_closed());
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::NO_ERROR));
+
+    let mut c = node();
+    let bytes = [
+        goaway(ErrorCode::NO_ERROR, 0, ""),
+        data(Route::default(), b"after"),
+    ]
+    .concat();
+    c.handle_input(T0, &bytes);
+    let out = sent(&mut c);
+    let codes: Vec<ErrorCode> = out
+        .iter()
+        .map(|p| Goaway::parse(&p.payload).unwrap().code)
+        .collect();
+    assert_eq!(
+        codes,
+        [ErrorCode::NO_ERROR, ErrorCode::UNEXPECTED_PACKET],
+        "at most one NO_ERROR and one error GOAWAY"
+    );
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::UNEXPECTED_PACKET));
+
+    let mut c = node();
+    let bytes = [
+        goaway(ErrorCode::NO_ERROR, 0, ""),
+        goaway(ErrorCode::TIMEOUT, 0, "late"),
+    ]
+    .concat();
+    c.handle_input(T0, &bytes);
+    assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 0)));
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::TIMEOUT));
+}
+
+#[test]
+fn error_goaway_answering_our_close_reports_its_code() {
+    let mut c = node();
+    c.close(T0, "bye");
+    sent(&mut c);
+    c.handle_input(T0, &goaway(ErrorCode::INTERNAL_ERROR, 0, "crash"));
+    assert!(sent(&mut c).is_empty());
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::INTERNAL_ERROR));
+}
+
+#[test]
+fn goaway_is_permitted_before_hello_and_closes_at_once() {
+    let mut c = Connection::new(Config::node(1), T0);
+    sent(&mut c);
+    let bytes = [
+        PREFACE.to_vec(),
+        goaway(ErrorCode::NO_ERROR, 0, "bye"),
+        hello_with(Role::Node, 2, |_| {})[8..].to_vec(),
+    ]
+    .concat();
+    c.handle_input(T0, &bytes);
+    assert!(c.is_closed() && !c.is_established());
+    assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 0)));
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::NO_ERROR));
+    // with an error code: not answered
+    let mut c = Connection::new(Config::node(1), T0);
+    sent(&mut c);
+    c.handle_input(
+        T0,
+        &[PREFACE.to_vec(), goaway(ErrorCode::BAD_HELLO, 0, "")].concat(),
+    );
+    assert!(sent(&mut c).is_empty());
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::BAD_HELLO));
+}
+
+#[test]
+fn close_sends_at_most_one_no_error_goaway() {
+    let mut c = node();
+    c.close(T0, "a");
+    c.close(T0, "b");
+    assert_eq!(sent(&mut c).len(), 1);
+    // the peer's answer is not answered again
+    c.handle_input(T0, &goaway(ErrorCode::NO_ERROR, 0, ""));
+    assert!(sent(&mut c).is_empty());
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::NO_ERROR));
+}
+
+#[test]
+fn data_discarded_while_draining_is_no_packet_error_but_consumes_credit() {
+    let mut config = Config::node(1);
+    config.limits.max_packet_errors = 1;
+    config.limits.initial_credit_packets = 3;
+    config.services = Some(ServiceSet::from_iter([0]));
+    let mut c = open_with(config, Role::Node, 2);
+    c.close(T0, "bye");
+    sent(&mut c);
+    // unregistered service: would be NO_SERVICE, but it is discarded without an ERROR
+    // and without counting against a budget of 1
+    c.handle_input(T0, &data(Route::new(0, 9, 0), b"x").repeat(3));
+    assert!(sent(&mut c).is_empty(), "no ERROR");
+    assert!(c.is_draining());
+    assert_eq!(c.delivered(), 0);
+    // the three consumed the whole packet credit: a fourth exceeds it
+    c.handle_input(T0, &data(Route::default(), b"y"));
+    assert_eq!(
+        goaway_of(&sent(&mut c)).map(|g| g.0),
+        Some(ErrorCode::FLOW_CONTROL)
+    );
+}
+
+#[test]
+fn drain_timer_expiry_sends_nothing_even_when_idle_expired_later() {
+    let mut config = Config::node(1);
+    config.limits.idle_timeout_ms = 6_000;
+    config.limits.drain_timeout_ms = 5_000;
+    let mut c = open_with(config, Role::Node, 2);
+    c.close(T0, "bye");
+    sent(&mut c);
+    // both expired by 7 s: the drain timer (5 s) first, so no TIMEOUT GOAWAY
+    c.handle_timeout(Duration::from_secs(7));
+    assert!(sent(&mut c).is_empty());
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::NO_ERROR));
+}
+
+#[test]
+fn eof_is_connection_lost_without_goaway() {
+    let mut c = node();
+    c.handle_input(T0, &data(Route::default(), b"x")[..5]);
+    c.handle_eof(T0);
+    assert!(c.is_closed());
+    assert!(sent(&mut c).is_empty(), "CONNECTION_LOST is never sent");
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::CONNECTION_LOST));
+    // before the handshake too
+    let mut c = Connection::new(Config::client(), T0);
+    sent(&mut c);
+    c.handle_eof(T0);
+    assert!(sent(&mut c).is_empty());
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::CONNECTION_LOST));
+}
+
+#[test]
+fn eof_after_our_goaway_reports_its_code() {
+    let mut c = node();
+    c.close(T0, "bye");
+    sent(&mut c);
+    c.handle_eof(T0);
+    assert!(sent(&mut c).is_empty());
+    let last = events(&mut c).pop();
+    assert!(matches!(
+        last,
+        Some(Event::Closed {
+            code: ErrorCode::NO_ERROR,
+            by_peer: false,
+            ..
+        })
+    ));
+    // once closed, EOF changes nothing
+    c.handle_eof(T0);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn eof_processes_expired_timers_first() {
+    let mut c = Connection::new(Config::node(1), T0);
+    sent(&mut c);
+    c.handle_eof(Duration::from_secs(10));
+    assert_eq!(
+        goaway_of(&sent(&mut c)).map(|g| g.0),
+        Some(ErrorCode::TIMEOUT)
+    );
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::TIMEOUT));
 }
 
 #[test]
@@ -450,4 +673,202 @@ fn close_before_handshake_closes_at_once() {
     c.close(T0, "never mind");
     assert!(c.is_closed());
     assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 0)));
+    // after the peer's preface, before its HELLO: the same
+    let mut c = Connection::new(Config::client(), T0);
+    c.handle_input(T0, &PREFACE);
+    c.close(T0, "never mind");
+    assert!(c.is_closed());
+    assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 0)));
+}
+
+// ---- buffering (§11) ----
+
+// trace: limit.buffer
+#[test]
+fn never_holds_more_than_one_incomplete_packet() {
+    let mut config = Config::node(1);
+    config.limits.max_payload = 1024;
+    config.limits.initial_credit_packets = 1_048_576;
+    config.limits.initial_credit_bytes = 2_147_483_647;
+    let max_packet = 10 + 1024;
+    let mut c = open_with(config, Role::Node, 2);
+    // 1 MB of back-to-back DATA packets of every length, fed at once, then cut inside
+    // a packet: only the incomplete tail is held, the rest became events
+    let mut stream = Vec::new();
+    let mut len = 0usize;
+    while stream.len() < 1 << 20 {
+        stream.extend(data(Route::default(), &vec![0xA5; len]));
+        len = (len + 97) % 1025;
+    }
+    let whole = stream.len();
+    stream.extend(&data(Route::default(), &[1; 1000])[..700]);
+    c.handle_input(T0, &stream);
+    assert!(!c.is_closed());
+    assert_eq!(c.buffered(), 700);
+    assert!(c.buffered() <= max_packet);
+    let delivered = events(&mut c).len();
+    assert!(delivered > 1000, "{delivered} packets, {whole} bytes");
+    // one byte per read, and every split of one packet: never above one packet
+    let one = data(Route::default(), &[7; 1024]);
+    for b in &one {
+        c.handle_input(T0, &[*b]);
+        assert!(c.buffered() <= max_packet);
+    }
+    // a 1 MB blob that is not Fleetwire: closed at the first header, nothing held
+    let mut c = open_with(Config::node(1), Role::Node, 2);
+    c.handle_input(T0, &vec![0xEE; 1 << 20]);
+    assert!(c.is_closed());
+    assert!(c.buffered() <= 10 + usize::from(u16::MAX));
+    // before the handshake the preface is at most 8 bytes
+    let mut c = Connection::new(Config::node(1), T0);
+    c.handle_input(T0, &PREFACE[..7]);
+    assert_eq!(c.buffered(), 7);
+}
+
+// ---- flow control after packet errors (§8) ----
+
+#[test]
+fn data_discarded_by_a_packet_error_consumes_credit_and_is_granted_back() {
+    let mut config = Config::node(1);
+    config.limits.max_payload = 1024;
+    config.limits.initial_credit_packets = 2;
+    config.limits.initial_credit_bytes = 1024;
+    config.limits.max_packet_errors = 100;
+    config.services = Some(ServiceSet::from_iter([0]));
+    let mut c = open_with(config, Role::Node, 2);
+    // two discarded packets use the whole window; the credit comes back with no event
+    // taken, so a full window fits again (§8 [[flow.no-deadlock]])
+    for _ in 0..10 {
+        c.handle_input(T0, &data(Route::new(0, 9, 0), &[1; 600]));
+        c.handle_input(T0, &data(Route::new(0, 9, 0), &[1; 424]));
+        assert!(!c.is_closed());
+        let out = sent(&mut c);
+        let credit: (u32, u32) = out
+            .iter()
+            .filter(|p| p.header.kind == Kind::Credit)
+            .map(|p| Credit::parse(&p.payload).unwrap())
+            .fold((0, 0), |(a, b), c| (a + c.packets, b + c.bytes));
+        assert_eq!(credit, (2, 1024));
+    }
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn no_deadlock_with_a_one_packet_window() {
+    let mut config = Config::node(1);
+    config.limits.max_payload = 1024;
+    config.limits.initial_credit_packets = 1;
+    config.limits.initial_credit_bytes = 1024;
+    let mut c = open_with(config, Role::Node, 2);
+    for len in [1usize, 1024, 0, 512, 1024] {
+        c.handle_input(T0, &data(Route::default(), &vec![3; len]));
+        assert!(!c.is_closed(), "len {len}");
+        assert_eq!(events(&mut c).len(), 1);
+        let out = sent(&mut c);
+        let c1 = Credit::parse(&out[0].payload).unwrap();
+        assert_eq!(c1.packets, 1);
+        assert_eq!(c1.bytes as usize, len);
+    }
+}
+
+// ---- reserved node id 0xFFFF (§4.6, §7.3, §7.4) ----
+
+#[test]
+fn destination_ffff_is_no_route_even_for_a_proxy() {
+    for config in [Config::node(1), Config::proxy(9)] {
+        let mut c = open_with(config, Role::Node, 2);
+        c.handle_input(T0, &data(Route::new(0xFFFF, 0, 0), b"x"));
+        assert!(events(&mut c).is_empty(), "not forwarded, not delivered");
+        let out = sent(&mut c);
+        assert_eq!(
+            error_report(&out[0]),
+            (ErrorCode::NO_ROUTE, Route::new(2, 0, 0))
+        );
+    }
+}
+
+#[test]
+fn client_attributed_ffff_is_treated_as_zero() {
+    let mut c = open_with_hello(
+        Config::client(),
+        hello_with(Role::Node, 2, |h| h.peer_id = 0xFFFF),
+    );
+    assert_eq!(c.own_id(), 0);
+    assert_eq!(c.peer().map(|p| p.attributed_id), Some(0));
+    c.handle_input(T0, &data(Route::new(0xFFFF, 0, 0), b"x"));
+    assert_eq!(error_report(&sent(&mut c)[0]).0, ErrorCode::NO_ROUTE);
+    // a client's own id is the peer_id attributed to it (§7.2)
+    let mut c = open_with_hello(
+        Config::client(),
+        hello_with(Role::Node, 2, |h| h.peer_id = 77),
+    );
+    c.handle_input(T0, &data(Route::new(77, 0, 0), b"mine"));
+    c.handle_input(T0, &data(Route::new(78, 0, 0), b"not mine"));
+    assert!(matches!(&events(&mut c)[..], [Event::Data { .. }]));
+    assert_eq!(error_report(&sent(&mut c)[0]).0, ErrorCode::NO_ROUTE);
+}
+
+#[test]
+fn error_for_ffff_is_discarded_silently_and_counted() {
+    let mut config = Config::node(1);
+    config.limits.max_packet_errors = 1;
+    let mut c = open_with(config, Role::Node, 2);
+    let mut report = Vec::new();
+    ErrorReport {
+        code: ErrorCode::NO_ROUTE,
+        header: &[0x10, 0, 0, 0, 0, 7, 0, 0],
+        reason: "",
+    }
+    .encode(&mut report);
+    let err = raw(Header::control(Kind::Error, 0), &report);
+    let mut to_ffff = err.clone();
+    to_ffff[4] = 0xFF;
+    to_ffff[5] = 0xFF;
+    c.handle_input(T0, &to_ffff);
+    assert!(sent(&mut c).is_empty());
+    assert!(!c.is_closed());
+    assert_closes(c, &to_ffff, ErrorCode::TOO_MANY_ERRORS);
+}
+
+// ---- error budget (§12.3) ----
+
+#[test]
+fn unreachable_does_not_count_against_the_budget() {
+    let mut config = Config {
+        peer_id: 300,
+        ..Config::proxy(9)
+    };
+    config.limits.max_packet_errors = 1;
+    let mut c = open_with(config, Role::Client, 0);
+    for _ in 0..5 {
+        c.handle_input(T0, &data(Route::new(42, 0, 0), b"x"));
+        let Some(Event::Forward { received, .. }) = c.poll_event() else {
+            panic!()
+        };
+        c.report_unroutable(&received, ErrorCode::UNREACHABLE);
+    }
+    assert!(!c.is_closed());
+    assert_eq!(
+        sent(&mut c)
+            .iter()
+            .filter(|p| p.header.kind == Kind::Error)
+            .count(),
+        5
+    );
+    c.handle_input(T0, &data(Route::new(42, 0, 0), b"x"));
+    let Some(Event::Forward { received, .. }) = c.poll_event() else {
+        panic!()
+    };
+    c.report_unroutable(&received, ErrorCode::NO_ROUTE);
+    assert!(!c.is_closed(), "one NO_ROUTE is within a budget of 1");
+    c.handle_input(T0, &data(Route::new(0xFFFF, 0, 0), b"x"));
+    assert!(c.is_closed());
+    // the packet that exceeds the budget gets no ERROR, only the close
+    let out = sent(&mut c);
+    let kinds: Vec<Kind> = out.iter().map(|p| p.header.kind).collect();
+    assert_eq!(kinds, [Kind::Error, Kind::Goaway]);
+    assert_eq!(
+        goaway_of(&out).map(|g| g.0),
+        Some(ErrorCode::TOO_MANY_ERRORS)
+    );
 }

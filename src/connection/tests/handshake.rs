@@ -131,7 +131,7 @@ fn requires_authentication_for_node_role_when_configured() {
     c.handle_input(T0, &hello_with(Role::Client, 0, |_| {}));
     assert!(c.is_established());
     let bound = Config {
-        authenticated_id: Some(2),
+        authenticated: Some(Identity::node(2)),
         ..config
     };
     let mut c = Connection::new(bound.clone(), T0);
@@ -263,6 +263,144 @@ fn honours_source_extension_from_trusted_proxy() {
         })
         .collect();
     assert_eq!(sources, [9, 3]);
+}
+
+fn stamped(source: u16) -> Vec<u8> {
+    raw(
+        Header {
+            source: Some(source),
+            ..Header::data(Route::default(), 0)
+        },
+        b"x",
+    )
+}
+
+/// Whether a connection with `config` accepts DATA stamped by a proxy peer with id 3.
+fn honours_stamp(config: Config) -> bool {
+    let mut c = open_with(config, Role::Proxy, 3);
+    c.handle_input(T0, &stamped(9));
+    !c.is_closed()
+}
+
+#[test]
+fn only_a_proxy_identity_authenticates_a_proxy() {
+    // spec §7.4 [[src.trust]], §10.2: a proxy identity naming the peer's node id
+    assert!(honours_stamp(Config {
+        authenticated: Some(Identity::proxy(3)),
+        ..Config::node(1)
+    }));
+    // a node identity does not authenticate a peer announcing role proxy
+    assert!(!honours_stamp(Config {
+        authenticated: Some(Identity::node(3)),
+        ..Config::node(1)
+    }));
+    // nor does nothing
+    assert!(!honours_stamp(Config::node(1)));
+    // explicit configuration of a trusted link does
+    assert!(honours_stamp(Config {
+        trust_source: true,
+        ..Config::node(1)
+    }));
+    // a client MAY trust its (authenticated) server as a proxy
+    assert!(honours_stamp(Config {
+        trust_server_as_proxy: true,
+        ..Config::client()
+    }));
+    assert!(!honours_stamp(Config::client()));
+    // a proxy identity never lets a node set X (§7.4 [[src.forbid]])
+    let config = Config {
+        authenticated: Some(Identity::proxy(2)),
+        ..Config::node(1)
+    };
+    assert_closes(
+        open_with(config, Role::Node, 2),
+        &stamped(9),
+        ErrorCode::SOURCE_FORGED,
+    );
+}
+
+#[test]
+fn proxy_hello_with_node_identity_when_authentication_is_required() {
+    let config = Config {
+        require_auth: true,
+        authenticated: Some(Identity::node(3)),
+        ..Config::node(1)
+    };
+    // role node with the node identity: accepted
+    let mut c = Connection::new(config.clone(), T0);
+    c.handle_input(T0, &hello_with(Role::Node, 3, |_| {}));
+    assert!(c.is_established());
+    // role proxy with a node identity: not authenticated as a proxy
+    let c = Connection::new(config, T0);
+    assert_closes(c, &hello_with(Role::Proxy, 3, |_| {}), ErrorCode::BAD_HELLO);
+    // role proxy with the proxy identity: accepted
+    let config = Config {
+        require_auth: true,
+        authenticated: Some(Identity::proxy(3)),
+        ..Config::node(1)
+    };
+    let mut c = Connection::new(config.clone(), T0);
+    c.handle_input(T0, &hello_with(Role::Proxy, 3, |_| {}));
+    assert!(c.is_established());
+    // a proxy identity with another id: BAD_HELLO (§10.2 [[tls.node-binding]])
+    let c = Connection::new(config, T0);
+    assert_closes(c, &hello_with(Role::Proxy, 4, |_| {}), ErrorCode::BAD_HELLO);
+}
+
+#[test]
+fn source_ffff_from_a_trusted_proxy_is_forged() {
+    let config = Config {
+        authenticated: Some(Identity::proxy(3)),
+        ..Config::node(1)
+    };
+    let c = open_with(config, Role::Proxy, 3);
+    assert_closes(c, &stamped(0xFFFF), ErrorCode::SOURCE_FORGED);
+    // 0 is an unattributed client, not forged
+    let config = Config {
+        trust_source: true,
+        ..Config::node(1)
+    };
+    let mut c = open_with(config, Role::Proxy, 3);
+    c.handle_input(T0, &stamped(0));
+    assert!(matches!(
+        events(&mut c)[..],
+        [Event::Data { source: 0, .. }]
+    ));
+}
+
+#[test]
+fn hello_checks_length_fields_version_then_authentication() {
+    let auth = Config {
+        require_auth: true,
+        ..Config::node(1)
+    };
+    // unauthenticated node, no common version, bad field: the field rule first
+    let hello = hello_with(Role::Node, 2, |h| {
+        h.min_version = 2;
+        h.max_version = 3;
+        h.max_ratio = 0;
+    });
+    assert_closes(
+        Connection::new(auth.clone(), T0),
+        &hello,
+        ErrorCode::BAD_HELLO,
+    );
+    // unauthenticated node, no common version: the version before authentication
+    let hello = hello_with(Role::Node, 2, |h| {
+        h.min_version = 2;
+        h.max_version = 3;
+    });
+    assert_closes(
+        Connection::new(auth.clone(), T0),
+        &hello,
+        ErrorCode::UNSUPPORTED_VERSION,
+    );
+    // a 27-byte HELLO with bad fields: the length first (BAD_HELLO either way, but no
+    // other code)
+    let mut short = hello_with(Role::Node, 2, |h| h.max_ratio = 0);
+    short.truncate(short.len() - 1);
+    short[8 + 3] = 27;
+    assert_closes(Connection::new(auth, T0), &short, ErrorCode::BAD_HELLO);
 }
 
 #[test]

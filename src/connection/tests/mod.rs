@@ -58,6 +58,16 @@ pub(super) fn open_with(config: Config, role: Role, id: u16) -> Connection {
     c
 }
 
+/// A connection with `config` that received `opening` (the peer's preface and HELLO).
+pub(super) fn open_with_hello(config: Config, opening: Vec<u8>) -> Connection {
+    let mut c = Connection::new(config, T0);
+    c.handle_input(T0, &opening);
+    assert!(c.is_established(), "{:?}", c.poll_event());
+    assert!(matches!(c.poll_event(), Some(Event::Established { .. })));
+    sent(&mut c);
+    c
+}
+
 pub(super) fn node() -> Connection {
     open_with(Config::node(1), Role::Node, 2)
 }

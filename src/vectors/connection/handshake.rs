@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use super::traffic::error_pattern;
 use super::*;
 
 pub(super) fn handshake(v: &mut Vec<Vector>) {
@@ -42,6 +43,46 @@ pub(super) fn handshake(v: &mut Vec<Vector>) {
         .recv(&data(0, 0, b"x"))
         .events(vec![data_ev(4242, 0, 0, b"x")]);
     v.push(tx("handshake.peer-id", "5.2", &["hello.peer-id"], "a node attributes id 4242 to its client: announced in HELLO and used as the client's source", &p, t, End::Open));
+    let c = Local::client();
+    let server = HelloFields {
+        peer_id: 77,
+        ..HelloFields::default()
+    };
+    let t = start(&c, &server)
+        .recv(&[data(77, 0, b"mine"), data(78, 0, b"other")].concat())
+        .sent(vec![error_pattern(
+            "NO_ROUTE",
+            2,
+            &data(78, 0, b"other")[..8],
+        )])
+        .events(vec![data_ev(2, 77, 0, b"mine")]);
+    v.push(tx(
+        "handshake.client-own-id",
+        "7.2",
+        &["state.data-order", "hello.peer-id"],
+        "the server attributes id 77 to the client: DATA for node 77 is the client's own, DATA for node 78 is NO_ROUTE",
+        &c,
+        t,
+        End::Open,
+    ));
+    let server = HelloFields {
+        peer_id: 0xFFFF,
+        ..HelloFields::default()
+    };
+    let ffff = data(0xFFFF, 0, b"x");
+    let t = start(&c, &server)
+        .recv(&[data(0, 0, b"zero"), ffff.clone()].concat())
+        .sent(vec![error_pattern("NO_ROUTE", 2, &ffff[..8])])
+        .events(vec![data_ev(2, 0, 0, b"zero")]);
+    v.push(tx(
+        "handshake.peer-id-ffff",
+        "5.2",
+        &["hello.fields"],
+        "the server sends peer_id 0xFFFF: accepted and treated as 0, so DATA for node 0xFFFF is not the client's own (NO_ROUTE)",
+        &c,
+        t,
+        End::Open,
+    ));
     let mut bytes = opening(&client_hello());
     bytes.extend(data(0, 0, b"split"));
     bytes.extend(ping(7, 70));
@@ -497,7 +538,7 @@ pub(super) fn sources(v: &mut Vec<Vector>) {
         End::Error("BAD_HELLO"),
     ));
     let bound = Local {
-        authenticated_id: Some(5),
+        authenticated: Some(("node", 5)),
         ..Local::node()
     };
     let t = start(&bound, &node_peer).open();
@@ -526,6 +567,96 @@ pub(super) fn sources(v: &mut Vec<Vector>) {
         &bound,
         t,
         End::Error("BAD_HELLO"),
+    ));
+    let proxy_id = Local {
+        authenticated: Some(("proxy", 8)),
+        ..Local::node()
+    };
+    let t = start(&proxy_id, &proxy_peer)
+        .recv(&ext)
+        .events(vec![data_ev(77, 0, 0, b"forged")]);
+    v.push(tx(
+        "source.authenticated-proxy",
+        "7.4",
+        &["src.trust", "tls.node-binding"],
+        "the peer authenticated with the proxy identity 8 and announces role proxy, node_id 8: X = 1 is honoured",
+        &proxy_id,
+        t,
+        End::Open,
+    ));
+    let t = start(&proxy_id, &proxy_peer)
+        .recv(&Raw::data(0).src(0xFFFF).packet(b"x"))
+        .sent(vec![goaway("SOURCE_FORGED")]);
+    v.push(tx(
+        "source.authenticated-proxy-ffff",
+        "7.4",
+        &["src.reserved"],
+        "an authenticated proxy stamps Source Node 0xFFFF",
+        &proxy_id,
+        t,
+        End::Error("SOURCE_FORGED"),
+    ));
+    let node_id8 = Local {
+        authenticated: Some(("node", 8)),
+        ..Local::node()
+    };
+    let t = start(&node_id8, &proxy_peer)
+        .recv(&ext)
+        .sent(vec![goaway("SOURCE_FORGED")]);
+    v.push(tx(
+        "source.proxy-role-node-identity",
+        "7.4",
+        &["src.trust"],
+        "the peer authenticated with the node identity 8 but announces role proxy: it is not authenticated as a proxy, X = 1 is SOURCE_FORGED",
+        &node_id8,
+        t,
+        End::Error("SOURCE_FORGED"),
+    ));
+    let node_id8_required = Local {
+        require_auth: true,
+        ..node_id8.clone()
+    };
+    let t = T::default()
+        .sent(vec![preface(), node_id8_required.hello_pattern()])
+        .recv(&opening(&proxy_peer))
+        .sent(vec![goaway("BAD_HELLO")]);
+    v.push(tx(
+        "source.auth-required-proxy-node-identity",
+        "7.4",
+        &["src.auth"],
+        "authentication required; the peer announces role proxy with only a node identity (same id): BAD_HELLO",
+        &node_id8_required,
+        t,
+        End::Error("BAD_HELLO"),
+    ));
+    let trusting_client = Local {
+        trust_server_as_proxy: true,
+        ..Local::client()
+    };
+    let t = start(&trusting_client, &proxy_peer)
+        .recv(&ext)
+        .events(vec![data_ev(77, 0, 0, b"forged")]);
+    v.push(tx(
+        "source.client-trusts-server",
+        "7.4",
+        &["src.trust"],
+        "a client configured to trust its (authenticated) server as a proxy: X = 1 from the proxy server is honoured",
+        &trusting_client,
+        t,
+        End::Open,
+    ));
+    let c = Local::client();
+    let t = start(&c, &proxy_peer)
+        .recv(&ext)
+        .sent(vec![goaway("SOURCE_FORGED")]);
+    v.push(tx(
+        "source.client-untrusted-server",
+        "7.4",
+        &["src.trust"],
+        "a client that does not trust its server as a proxy: X = 1 from it is SOURCE_FORGED",
+        &c,
+        t,
+        End::Error("SOURCE_FORGED"),
     ));
     let t = start(&auth, &client_hello()).open();
     v.push(tx(

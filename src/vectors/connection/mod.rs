@@ -20,8 +20,10 @@ struct Local {
     peer_id: u16,
     codecs: u8,
     trust_source: bool,
+    trust_server_as_proxy: bool,
     require_auth: bool,
-    authenticated_id: Option<u16>,
+    /// `(role, node_id)` of the identity the peer authenticated with.
+    authenticated: Option<(&'static str, u16)>,
     services: Option<Vec<u8>>,
     limits: Vec<(&'static str, u64)>,
 }
@@ -34,8 +36,9 @@ impl Local {
             peer_id: 0,
             codecs: 3,
             trust_source: false,
+            trust_server_as_proxy: false,
             require_auth: false,
-            authenticated_id: None,
+            authenticated: None,
             services: None,
             limits: Vec::new(),
         }
@@ -70,8 +73,9 @@ impl Local {
             "peer_id": self.peer_id,
             "codecs": self.codecs,
             "trust_source": self.trust_source,
+            "trust_server_as_proxy": self.trust_server_as_proxy,
             "require_auth": self.require_auth,
-            "authenticated_id": self.authenticated_id,
+            "authenticated": self.authenticated.map(|(role, id)| json!({ "role": role, "node_id": id })),
             "services": self.services,
             "limits": limits,
         })
@@ -101,6 +105,10 @@ impl Local {
         })
     }
 }
+
+/// Packet kinds whose timing is the sender's choice, left out of `expect_sent` unless a
+/// transcript is about them.
+const TIMING_KINDS: &[&str] = &["CREDIT", "PING"];
 
 /// A transcript under construction.
 #[derive(Clone, Default)]
@@ -133,11 +141,34 @@ impl T {
         }
         self.push(step)
     }
+    /// What was sent, CREDIT and PING aside: when a receiver grants credit (once the
+    /// application took the events, or later) and when it sends keepalive PINGs are its
+    /// choice (README: "Connection transcripts").
     fn sent(self, patterns: Vec<Value>) -> T {
+        self.sent_ignoring(patterns, &[])
+    }
+    /// As [`T::sent`], also leaving out the packets of the kinds in `ignore`.
+    fn sent_ignoring(self, patterns: Vec<Value>, ignore: &[&str]) -> T {
+        let mut kinds: Vec<&str> = ignore.to_vec();
+        for k in TIMING_KINDS {
+            if !kinds.contains(k) {
+                kinds.push(k);
+            }
+        }
+        self.push(json!({ "expect_sent": patterns, "ignore": kinds }))
+    }
+    /// Everything sent, CREDIT and PING included: for transcripts about flow control or
+    /// PING themselves.
+    fn sent_exact(self, patterns: Vec<Value>) -> T {
         self.push(json!({ "expect_sent": patterns }))
     }
-    fn sent_ignoring(self, patterns: Vec<Value>, ignore: &[&str]) -> T {
+    /// What was sent, leaving out exactly the kinds in `ignore`.
+    fn sent_only(self, patterns: Vec<Value>, ignore: &[&str]) -> T {
         self.push(json!({ "expect_sent": patterns, "ignore": ignore }))
+    }
+    fn eof(self) -> T {
+        let at = self.at;
+        self.push(json!({ "at_ms": at, "eof": true }))
     }
     fn events(self, patterns: Vec<Value>) -> T {
         self.push(json!({ "expect_events": patterns }))
@@ -254,6 +285,7 @@ pub(crate) fn connection_vectors() -> Vec<Vector> {
     no_deadlock(&mut v);
     compression(&mut v);
     closing(&mut v);
+    eof(&mut v);
     timers(&mut v);
     limits(&mut v);
     pings(&mut v);

@@ -145,6 +145,40 @@ pub(super) fn routing(v: &mut Vec<Vector>) {
     }
     .src(300)
     .expected();
+    let ffff = data(0xFFFF, 0, b"nobody");
+    for (id, local) in [
+        ("route.dest-ffff", Local::node()),
+        ("route.proxy-dest-ffff", p.clone()),
+    ] {
+        let source = local.peer_id;
+        let t = start(&local, &client_hello())
+            .recv(&ffff)
+            .sent(vec![error_pattern("NO_ROUTE", source, &ffff[..8])])
+            .events(vec![])
+            .open();
+        v.push(tx(id, "7.3", &["route.no-route", "state.data-order"], &format!("Destination Node 0xFFFF never names a node: NO_ROUTE from a {}, never delivered or forwarded", local.role), &local, t, End::Open));
+    }
+    let err_ffff = Raw::ctl(ERROR, 0)
+        .route(0xFFFF, 0, 0)
+        .packet(&error_payload(
+            0x0100,
+            &Raw::data(0).route(5, 0, 0).bytes(),
+            b"",
+        ));
+    let t = start(&p, &client_hello())
+        .recv(&err_ffff)
+        .sent(vec![])
+        .events(vec![])
+        .open();
+    v.push(tx(
+        "route.error-dest-ffff",
+        "7.3",
+        &["route.no-route", "error.no-loop"],
+        "a proxy receives an ERROR for Destination Node 0xFFFF: discarded silently, not forwarded",
+        &p,
+        t,
+        End::Open,
+    ));
     let t = start(&p, &client_hello())
         .recv(&zipped)
         .recv(&second)
@@ -302,11 +336,26 @@ pub(super) fn no_deadlock(v: &mut Vec<Vector>) {
     let t = start(&tight, &client_hello())
         .recv(&data(0, 0, &[7; 600]))
         .events(vec![data_ev(0, 0, 0, &[7; 600])])
-        .sent(vec![json!({ "kind": "CREDIT" })])
+        .sent_exact(vec![json!({ "kind": "CREDIT" })])
         .recv(&data(0, 0, &[8; 1024]))
         .events(vec![data_ev(0, 0, 0, &[8; 1024])])
         .open();
     v.push(tx("flow.no-deadlock", "8", &["flow.no-deadlock", "flow.grant"], "max_payload and initial_credit_bytes 1024: once a 600-byte DATA is consumed, credit is granted so that a full 1024-byte DATA fits", &tight, t, End::Open));
+    let one = Local {
+        services: Some(vec![0]),
+        ..Local::node()
+    }
+    .limit("max_payload", 1024)
+    .limit("initial_credit_bytes", 1024)
+    .limit("initial_credit_packets", 1);
+    let lost = Raw::data(0).route(0, 9, 0).packet(&[9; 1024]);
+    let t = start(&one, &client_hello())
+        .recv(&lost)
+        .sent_only(vec![json!({ "kind": "CREDIT" })], &["ERROR", "PING"])
+        .recv(&data(0, 0, &[8; 1024]))
+        .events(vec![data_ev(0, 0, 0, &[8; 1024])])
+        .open();
+    v.push(tx("flow.discarded-data-consumes-credit", "8", &["flow.no-deadlock", "flow.exceed", "route.no-service"], "a window of 1 packet and 1024 bytes: a 1024-byte DATA for an unregistered service is discarded (NO_SERVICE); it consumed the whole window and, no application event being involved, its credit is granted back with a CREDIT although the application took no event, so the next full DATA fits", &one, t, End::Open));
 }
 
 pub(super) fn send(payload: &[u8], codec: &str, never_compress: bool) -> Value {
