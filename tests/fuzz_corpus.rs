@@ -1,0 +1,128 @@
+//! Replays the checked-in fuzz corpus and regression inputs on stable `cargo test`.
+//!
+//! Every file in `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` goes through
+//! the same `fleetwire::fuzzing::<target>` function the cargo-fuzz shim calls, so a
+//! regression found by the fuzzer stays fixed without a nightly toolchain. Inputs of bugs
+//! not fixed yet wait in `fuzz/pending/<target>/` (an ignored test replays them).
+
+use std::fs;
+use std::panic;
+use std::path::{Path, PathBuf};
+
+type Target = fn(&[u8]);
+
+/// The targets compiled in with the current features, by directory name.
+fn target(name: &str) -> Option<Target> {
+    use fleetwire::fuzzing;
+    Some(match name {
+        "header" => fuzzing::header,
+        "packet_roundtrip" => fuzzing::packet_roundtrip,
+        "deframe_split" => fuzzing::deframe_split,
+        "control" => fuzzing::control,
+        "inspect" => fuzzing::inspect,
+        "connection" => fuzzing::connection,
+        "connection_pair" => fuzzing::connection_pair,
+        #[cfg(feature = "compression")]
+        "decompress" => fuzzing::decompress,
+        _ => return None,
+    })
+}
+
+/// Targets whose directory may exist while the target is compiled out by features.
+const FEATURE_GATED: &[&str] = &["decompress"];
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Runs every file under `<fuzz>/<kind>/<target>/`; returns (files run, failures).
+fn replay(kind: &str) -> (usize, Vec<String>) {
+    let root = fuzz_dir().join(kind);
+    let mut run = 0;
+    let mut failures = Vec::new();
+    let Ok(dirs) = fs::read_dir(&root) else {
+        return (0, failures);
+    };
+    let mut dirs: Vec<_> = dirs
+        .map(|d| d.expect("readable dir entry").path())
+        .collect();
+    dirs.sort();
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let Some(f) = target(name) else {
+            assert!(
+                FEATURE_GATED.contains(&name),
+                "{}: no fuzz target named {name:?}",
+                root.display()
+            );
+            continue;
+        };
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .expect("readable")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        for file in files.iter().filter(|p| p.is_file()) {
+            let data = fs::read(file).expect("readable corpus file");
+            run += 1;
+            if panic::catch_unwind(|| f(&data)).is_err() {
+                failures.push(file.display().to_string());
+            }
+        }
+    }
+    (run, failures)
+}
+
+#[test]
+fn corpus_replays_without_failures() {
+    let (run, failures) = replay("corpus");
+    assert!(run > 0, "no corpus files found under fuzz/corpus");
+    assert!(
+        failures.is_empty(),
+        "{} of {run} corpus inputs failed: {failures:#?}",
+        failures.len()
+    );
+}
+
+#[test]
+fn regressions_stay_fixed() {
+    let (run, failures) = replay("regressions");
+    assert!(
+        failures.is_empty(),
+        "{} of {run} regression inputs failed: {failures:#?}",
+        failures.len()
+    );
+}
+
+/// Inputs of bugs found and not fixed yet (`fuzz/pending/<target>/<bug>`): once the bug
+/// is fixed this passes, and the file moves to `fuzz/regressions/`.
+#[test]
+#[ignore = "known open bugs; run with --ignored to check whether they are fixed"]
+fn pending_bugs_are_fixed() {
+    let (run, failures) = replay("pending");
+    assert!(
+        failures.is_empty(),
+        "{} of {run} pending bugs still reproduce: {failures:#?}",
+        failures.len()
+    );
+}
+
+#[test]
+fn every_target_has_seeds() {
+    for name in [
+        "header",
+        "packet_roundtrip",
+        "deframe_split",
+        "control",
+        "inspect",
+        "decompress",
+    ] {
+        let dir = fuzz_dir().join("corpus").join(name);
+        let n = fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert!(
+            n > 0,
+            "{} has no seeds: run `python3 fuzz/seed.py`",
+            dir.display()
+        );
+    }
+}
