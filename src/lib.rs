@@ -48,6 +48,12 @@ pub mod compress;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+#[cfg(feature = "transport")]
+pub mod transport;
+
+#[cfg(feature = "node")]
+pub mod node;
+
 #[cfg(feature = "vectors")]
 pub mod vectors;
 

@@ -36,6 +36,22 @@ enum Command {
     /// Golden test vectors.
     #[command(subcommand)]
     Vectors(VectorsCommand),
+    /// Run the reference node: echoes DATA to its sender, answers PING; one log line per
+    /// connection opened and closed (stderr).
+    Node(node_cli::NodeArgs),
+    /// Ping a node: N PINGs, the RTT of each and a summary (min/avg/max/stddev, p50/p99).
+    /// Exit 0 on success, 1 on a protocol, TLS or connection failure, 2 on usage errors.
+    Ping(node_cli::PingArgs),
+    /// Write a throw-away test CA, certificate and key (ca.pem, cert.pem, key.pem) for
+    /// running TLS locally. Not for production.
+    GenCert(node_cli::GenCertArgs),
+    /// Conformance suite: check an implementation through the testee protocol
+    /// (conformance/PROTOCOL.md). Without a mode, runs every case against the reference.
+    /// Exit 0 all passed (or only expected failures), 1 failures, 2 harness or usage error.
+    Conformance(Box<conformance_cli::ConformanceArgs>),
+    /// The reference testee of the conformance suite, on stdin/stdout.
+    #[command(hide = true)]
+    Testee(conformance_cli::TesteeArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +96,11 @@ fn main() -> ExitCode {
             },
         ),
         Command::Vectors(cmd) => vectors(cmd),
+        Command::Node(args) => node_cli::node(args),
+        Command::Ping(args) => node_cli::ping(args),
+        Command::GenCert(args) => node_cli::gen_cert(args),
+        Command::Conformance(args) => conformance_cli::conformance(*args),
+        Command::Testee(args) => conformance_cli::testee(args),
     }
 }
 
@@ -158,7 +179,8 @@ fn trace(check: bool, root: &std::path::Path) -> ExitCode {
         root.join("conformance"),
     ];
     let roots: Vec<&std::path::Path> = roots.iter().map(PathBuf::as_path).collect();
-    let report = match fleetwire::vectors::trace(&spec, &root.join("vectors"), &roots) {
+    let cases = fleetwire::conformance::case_coverage();
+    let report = match fleetwire::vectors::trace_with_cases(&spec, &root.join("vectors"), &roots, &cases) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fleetwire vectors trace: {e}");
@@ -195,5 +217,539 @@ fn trace(check: bool, root: &std::path::Path) -> ExitCode {
             eprintln!("fleetwire vectors trace: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `fleetwire node`, `fleetwire ping` and `fleetwire gen-cert`: the reference endpoint
+/// (`fleetwire::node`) on the command line.
+mod node_cli {
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use clap::{ArgGroup, Args, ValueEnum};
+    use fleetwire::node::{
+        connect, serve, ClientOptions, ClientSecurity, NodeOptions, NodeSecurity, RttStats,
+    };
+    use fleetwire::{Codec, Route};
+
+    /// A node or proxy id (spec §7.1).
+    fn node_id_parser() -> clap::builder::RangedI64ValueParser<u16> {
+        clap::value_parser!(u16).range(1..=65534)
+    }
+
+    #[derive(Args)]
+    #[command(group(ArgGroup::new("security").required(true).args(["cert", "plaintext"])))]
+    pub(crate) struct NodeArgs {
+        /// Address to listen on, e.g. 127.0.0.1:7000 (port 0: any free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// TLS certificate chain (PEM, leaf first).
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// Require client certificates issued by these CAs (mutual TLS, spec §10.2).
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        client_ca: Option<PathBuf>,
+        /// Plaintext TCP, without TLS. Must be chosen explicitly (spec §2).
+        #[arg(long)]
+        plaintext: bool,
+        /// This node's id (1..=65534).
+        #[arg(long, default_value_t = 1, value_parser = node_id_parser())]
+        node_id: u16,
+        /// Exit after serving this many connections.
+        #[arg(long, value_name = "N")]
+        max_conns: Option<usize>,
+        /// Shut down gracefully (GOAWAY to every connection) when standard input ends.
+        #[arg(long)]
+        stop_on_stdin_eof: bool,
+        /// Preferred codec for echoed DATA, when the peer announced it (spec §9.2).
+        #[arg(long, value_enum, default_value = "none")]
+        echo_codec: CodecArg,
+    }
+
+    #[derive(Clone, Copy, ValueEnum)]
+    enum CodecArg {
+        None,
+        Snappy,
+        Zlib,
+    }
+
+    impl From<CodecArg> for Codec {
+        fn from(c: CodecArg) -> Codec {
+            match c {
+                CodecArg::None => Codec::None,
+                CodecArg::Snappy => Codec::Snappy,
+                CodecArg::Zlib => Codec::Zlib,
+            }
+        }
+    }
+
+    fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+
+    fn node_security(args: &NodeArgs) -> Result<NodeSecurity, String> {
+        let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+            return Ok(NodeSecurity::Plaintext); // clap: --plaintext was given
+        };
+        let client_ca = args.client_ca.as_deref().map(read_file).transpose()?;
+        NodeSecurity::tls(&read_file(cert)?, &read_file(key)?, client_ca.as_deref())
+            .map_err(|e| e.to_string())
+    }
+
+    pub(crate) fn node(args: NodeArgs) -> ExitCode {
+        let security = match node_security(&args) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("fleetwire node: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match TcpListener::bind(&args.listen) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("fleetwire node: cannot listen on {}: {e}", args.listen);
+                return ExitCode::from(2);
+            }
+        };
+        let mode = match (&security, args.client_ca.is_some()) {
+            (NodeSecurity::Plaintext, _) => "plaintext",
+            (_, true) => "TLS 1.3, mutual",
+            _ => "TLS 1.3",
+        };
+        let mut opts = NodeOptions::new(args.node_id, security);
+        opts.echo_codec = args.echo_codec.into();
+        opts.max_conns = args.max_conns;
+        opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
+        if args.stop_on_stdin_eof {
+            let stop = opts.shutdown.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                stop.trigger();
+            });
+        }
+        match listener.local_addr() {
+            Ok(addr) => println!(
+                "fleetwire node {} listening on {addr} ({mode})",
+                args.node_id
+            ),
+            Err(e) => eprintln!("fleetwire node: {e}"),
+        }
+        let _ = std::io::stdout().flush();
+        match serve(listener, opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fleetwire node: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    #[derive(Args)]
+    #[command(group(ArgGroup::new("security").required(true).args(["ca", "plaintext"])))]
+    pub(crate) struct PingArgs {
+        /// The node's address, e.g. 127.0.0.1:7000.
+        addr: String,
+        /// Number of PINGs.
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// Pause between PINGs, in milliseconds.
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+        /// Probe with a DATA packet of this many bytes echoed by the node, instead of a
+        /// PING (whose payload is fixed at 16 bytes, spec §5.3). 0: PING.
+        #[arg(long, value_name = "BYTES", default_value_t = 0)]
+        size: usize,
+        /// Trust these CA certificates (PEM) and use TLS.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// The name the server certificate must carry (default: the host of ADDR).
+        #[arg(long, value_name = "NAME", requires = "ca")]
+        server_name: Option<String>,
+        /// Client certificate for mutual TLS (PEM).
+        #[arg(long, value_name = "FILE", requires_all = ["key", "ca"])]
+        cert: Option<PathBuf>,
+        /// Client private key for mutual TLS (PEM).
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// Plaintext TCP, without TLS. Must be chosen explicitly (spec §2).
+        #[arg(long)]
+        plaintext: bool,
+        /// Print only the summary.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Bound of each step (connect, each PING), in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    }
+
+    /// The host part of `host:port` or `[v6]:port`.
+    fn host_of(addr: &str) -> &str {
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    fn client_security(args: &PingArgs) -> Result<ClientSecurity, String> {
+        let Some(ca) = &args.ca else {
+            return Ok(ClientSecurity::Plaintext); // clap: --plaintext was given
+        };
+        let name = args.server_name.as_deref().unwrap_or(host_of(&args.addr));
+        let identity = match (&args.cert, &args.key) {
+            (Some(c), Some(k)) => Some((read_file(c)?, read_file(k)?)),
+            _ => None,
+        };
+        let identity_ref = identity.as_ref().map(|(c, k)| (&c[..], &k[..]));
+        ClientSecurity::tls(&read_file(ca)?, name, identity_ref).map_err(|e| e.to_string())
+    }
+
+    pub(crate) fn ping(args: PingArgs) -> ExitCode {
+        let security = match client_security(&args) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("fleetwire ping: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mode = if security.is_tls() {
+            "TLS"
+        } else {
+            "plaintext"
+        };
+        let mut opts = ClientOptions::new(security);
+        opts.timeout = Duration::from_millis(args.timeout_ms.max(1));
+        let mut client = match connect(args.addr.as_str(), opts) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("fleetwire ping: {}: {e}", args.addr);
+                return ExitCode::from(1);
+            }
+        };
+        let node = client.peer().map_or(0, |p| p.node_id);
+        let probe = match args.size {
+            0 => "PING".to_owned(),
+            n => format!("DATA echo of {n} bytes"),
+        };
+        println!(
+            "FLEETWIRE PING {} ({mode}, node {node}): {probe}",
+            args.addr
+        );
+        let started = Instant::now();
+        let mut samples = Vec::with_capacity(args.count as usize);
+        let payload = vec![0x5Au8; args.size];
+        let mut failure = None;
+        for seq in 1..=args.count {
+            let rtt = match args.size {
+                0 => client.ping(),
+                _ => client.echo(Route::default(), &payload),
+            };
+            match rtt {
+                Ok(rtt) => {
+                    if !args.quiet {
+                        println!("seq={seq} rtt={:.3} ms", rtt.as_secs_f64() * 1e3);
+                    }
+                    samples.push(rtt);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if seq < args.count && args.interval_ms > 0 {
+                std::thread::sleep(Duration::from_millis(args.interval_ms));
+            }
+        }
+        let elapsed = started.elapsed();
+        println!("--- {} fleetwire ping statistics ---", args.addr);
+        println!(
+            "{} sent, {} received, {} lost, {:.1} s",
+            samples.len() + usize::from(failure.is_some()),
+            samples.len(),
+            usize::from(failure.is_some()),
+            elapsed.as_secs_f64()
+        );
+        if let Some(stats) = RttStats::from_samples(&samples) {
+            println!("{stats}");
+        }
+        if let Some(e) = failure {
+            eprintln!("fleetwire ping: {}: {e}", args.addr);
+            return ExitCode::from(1);
+        }
+        match client.close() {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fleetwire ping: {}: closing: {e}", args.addr);
+                ExitCode::from(1)
+            }
+        }
+    }
+
+    #[derive(Args)]
+    pub(crate) struct GenCertArgs {
+        /// Directory to write ca.pem, cert.pem and key.pem into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Names of the certificate (DNS names or IP addresses); repeat for several.
+        /// Default: localhost and 127.0.0.1.
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Node id bound to the certificate (URI SAN fleetwire:node:<id>, spec §10.2).
+        #[arg(long, default_value_t = 1, value_parser = node_id_parser())]
+        node_id: u16,
+    }
+
+    pub(crate) fn gen_cert(args: GenCertArgs) -> ExitCode {
+        let names: Vec<&str> = if args.names.is_empty() {
+            vec!["localhost", "127.0.0.1"]
+        } else {
+            args.names.iter().map(String::as_str).collect()
+        };
+        let pki = match fleetwire::tls::generate_test_pki(&names, Some(args.node_id)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("fleetwire gen-cert: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let files = [
+            ("ca.pem", &pki.ca_cert_pem),
+            ("cert.pem", &pki.cert_pem),
+            ("key.pem", &pki.key_pem),
+        ];
+        if let Err(e) = write_pem_files(&args.out, &files) {
+            eprintln!("fleetwire gen-cert: {}: {e}", args.out.display());
+            return ExitCode::from(2);
+        }
+        let dir = args.out.display();
+        println!(
+            "wrote {dir}/ca.pem, {dir}/cert.pem, {dir}/key.pem: a throw-away test CA and a \
+             certificate for {} and fleetwire:node:{} (not for production)",
+            names.join(", "),
+            args.node_id
+        );
+        println!("run a node:  fleetwire node --listen 127.0.0.1:7000 --cert {dir}/cert.pem --key {dir}/key.pem --node-id {}", args.node_id);
+        println!(
+            "ping it:     fleetwire ping 127.0.0.1:7000 --ca {dir}/ca.pem --server-name {}",
+            names[0]
+        );
+        ExitCode::SUCCESS
+    }
+
+    fn write_pem_files(dir: &Path, files: &[(&str, &String)]) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (name, pem) in files {
+            let mut file = open_private(&dir.join(name), *name == "key.pem")?;
+            file.write_all(pem.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Creates or truncates `path`; a private key is readable by its owner only.
+    fn open_private(path: &Path, private: bool) -> std::io::Result<std::fs::File> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        opts.open(path)
+    }
+}
+
+/// `fleetwire conformance` and `fleetwire testee`: argument parsing only; the work is in
+/// `fleetwire::conformance`.
+mod conformance_cli {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+
+    use clap::{Args, Subcommand};
+    use fleetwire::conformance::{self, CodecArgs, Faults, FuzzArgs, Mutant};
+
+    fn mutant_parser(s: &str) -> Result<Mutant, String> {
+        s.parse()
+    }
+
+    #[derive(Args)]
+    #[command(args_conflicts_with_subcommands = true)]
+    pub(crate) struct ConformanceArgs {
+        #[command(subcommand)]
+        mode: Option<Mode>,
+        #[command(flatten)]
+        run: RunFlags,
+    }
+
+    #[derive(Subcommand)]
+    enum Mode {
+        /// Run the codec cases against an implementation under test.
+        Codec {
+            /// The implementation under test: a command line spoken to over stdin/stdout.
+            #[arg(long, value_name = "CMD", conflicts_with = "mutant")]
+            testee: Option<String>,
+            /// Instead, a mutant of the reference, in-process (see conformance/mutants/).
+            #[arg(long, value_name = "NAME", value_parser = mutant_parser)]
+            mutant: Option<Mutant>,
+            #[command(flatten)]
+            run: RunFlags,
+        },
+        /// Differential fuzzing of an implementation against the reference.
+        Fuzz {
+            /// The implementation under test.
+            #[arg(long, value_name = "CMD", conflicts_with = "mutant")]
+            testee: Option<String>,
+            /// Instead, a mutant of the reference, in-process.
+            #[arg(long, value_name = "NAME", value_parser = mutant_parser)]
+            mutant: Option<Mutant>,
+            /// Time budget in seconds.
+            #[arg(long, default_value_t = 10.0)]
+            seconds: f64,
+            /// Seed of every random choice (default: from the clock, printed).
+            #[arg(long)]
+            seed: Option<u64>,
+            /// Stop after this many inputs.
+            #[arg(long)]
+            iterations: Option<u64>,
+            /// Per-request timeout in milliseconds.
+            #[arg(long, default_value_t = 5000)]
+            timeout: u64,
+        },
+        /// Combine JSON reports into an HTML matrix of cases x implementations.
+        Report {
+            /// Output HTML file.
+            #[arg(long, value_name = "OUT")]
+            html: PathBuf,
+            /// JSON reports (from --json).
+            #[arg(required = true)]
+            reports: Vec<PathBuf>,
+        },
+        /// List the mutants of the reference testee.
+        Mutants,
+    }
+
+    #[derive(Args, Clone, Default)]
+    struct RunFlags {
+        /// List the cases and exit.
+        #[arg(long)]
+        list: bool,
+        /// Only cases matching this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        case: Vec<String>,
+        /// Leave out cases matching this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        skip: Vec<String>,
+        /// Seed of every random choice (default: from the clock, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Per-request timeout in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout: u64,
+        /// Expected failures: lines of `GLOB  reason`.
+        #[arg(long, value_name = "FILE")]
+        expected: Option<PathBuf>,
+        /// Rewrite the --expected file from this run.
+        #[arg(long, requires = "expected")]
+        update_expected: bool,
+        /// Write a JSON report.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report.
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+        /// Write an HTML matrix.
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Build the cases from these vector files instead of the built-in vectors.
+        #[arg(long, value_name = "DIR")]
+        vectors: Option<PathBuf>,
+        /// Do not minimise failing inputs.
+        #[arg(long)]
+        no_minimise: bool,
+        /// Run the reference as a spawned `fleetwire testee` (exercises the protocol).
+        #[arg(long)]
+        spawn_reference: bool,
+    }
+
+    impl RunFlags {
+        fn codec_args(self, testee: Option<String>, mutant: Option<Mutant>) -> CodecArgs {
+            CodecArgs {
+                testee,
+                mutant,
+                spawn_reference: self.spawn_reference,
+                list: self.list,
+                case: self.case,
+                skip: self.skip,
+                seed: self.seed,
+                timeout_ms: self.timeout,
+                expected: self.expected,
+                update_expected: self.update_expected,
+                json: self.json,
+                junit: self.junit,
+                html: self.html,
+                vectors: self.vectors,
+                no_minimise: self.no_minimise,
+            }
+        }
+    }
+
+    pub(crate) fn conformance(args: ConformanceArgs) -> ExitCode {
+        let code = match args.mode {
+            None => conformance::codec_command(&args.run.codec_args(None, None)),
+            Some(Mode::Codec {
+                testee,
+                mutant,
+                run,
+            }) => conformance::codec_command(&run.codec_args(testee, mutant)),
+            Some(Mode::Fuzz {
+                testee,
+                mutant,
+                seconds,
+                seed,
+                iterations,
+                timeout,
+            }) => conformance::fuzz_command(&FuzzArgs {
+                testee,
+                mutant,
+                seconds,
+                seed,
+                max_iterations: iterations,
+                timeout_ms: timeout,
+            }),
+            Some(Mode::Report { html, reports }) => conformance::report_command(&html, &reports),
+            Some(Mode::Mutants) => {
+                for m in Mutant::ALL {
+                    println!("{:<34} {:<22} {}", m.name(), m.tag(), m.description());
+                }
+                0
+            }
+        };
+        ExitCode::from(code)
+    }
+
+    #[derive(Args)]
+    pub(crate) struct TesteeArgs {
+        /// Inject one deliberate bug (also FLEETWIRE_MUTANT).
+        #[arg(long, value_name = "NAME", value_parser = mutant_parser)]
+        mutant: Option<Mutant>,
+        /// (harness self-test) exit abruptly on requests whose case matches GLOB.
+        #[arg(long, value_name = "GLOB", hide = true)]
+        crash_on: Option<String>,
+        /// (harness self-test) never answer requests whose case matches GLOB.
+        #[arg(long, value_name = "GLOB", hide = true)]
+        hang_on: Option<String>,
+    }
+
+    pub(crate) fn testee(args: TesteeArgs) -> ExitCode {
+        let faults = Faults {
+            crash_on: args.crash_on,
+            hang_on: args.hang_on,
+        };
+        ExitCode::from(conformance::testee_command(args.mutant, &faults))
     }
 }
