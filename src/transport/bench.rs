@@ -1,0 +1,480 @@
+//! The engine against the field's baseline (feature `transport-bench`): tokio +
+//! tokio-util `LengthDelimitedCodec` (+ tokio-rustls on aws-lc-rs, + per-message
+//! snappy), one way over 127.0.0.1, same payloads.
+//!
+//! Method (BRIEF §6 traps): one connection per side and scenario, kept for all
+//! repetitions; a discarded warm-up run of each first (the first TLS connection runs
+//! slow until allocations are warm); then ours and the baseline alternate; medians.
+//! The baseline is tuned as the BRIEF measured it best: one write (= flush) every 256
+//! messages and at the end. Both use the same TLS configuration (TLS 1.3, AES-128-GCM
+//! forced by the server's preference) and two threads: ours one application thread
+//! plus one IO thread, the baseline a two-worker tokio runtime with a writer task and a
+//! reader task.
+//!
+//! Application CPU: ours is the CPU time of the one application thread (it sends and
+//! receives every message), per message; the baseline has no separate application
+//! thread — its application code runs inline with its IO — so its figure is the whole
+//! process's CPU time per message.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use cpu_time::{ProcessTime, ThreadTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::runtime::Runtime;
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+use super::{AppEvent, ConnId, Engine, EngineConfig, SendError, SendFlags, TlsOptions};
+use crate::header::{Codec, Route};
+use crate::tls::{client_config, generate_test_pki, server_config};
+
+/// One comparison: `ratio` is how many times better ours is (throughput: ours /
+/// baseline; CPU per message: baseline / ours).
+///
+/// ```
+/// use fleetwire::transport::bench::BenchResult;
+/// let r = BenchResult::new("x", "msg/s", 2.0, 1.0, true);
+/// assert_eq!(r.ratio, 2.0);
+/// ```
+#[derive(Clone, PartialEq, Debug)]
+pub struct BenchResult {
+    /// What was measured.
+    pub name: String,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Our median.
+    pub ours: f64,
+    /// The baseline's median.
+    pub baseline: f64,
+    /// Better-is-higher ratio of the two.
+    pub ratio: f64,
+}
+
+impl BenchResult {
+    /// A result; `higher_is_better` decides the ratio's direction.
+    ///
+    /// ```
+    /// use fleetwire::transport::bench::BenchResult;
+    /// assert_eq!(BenchResult::new("cpu", "ns/msg", 10.0, 40.0, false).ratio, 4.0);
+    /// ```
+    pub fn new(
+        name: &str,
+        unit: &'static str,
+        ours: f64,
+        baseline: f64,
+        higher_is_better: bool,
+    ) -> BenchResult {
+        let ratio = match higher_is_better {
+            true if baseline > 0.0 => ours / baseline,
+            false if ours > 0.0 => baseline / ours,
+            _ => f64::NAN,
+        };
+        BenchResult {
+            name: name.to_owned(),
+            unit,
+            ours,
+            baseline,
+            ratio,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Plain,
+    Tls,
+    TlsSnappy,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Plain => "plaintext",
+            Mode::Tls => "tls",
+            Mode::TlsSnappy => "tls+snappy",
+        }
+    }
+}
+
+/// One run's figures.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    msgs_per_s: f64,
+    cpu_ns_per_msg: f64,
+}
+
+/// Runs the comparison and returns one result per figure; `quick` uses fewer messages
+/// and repetitions (seconds instead of a minute). Prints nothing.
+///
+/// ```no_run
+/// for r in fleetwire::transport::bench::bench(true) {
+///     println!("{:<40} {:>12.0} {:>12.0} {:>6.2}x {}", r.name, r.ours, r.baseline, r.ratio, r.unit);
+/// }
+/// ```
+pub fn bench(quick: bool) -> Vec<BenchResult> {
+    let reps = if quick { 3 } else { 5 };
+    let mut results = Vec::new();
+    for (size, n) in [(64usize, 1_000_000usize), (1024, 200_000)] {
+        let n = if quick { n / 4 } else { n };
+        for mode in [Mode::Plain, Mode::Tls, Mode::TlsSnappy] {
+            let (ours, base) = compare(size, mode, n, reps);
+            let label = format!("{size}B {}", mode.name());
+            results.push(BenchResult::new(
+                &format!("{label} throughput"),
+                "msg/s",
+                median(&ours, |r| r.msgs_per_s),
+                median(&base, |r| r.msgs_per_s),
+                true,
+            ));
+            results.push(BenchResult::new(
+                &format!("{label} app CPU per message"),
+                "ns/msg",
+                median(&ours, |r| r.cpu_ns_per_msg),
+                median(&base, |r| r.cpu_ns_per_msg),
+                false,
+            ));
+        }
+    }
+    results
+}
+
+fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
+    let mut v: Vec<f64> = runs.iter().map(f).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Warm-up of each, then `reps` alternating runs of each.
+fn compare(size: usize, mode: Mode, n: usize, reps: usize) -> (Vec<Run>, Vec<Run>) {
+    let pool = payloads(size, 1024);
+    let mut ours = Ours::new(mode);
+    let mut base = Baseline::new(mode);
+    ours.run(&pool, n / 4);
+    base.run(&pool, n / 4);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        a.push(ours.run(&pool, n));
+        b.push(base.run(&pool, n));
+    }
+    (a, b)
+}
+
+/// Game-like payloads: 16-byte entity records with small, correlated values
+/// (snappy compresses them about 1.5–2×, as the BRIEF's figures for game data).
+fn payloads(size: usize, count: usize) -> Vec<Bytes> {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..count)
+        .map(|i| {
+            let mut p = Vec::with_capacity(size);
+            let mut entity = (i as u32) * 8;
+            while p.len() < size {
+                let r = rnd();
+                entity += (r & 1) as u32;
+                p.extend_from_slice(&entity.to_be_bytes());
+                for axis in 0..3 {
+                    p.extend_from_slice(&(((r >> (8 + 8 * axis)) & 0x3F) as i16).to_be_bytes());
+                }
+                p.extend_from_slice(&[(r >> 40) as u8 & 3, 0, 0, 1, 0, 0]);
+            }
+            p.truncate(size);
+            Bytes::from(p)
+        })
+        .collect()
+}
+
+fn tls_pair() -> (TlsOptions, TlsOptions) {
+    let pki = generate_test_pki(&["localhost"], None).expect("test PKI");
+    let server =
+        server_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes(), None).expect("server");
+    let client = client_config(pki.ca_cert_pem.as_bytes(), None).expect("client");
+    (
+        TlsOptions::Client {
+            config: client,
+            server_name: "localhost".into(),
+        },
+        TlsOptions::Server(server),
+    )
+}
+
+/// Our engine: one application thread (this one) sending on one connection and
+/// receiving on its peer, one IO thread.
+struct Ours {
+    engine: Engine,
+    tx: ConnId,
+    flags: SendFlags,
+    batch: Vec<AppEvent>,
+}
+
+impl Ours {
+    fn new(mode: Mode) -> Ours {
+        let io_threads = std::env::var("FW_BENCH_IO_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let mut cfg = EngineConfig {
+            io_threads,
+            ping_interval: None,
+            ..EngineConfig::default()
+        };
+        for c in [&mut cfg.client, &mut cfg.server] {
+            c.limits.initial_credit_packets = 64 * 1024;
+            c.limits.initial_credit_bytes = 32 * 1024 * 1024;
+        }
+        cfg.recv_budget_bytes = 64 * 1024 * 1024;
+        let engine = Engine::new(cfg).expect("engine");
+        let (client, server) = match mode {
+            Mode::Plain => (TlsOptions::Plaintext, TlsOptions::Plaintext),
+            Mode::Tls | Mode::TlsSnappy => tls_pair(),
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let l = engine.listen(any, server).expect("listen");
+        let tx = engine.connect(l.local_addr, client).expect("connect");
+        let mut batch = Vec::new();
+        let mut connected = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while connected < 2 && Instant::now() < deadline {
+            engine.recv_batch(&mut batch, Duration::from_millis(100));
+            connected += batch
+                .drain(..)
+                .filter(|e| matches!(e, AppEvent::Connected { .. }))
+                .count();
+        }
+        let flags = match mode {
+            Mode::TlsSnappy => SendFlags::codec(Codec::Snappy),
+            _ => SendFlags::default(),
+        };
+        Ours {
+            engine,
+            tx,
+            flags,
+            batch,
+        }
+    }
+
+    fn run(&mut self, pool: &[Bytes], n: usize) -> Run {
+        let route = Route::new(0, 1, 0);
+        let (start, cpu) = (Instant::now(), ThreadTime::now());
+        let (mut sent, mut received, mut bytes) = (0usize, 0usize, 0usize);
+        while received < n {
+            let mut blocked = false;
+            // bursts, so that sending and receiving overlap with the IO thread's work
+            let burst = (sent + 4096).min(n);
+            while sent < burst {
+                let p = pool[sent % pool.len()].clone();
+                match self.engine.send(self.tx, route, p, self.flags) {
+                    Ok(()) => sent += 1,
+                    Err(SendError::QueueFull) => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) => panic!("bench send: {e}"),
+                }
+            }
+            let wait = if blocked || sent == n {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            self.engine.recv_batch(&mut self.batch, wait);
+            for e in self.batch.drain(..) {
+                if let AppEvent::Message(m) = e {
+                    bytes += m.payload.len();
+                    received += 1;
+                }
+            }
+        }
+        let (wall, cpu) = (start.elapsed(), cpu.elapsed());
+        std::hint::black_box(bytes);
+        Run {
+            msgs_per_s: n as f64 / wall.as_secs_f64(),
+            cpu_ns_per_msg: cpu.as_nanos() as f64 / n as f64,
+        }
+    }
+}
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// tokio + tokio-util: a writer task and a reader task on a two-worker runtime.
+struct Baseline {
+    rt: Runtime,
+    halves: Option<(Reader, Writer)>,
+    snappy: bool,
+}
+
+impl Baseline {
+    fn new(mode: Mode) -> Baseline {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let halves = rt.block_on(Baseline::connect(mode));
+        Baseline {
+            rt,
+            halves: Some(halves),
+            snappy: mode == Mode::TlsSnappy,
+        }
+    }
+
+    async fn connect(mode: Mode) -> (Reader, Writer) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (client, server) = (client.expect("connect"), accepted.expect("accept").0);
+        client.set_nodelay(true).expect("nodelay");
+        server.set_nodelay(true).expect("nodelay");
+        if mode == Mode::Plain {
+            return (Box::new(server), Box::new(client));
+        }
+        let (TlsOptions::Client { config, .. }, TlsOptions::Server(server_cfg)) = tls_pair() else {
+            unreachable!()
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_cfg);
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let (c, s) = tokio::join!(connector.connect(name, client), acceptor.accept(server));
+        (
+            Box::new(s.expect("tls accept")),
+            Box::new(c.expect("tls connect")),
+        )
+    }
+
+    fn run(&mut self, pool: &[Bytes], n: usize) -> Run {
+        let (reader, writer) = self.halves.take().expect("connection");
+        let pool = pool.to_vec();
+        let snappy = self.snappy;
+        let (start, cpu) = (Instant::now(), ProcessTime::now());
+        let (reader, writer) = self.rt.block_on(async move {
+            let w = tokio::spawn(write_all(writer, pool, n, snappy));
+            let r = tokio::spawn(read_all(reader, n, snappy));
+            let (r, w) = tokio::join!(r, w);
+            (r.expect("reader"), w.expect("writer"))
+        });
+        let (wall, cpu) = (start.elapsed(), cpu.elapsed());
+        self.halves = Some((reader, writer));
+        Run {
+            msgs_per_s: n as f64 / wall.as_secs_f64(),
+            cpu_ns_per_msg: cpu.as_nanos() as f64 / n as f64,
+        }
+    }
+}
+
+/// Encodes with `LengthDelimitedCodec` and writes every 256 messages (the BRIEF's
+/// tuned flush interval).
+async fn write_all(mut w: Writer, pool: Vec<Bytes>, n: usize, snappy: bool) -> Writer {
+    let mut codec = LengthDelimitedCodec::new();
+    let mut buf = BytesMut::with_capacity(256 * 1100);
+    let mut enc = snap::raw::Encoder::new();
+    for i in 0..n {
+        let p = pool[i % pool.len()].clone();
+        let item = if snappy {
+            Bytes::from(enc.compress_vec(&p).expect("snappy"))
+        } else {
+            p
+        };
+        codec.encode(item, &mut buf).expect("encode");
+        if (i + 1) % 256 == 0 {
+            w.write_all(&buf).await.expect("write");
+            buf.clear();
+        }
+    }
+    w.write_all(&buf).await.expect("write");
+    w.flush().await.expect("flush");
+    w
+}
+
+async fn read_all(mut r: Reader, n: usize, snappy: bool) -> Reader {
+    let mut codec = LengthDelimitedCodec::new();
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    let mut dec = snap::raw::Decoder::new();
+    let mut out = Vec::new();
+    let (mut got, mut bytes) = (0usize, 0usize);
+    while got < n {
+        buf.reserve(64 * 1024);
+        if r.read_buf(&mut buf).await.expect("read") == 0 {
+            panic!("baseline: early EOF after {got}");
+        }
+        while let Some(frame) = codec.decode(&mut buf).expect("decode") {
+            if snappy {
+                let len = snap::raw::decompress_len(&frame).expect("snappy len");
+                out.resize(len, 0);
+                bytes += dec.decompress(&frame, &mut out).expect("snappy");
+            } else {
+                bytes += frame.len();
+            }
+            got += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    r
+}
+
+/// Runs only our side, for profilers: `size`-byte messages, `n` of them, over TLS when
+/// `tls`; returns messages per second.
+#[doc(hidden)]
+pub fn profile_ours(size: usize, tls: bool, n: usize) -> f64 {
+    let pool = payloads(size, 1024);
+    let mut ours = Ours::new(if tls { Mode::Tls } else { Mode::Plain });
+    ours.run(&pool, n / 10);
+    ours.run(&pool, n).msgs_per_s
+}
+
+/// The sans-IO floor: `n` DATA packets of `size` bytes through two in-memory
+/// [`Connection`](crate::Connection)s (send, transmit, input, events) on one thread, no
+/// sockets or threads; returns nanoseconds per packet.
+#[doc(hidden)]
+pub fn sansio_floor(size: usize, n: usize) -> f64 {
+    use crate::connection::{Config, Connection, Event, SendOptions};
+    let now = Duration::ZERO;
+    let mut cfg = Config::node(1);
+    cfg.limits.initial_credit_packets = 64 * 1024;
+    cfg.limits.initial_credit_bytes = 32 * 1024 * 1024;
+    let mut a = Connection::new(cfg.clone(), now);
+    let mut b = Connection::new(cfg, now);
+    let (mut ab, mut ba) = (Vec::new(), Vec::new());
+    a.poll_transmit(&mut ab);
+    b.poll_transmit(&mut ba);
+    b.handle_input(now, &ab);
+    a.handle_input(now, &ba);
+    while a.poll_event().is_some() {}
+    while b.poll_event().is_some() {}
+    let pool = payloads(size, 1024);
+    let route = Route::new(0, 1, 0);
+    let start = Instant::now();
+    let (mut sent, mut got) = (0, 0);
+    while got < n {
+        ab.clear();
+        let end = (sent + 4096).min(n);
+        while sent < end {
+            if a.send_data(route, &pool[sent % pool.len()], SendOptions::default())
+                .is_err()
+            {
+                break;
+            }
+            sent += 1;
+        }
+        a.poll_transmit(&mut ab);
+        b.handle_input(now, &ab);
+        while let Some(e) = b.poll_event() {
+            if let Event::Data { payload, .. } = e {
+                std::hint::black_box(payload);
+                got += 1;
+            }
+        }
+        ba.clear();
+        b.poll_transmit(&mut ba);
+        a.handle_input(now, &ba);
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}

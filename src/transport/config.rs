@@ -1,0 +1,105 @@
+//! [`EngineConfig`]: threads, queue bounds, memory budgets and connection templates.
+
+use std::time::Duration;
+
+use crate::connection::Config;
+
+/// How an [`Engine`](super::Engine) runs.
+///
+/// Memory is bounded by design (BRIEF §1: the StacklessIO node that grew without bound
+/// crashed): each connection's send queue holds at most `send_queue_packets` messages
+/// and `send_queue_bytes` bytes; the messages waiting for the application hold at most
+/// `recv_budget_bytes` per connection and `global_recv_budget_bytes` in all. When a
+/// receive budget is reached the IO thread stops taking packets from that connection,
+/// so no flow-control credit is granted back and the peer's sender stops (spec §8
+/// `[[flow.grant]]`); what the peer may still send is bounded by the credit announced
+/// in `server`/`client` `limits.initial_credit_bytes`.
+///
+/// ```
+/// use fleetwire::transport::EngineConfig;
+/// let config = EngineConfig { io_threads: 2, ..EngineConfig::default() };
+/// assert!(config.validate().is_ok());
+/// assert!(EngineConfig { io_threads: 0, ..config }.validate().is_err());
+/// ```
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// IO threads, each with its own event loop; connections are spread over them.
+    pub io_threads: usize,
+    /// Per-connection send queue bound, in messages.
+    pub send_queue_packets: usize,
+    /// Per-connection send queue bound, in bytes (payload plus
+    /// [`QUEUE_ENTRY_OVERHEAD`](super::QUEUE_ENTRY_OVERHEAD) per message).
+    pub send_queue_bytes: usize,
+    /// Per-connection bound on bytes waiting for the application.
+    pub recv_budget_bytes: usize,
+    /// Bound on bytes waiting for the application, all connections together.
+    pub global_recv_budget_bytes: usize,
+    /// Connection template for [`connect`](super::Engine::connect).
+    pub client: Config,
+    /// Connection template for accepted connections.
+    pub server: Config,
+    /// Send a PING this often on each established connection, for the RTT in
+    /// [`ConnStats`](super::ConnStats); `None` for never (keepalive still runs).
+    pub ping_interval: Option<Duration>,
+    /// A graceful close waits this long for queued messages to be written (the peer
+    /// may be withholding credit) before closing anyway.
+    pub close_timeout: Duration,
+    /// After our GOAWAY exchange, how long to wait for the peer's EOF before dropping
+    /// the socket (so that closing never resets a peer still reading).
+    pub linger: Duration,
+    /// Bytes per socket read (one reused buffer per IO thread).
+    pub read_buffer: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        let mut client = Config::client();
+        let mut server = Config::node(1);
+        for c in [&mut client, &mut server] {
+            c.limits.initial_credit_packets = 16 * 1024;
+            c.limits.initial_credit_bytes = 4 * 1024 * 1024;
+        }
+        EngineConfig {
+            io_threads: 1,
+            send_queue_packets: 64 * 1024,
+            send_queue_bytes: 16 * 1024 * 1024,
+            recv_budget_bytes: 8 * 1024 * 1024,
+            global_recv_budget_bytes: 256 * 1024 * 1024,
+            client,
+            server,
+            ping_interval: Some(Duration::from_secs(1)),
+            close_timeout: Duration::from_secs(5),
+            linger: Duration::from_secs(1),
+            read_buffer: 64 * 1024,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the settings; returns the first rule broken.
+    ///
+    /// ```
+    /// use fleetwire::transport::EngineConfig;
+    /// let bad = EngineConfig { recv_budget_bytes: 0, ..EngineConfig::default() };
+    /// assert_eq!(bad.validate(), Err("recv_budget_bytes is zero"));
+    /// ```
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.io_threads == 0 {
+            return Err("io_threads is zero");
+        }
+        if self.send_queue_packets == 0 || self.send_queue_bytes == 0 {
+            return Err("send queue bound is zero");
+        }
+        if self.recv_budget_bytes == 0 {
+            return Err("recv_budget_bytes is zero");
+        }
+        if self.global_recv_budget_bytes < self.recv_budget_bytes {
+            return Err("global_recv_budget_bytes below recv_budget_bytes");
+        }
+        if self.read_buffer < 1024 {
+            return Err("read_buffer below 1024");
+        }
+        self.client.validate()?;
+        self.server.validate()
+    }
+}

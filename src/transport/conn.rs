@@ -1,0 +1,720 @@
+//! One connection as its IO thread drives it: socket, optional TLS endpoint (a BIO
+//! pair, spec §10), the sans-IO [`Connection`], and its buffers and queues.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::TcpStream;
+
+use super::io::{Ctx, NewConn, Scratch};
+use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
+use super::stats::Counters;
+use super::types::{AppEvent, ConnId, Message, Outgoing};
+use super::Reply;
+use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
+use crate::error::ErrorCode;
+use crate::tls::TlsEndpoint;
+
+/// Socket reads per round before other connections get their turn.
+const MAX_READS: usize = 16;
+/// Payload bytes moved from the send queue into the connection per round: enough to
+/// amortise the round's fixed costs, small enough to stay in cache.
+const ROUND_BYTES: usize = 256 * 1024;
+/// Unwritten bytes above which no more sends are encoded until the socket drains.
+const WRITE_HIGH_WATER: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Open,
+    /// Closed and reported; flushing, then waiting for the peer's EOF.
+    Lingering {
+        until: Duration,
+        shut: bool,
+    },
+    Dead,
+}
+
+pub(crate) struct ConnIo {
+    pub(crate) id: ConnId,
+    pub(crate) shared: Arc<ConnShared>,
+    pub(crate) sock: TcpStream,
+    tls: Option<TlsEndpoint>,
+    conn: Option<Connection>,
+    /// The connection's configuration until it is created (after TLS, spec §6.5).
+    template: Option<Config>,
+    connecting: bool,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    pub(crate) dirty: bool,
+    /// The application queued sends since we last took them.
+    pub(crate) sched: bool,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) broken: Option<String>,
+    eof: bool,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    pending: Vec<Outgoing>,
+    head: usize,
+    replies: std::collections::VecDeque<Outgoing>,
+    done_packets: usize,
+    done_bytes: usize,
+    more_sends: bool,
+    data_sent: u64,
+    counters: Counters,
+    phase: Phase,
+    reported: bool,
+    close_notify: bool,
+    close_by: Option<Duration>,
+    next_ping: Option<Duration>,
+    open_deadline: Duration,
+}
+
+impl ConnIo {
+    pub(crate) fn new(new: NewConn, inner: &Inner, now: Duration) -> ConnIo {
+        let cfg = &inner.config;
+        let template = if new.server {
+            cfg.server.clone()
+        } else {
+            cfg.client.clone()
+        };
+        let _ = new.sock.set_nodelay(true);
+        let (conn, template) = match new.tls {
+            // spec §6.5: over plaintext the connection opens with the TCP connection
+            None => (Some(Connection::new(template, now)), None),
+            Some(_) => (None, Some(template)),
+        };
+        let handshake = Duration::from_millis(cfg.client.limits.handshake_timeout_ms);
+        ConnIo {
+            id: new.shared.id,
+            shared: new.shared,
+            sock: new.sock,
+            tls: new.tls,
+            conn,
+            template,
+            connecting: new.connecting,
+            readable: false,
+            writable: false,
+            dirty: false,
+            sched: true,
+            deadline: None,
+            broken: None,
+            eof: false,
+            wbuf: Vec::new(),
+            wpos: 0,
+            pending: Vec::new(),
+            head: 0,
+            replies: Default::default(),
+            done_packets: 0,
+            done_bytes: 0,
+            more_sends: false,
+            data_sent: 0,
+            counters: Counters::default(),
+            phase: Phase::Open,
+            reported: false,
+            close_notify: false,
+            close_by: None,
+            next_ping: None,
+            // spec §6.5 [[timeout.tls-handshake]]: TLS bounded by the handshake timer too
+            open_deadline: now + handshake,
+        }
+    }
+
+    /// Work left over from the last round (reads or sends cut short for fairness).
+    pub(crate) fn again(&self) -> bool {
+        let live = !self.connecting && self.phase != Phase::Dead;
+        live && ((self.readable && !self.eof && self.broken.is_none()) || self.more_sends)
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.phase == Phase::Dead
+    }
+
+    pub(crate) fn request_close(&mut self, by: Duration) {
+        if self.close_by.is_none() {
+            self.close_by = Some(by);
+        }
+    }
+
+    pub(crate) fn ping(&mut self, now: Duration) {
+        if let Some(conn) = self.conn.as_mut().filter(|c| c.is_established()) {
+            conn.send_ping(now);
+        }
+    }
+
+    /// One round for this connection.
+    pub(crate) fn service(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        if self.connecting && !self.check_connected() {
+            self.deadline = Some(self.open_deadline);
+            if ctx.now >= self.open_deadline {
+                self.broken = Some("connect timed out".into());
+                self.connecting = false;
+                self.lost(s, ctx);
+            }
+            return;
+        }
+        match self.phase {
+            Phase::Dead => return,
+            Phase::Lingering { .. } => return self.linger(s, ctx),
+            Phase::Open => {}
+        }
+        if self.readable && !self.eof && self.broken.is_none() {
+            self.read(s, ctx.now);
+        }
+        self.timers(ctx);
+        self.drain_sends(s, ctx);
+        self.deliver(s, ctx);
+        self.transmit(s);
+        if self.phase == Phase::Open && (self.eof || self.broken.is_some()) {
+            let drained = self.conn.as_ref().is_none_or(|c| c.peek_event().is_none());
+            if drained {
+                self.lost(s, ctx);
+            }
+        }
+        self.finish_round(ctx);
+    }
+
+    fn finish_round(&mut self, ctx: &Ctx<'_>) {
+        self.shared.stats.publish(&self.counters);
+        let mut d = self.conn.as_ref().and_then(|c| c.poll_timeout());
+        for extra in [self.next_ping, self.close_by] {
+            d = match (d, extra) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if self.conn.is_none() {
+            d = Some(d.map_or(self.open_deadline, |x| x.min(self.open_deadline)));
+        }
+        if let Phase::Lingering { until, .. } = self.phase {
+            d = Some(until);
+        }
+        self.deadline = d;
+        let _ = ctx;
+    }
+
+    fn check_connected(&mut self) -> bool {
+        if !(self.readable || self.writable) {
+            return false;
+        }
+        if let Ok(Some(e)) | Err(e) = self.sock.take_error() {
+            self.broken = Some(format!("connect: {e}"));
+            self.connecting = false;
+            return true;
+        }
+        match self.sock.peer_addr() {
+            Ok(_) => {
+                self.connecting = false;
+                let _ = self.sock.set_nodelay(true);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.readable = false;
+                self.writable = false;
+                false
+            }
+            Err(e) => {
+                self.broken = Some(format!("connect: {e}"));
+                self.connecting = false;
+                true
+            }
+        }
+    }
+
+    /// Read-ahead: read until `WouldBlock` (or the round's share), decrypt and feed.
+    fn read(&mut self, s: &mut Scratch, now: Duration) {
+        for _ in 0..MAX_READS {
+            match self.sock.read(&mut s.rbuf) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.readable = false;
+                    return;
+                }
+                Ok(n) => {
+                    self.counters.wire_in += n as u64;
+                    self.input(s, n, now);
+                    if self.broken.is_some() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.broken = Some(e.to_string());
+                    self.readable = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn input(&mut self, s: &mut Scratch, n: usize, now: Duration) {
+        let data = &s.rbuf[..n];
+        let Some(tls) = self.tls.as_mut() else {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.handle_input(now, data);
+            }
+            return;
+        };
+        let mut rest = data;
+        loop {
+            match tls.feed_tls(rest) {
+                Ok(k) => rest = &rest[k..],
+                Err(e) => {
+                    // the alert, if any, goes out with the next write
+                    tls.take_tls(&mut self.wbuf);
+                    self.broken = Some(format!("TLS: {e}"));
+                    return;
+                }
+            }
+            let _ = tls.read_plaintext(&mut s.plain);
+            open_after_tls(&mut self.conn, &mut self.template, tls, now);
+            if !s.plain.is_empty() {
+                if let Some(conn) = self.conn.as_mut() {
+                    conn.handle_input(now, &s.plain);
+                }
+                s.plain.clear();
+            }
+            if rest.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn timers(&mut self, ctx: &Ctx<'_>) {
+        let now = ctx.now;
+        let Some(conn) = self.conn.as_mut() else {
+            if now >= self.open_deadline && self.broken.is_none() {
+                self.broken = Some("TLS handshake timed out".into());
+            }
+            return;
+        };
+        if conn.poll_timeout().is_some_and(|d| d <= now) {
+            conn.handle_timeout(now);
+        }
+        if let Some(every) = ctx.inner.config.ping_interval {
+            if conn.is_established() && !conn.is_draining() {
+                match self.next_ping {
+                    None => self.next_ping = Some(now + every),
+                    Some(at) if at <= now => {
+                        conn.send_ping(now);
+                        self.next_ping = Some(now + every);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let Some(by) = self.close_by else { return };
+        let drained = self.head == self.pending.len() && self.replies.is_empty() && !self.sched;
+        if (drained && conn.is_established()) || now >= by {
+            conn.close(now, "");
+            self.close_by = None;
+            self.next_ping = None;
+        }
+    }
+
+    /// Off-thread send: take the whole queue and encode it into the connection
+    /// (compression and framing happen here, on the IO thread).
+    fn drain_sends(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if self.sched && conn.is_established() {
+            self.sched = false;
+            let mut q = lock(&self.shared.sendq);
+            q.scheduled = false;
+            if self.head == self.pending.len() {
+                self.pending.clear();
+                self.head = 0;
+                std::mem::swap(&mut self.pending, &mut q.items);
+            } else {
+                self.pending.append(&mut q.items);
+            }
+        }
+        self.more_sends = false;
+        let mut round = 0usize;
+        while let Some(o) = self.replies.front() {
+            match conn.send_data(o.route, &o.payload, o.flags.options()) {
+                Ok(()) => count_sent(&mut self.counters, &mut self.data_sent, o),
+                Err(ConnSendError::NoCredit | ConnSendError::NotEstablished) => break,
+                Err(error) => s.out.push(AppEvent::SendFailed {
+                    conn: self.id,
+                    route: o.route,
+                    error,
+                }),
+            }
+            self.replies.pop_front();
+        }
+        while self.head < self.pending.len() {
+            if round >= ROUND_BYTES {
+                self.more_sends = true;
+                break;
+            }
+            if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER {
+                break;
+            }
+            let o = &self.pending[self.head];
+            match conn.send_data(o.route, &o.payload, o.flags.options()) {
+                Ok(()) => count_sent(&mut self.counters, &mut self.data_sent, o),
+                // wait for CREDIT or the handshake; a closing connection reports the
+                // rest as undelivered
+                Err(
+                    ConnSendError::NoCredit
+                    | ConnSendError::NotEstablished
+                    | ConnSendError::Closing,
+                ) => break,
+                Err(error) => s.out.push(AppEvent::SendFailed {
+                    conn: self.id,
+                    route: o.route,
+                    error,
+                }),
+            }
+            round += o.payload.len() + 16;
+            self.done_packets += 1;
+            self.done_bytes += o.payload.len() + QUEUE_ENTRY_OVERHEAD;
+            self.head += 1;
+        }
+        if self.head == self.pending.len() {
+            self.pending.clear();
+            self.head = 0;
+        }
+        self.release_send_room(ctx);
+    }
+
+    /// Tells the application side how much of the queue was written.
+    fn release_send_room(&mut self, _ctx: &Ctx<'_>) {
+        if self.done_packets == 0 {
+            return;
+        }
+        let mut q = lock(&self.shared.sendq);
+        q.packets -= self.done_packets;
+        q.bytes -= self.done_bytes;
+        let waker = q.waker.take();
+        let waiting = q.waiting;
+        drop(q);
+        self.done_packets = 0;
+        self.done_bytes = 0;
+        if waiting {
+            self.shared.send_cv.notify_all();
+        }
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Takes the connection's events while the receive budgets allow: a full budget
+    /// leaves DATA in the connection, so no credit is granted back (spec §8).
+    fn deliver(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let inner = ctx.inner;
+        let cfg = &inner.config;
+        let mut added = 0usize;
+        let mut closed = None;
+        // The application only ever lowers these: stale values are conservative, so
+        // they are read once per round, not once per packet (their cache lines belong
+        // to the application thread).
+        let mut mine0 = self.shared.app_bytes.load(Ordering::SeqCst);
+        let mut all0 = inner.app_bytes.load(Ordering::SeqCst);
+        loop {
+            let cost = match conn.peek_event() {
+                None => break,
+                Some(Event::Data { payload, .. }) => payload.len() + QUEUE_ENTRY_OVERHEAD,
+                Some(_) => 0,
+            };
+            if cost > 0 {
+                let (mine, all) = (mine0 + added, all0 + added);
+                let fits = |used: usize, budget: usize| used == 0 || used + cost <= budget;
+                if !fits(mine, cfg.recv_budget_bytes) || !fits(all, cfg.global_recv_budget_bytes) {
+                    commit(&self.shared, inner, &mut added);
+                    if pause(&self.shared, inner, cost) {
+                        self.counters.pauses += 1;
+                        break;
+                    }
+                    mine0 = self.shared.app_bytes.load(Ordering::SeqCst);
+                    all0 = inner.app_bytes.load(Ordering::SeqCst);
+                    continue;
+                }
+            }
+            let Some(ev) = conn.poll_event() else { break };
+            match ev {
+                Event::Data {
+                    source,
+                    route,
+                    payload,
+                    never_compress,
+                } => {
+                    self.counters.packets_in += 1;
+                    self.counters.payload_in += payload.len() as u64;
+                    let msg = Message {
+                        conn: self.id,
+                        source,
+                        route,
+                        payload,
+                        never_compress,
+                    };
+                    if let Some(Some(h)) = ctx.handlers.get(usize::from(route.service)) {
+                        let mut reply = Reply::new(self.id);
+                        let mut f = lock(h);
+                        (*f)(&msg, &mut reply);
+                        self.replies.extend(reply.out);
+                        self.counters.handled += 1;
+                        continue;
+                    }
+                    added += cost;
+                    s.out.push(AppEvent::Message(msg));
+                }
+                Event::Established { peer } => s.out.push(AppEvent::Connected {
+                    conn: self.id,
+                    peer,
+                }),
+                Event::Pong { rtt, .. } => self.shared.stats.set_rtt(rtt),
+                Event::PacketError {
+                    code,
+                    source,
+                    reason,
+                    ..
+                } => {
+                    self.shared.stats.count_error(code);
+                    s.out.push(AppEvent::PacketError {
+                        conn: self.id,
+                        code,
+                        source,
+                        reason,
+                    });
+                }
+                Event::Forward { received, .. } => {
+                    conn.report_unroutable(&received, ErrorCode::NO_ROUTE);
+                }
+                Event::Closed {
+                    code,
+                    by_peer,
+                    reason,
+                    delivered,
+                } => {
+                    closed = Some((code, by_peer, reason, delivered));
+                    break;
+                }
+                #[allow(unreachable_patterns)] // Event is non_exhaustive
+                _ => {}
+            }
+        }
+        commit(&self.shared, inner, &mut added);
+        if let Some((code, by_peer, reason, delivered)) = closed {
+            self.report_closed(s, ctx, code, by_peer, reason, delivered);
+            self.close_notify = true;
+            let until = ctx.now + cfg.linger;
+            self.phase = Phase::Lingering { until, shut: false };
+        }
+    }
+
+    /// One `poll_transmit`, one TLS write, one socket write (work grouping).
+    fn transmit(&mut self, s: &mut Scratch) {
+        if self.connecting {
+            return;
+        }
+        s.tx.clear();
+        if let Some(conn) = self.conn.as_mut() {
+            conn.poll_transmit(&mut s.tx);
+        }
+        match self.tls.as_mut() {
+            None if !s.tx.is_empty() && self.wpos == self.wbuf.len() => {
+                let n = self.write_some(&s.tx);
+                self.wbuf.clear();
+                self.wpos = 0;
+                self.wbuf.extend_from_slice(&s.tx[n..]);
+            }
+            None => self.wbuf.extend_from_slice(&s.tx),
+            Some(tls) => {
+                if !s.tx.is_empty() {
+                    if let Err(e) = tls.write_plaintext(&s.tx) {
+                        self.broken.get_or_insert(format!("TLS: {e}"));
+                    }
+                }
+                if self.close_notify {
+                    tls.send_close_notify();
+                    self.close_notify = false;
+                }
+                tls.take_tls(&mut self.wbuf);
+            }
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if self.wpos < self.wbuf.len() {
+            let wbuf = std::mem::take(&mut self.wbuf);
+            let n = self.write_some(&wbuf[self.wpos..]);
+            self.wbuf = wbuf;
+            self.wpos += n;
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+    }
+
+    /// Writes as much of `data` as the socket takes.
+    fn write_some(&mut self, data: &[u8]) -> usize {
+        let mut done = 0;
+        while done < data.len() && self.broken.is_none() {
+            match self.sock.write(&data[done..]) {
+                Ok(0) => self.broken = Some("write returned 0".into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.broken = Some(e.to_string()),
+            }
+        }
+        self.counters.wire_out += done as u64;
+        done
+    }
+
+    /// After the close was reported: flush, half-close, wait for the peer's EOF.
+    fn linger(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        let Phase::Lingering { until, shut } = self.phase else {
+            return;
+        };
+        self.transmit(s);
+        if !shut && self.wbuf.is_empty() {
+            let _ = self.sock.shutdown(Shutdown::Write);
+            self.phase = Phase::Lingering { until, shut: true };
+        }
+        if self.readable && !self.eof && self.broken.is_none() {
+            self.read(s, ctx.now);
+        }
+        if self.eof || self.broken.is_some() || ctx.now >= until {
+            self.phase = Phase::Dead;
+        }
+        self.finish_round(ctx);
+    }
+
+    /// The byte stream ended or failed without a completed close (spec §6.4).
+    fn lost(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        let reason = self
+            .broken
+            .clone()
+            .unwrap_or_else(|| "end of stream".into());
+        self.report_closed(s, ctx, ErrorCode::CONNECTION_LOST, true, reason, None);
+        self.phase = Phase::Dead;
+    }
+
+    /// The engine is stopping: report the connection lost unless already reported.
+    pub(crate) fn abandon(&mut self, s: &mut Scratch, ctx: &Ctx<'_>, why: &str) {
+        self.broken.get_or_insert_with(|| why.to_owned());
+        self.lost(s, ctx);
+    }
+
+    fn report_closed(
+        &mut self,
+        s: &mut Scratch,
+        ctx: &Ctx<'_>,
+        code: ErrorCode,
+        by_peer: bool,
+        reason: String,
+        delivered: Option<u64>,
+    ) {
+        if std::mem::replace(&mut self.reported, true) {
+            return;
+        }
+        let queued = {
+            let mut q = lock(&self.shared.sendq);
+            q.closed = true;
+            let waker = q.waker.take();
+            let n = q.items.len() + (self.pending.len() - self.head);
+            drop(q);
+            self.shared.send_cv.notify_all();
+            if let Some(w) = waker {
+                w.wake();
+            }
+            n as u64
+        };
+        let unconfirmed = self.data_sent.saturating_sub(delivered.unwrap_or(0));
+        if queued + unconfirmed > 0 {
+            s.out.push(AppEvent::Undelivered {
+                conn: self.id,
+                queued,
+                unconfirmed,
+            });
+        }
+        if code != ErrorCode::NO_ERROR {
+            self.shared.stats.count_error(code);
+        }
+        s.out.push(AppEvent::Closed {
+            conn: self.id,
+            code,
+            by_peer,
+            reason,
+            delivered,
+        });
+        self.shared.stats.publish(&self.counters);
+        lock(&ctx.inner.conns).remove(&self.id);
+    }
+}
+
+/// Marks the connection paused; returns false if room appeared meanwhile (the
+/// application consumed between our check and the flag).
+fn pause(shared: &ConnShared, inner: &Inner, cost: usize) -> bool {
+    let cfg = &inner.config;
+    shared.paused.store(true, Ordering::SeqCst);
+    let all = inner.app_bytes.load(Ordering::SeqCst);
+    if all + cost > cfg.global_recv_budget_bytes {
+        inner.global_paused.store(true, Ordering::SeqCst);
+    }
+    let mine = shared.app_bytes.load(Ordering::SeqCst);
+    let all = inner.app_bytes.load(Ordering::SeqCst);
+    let room = (mine == 0 || mine + cost <= cfg.recv_budget_bytes)
+        && (all == 0 || all + cost <= cfg.global_recv_budget_bytes);
+    if room {
+        shared.paused.store(false, Ordering::SeqCst);
+        return false;
+    }
+    true
+}
+
+fn count_sent(c: &mut Counters, data_sent: &mut u64, o: &Outgoing) {
+    c.packets_out += 1;
+    c.payload_out += o.payload.len() as u64;
+    *data_sent += 1;
+}
+
+/// Publishes bytes added to the application queue (before the events are pushed, so
+/// the application never subtracts what was not added).
+fn commit(shared: &ConnShared, inner: &Inner, added: &mut usize) {
+    if *added == 0 {
+        return;
+    }
+    let mine = shared.app_bytes.fetch_add(*added, Ordering::SeqCst) + *added;
+    let all = inner.app_bytes.fetch_add(*added, Ordering::SeqCst) + *added;
+    inner.app_high.fetch_max(all, Ordering::Relaxed);
+    shared.stats.note_recv_queue(mine);
+    *added = 0;
+}
+
+/// Over TLS the Fleetwire connection opens when the handshake completes (spec §6.5),
+/// bound to the node id of the peer's certificate (spec §10.2).
+fn open_after_tls(
+    conn: &mut Option<Connection>,
+    template: &mut Option<Config>,
+    tls: &TlsEndpoint,
+    now: Duration,
+) {
+    if conn.is_some() || tls.is_handshaking() {
+        return;
+    }
+    if let Some(mut config) = template.take() {
+        if let Some(identity) = tls.peer_identity() {
+            config.authenticated = Some(identity);
+        }
+        *conn = Some(Connection::new(config, now));
+    }
+}

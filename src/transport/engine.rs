@@ -1,0 +1,591 @@
+//! [`Engine`]: the application's handle on the IO threads.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::{Poll, Waker};
+
+use super::handler::{Handler, HandlerTable};
+use super::io::{Command, IoThread, NewConn, WAKER};
+use super::shared::{
+    lock, AppQueue, ConnMap, ConnShared, Inbox, Inner, IoHandle, QUEUE_ENTRY_OVERHEAD,
+};
+use super::stats::ConnStats;
+use super::types::{AppEvent, ConnId, Listener, Outgoing, SendError, SendFlags, TlsOptions};
+use super::EngineConfig;
+use crate::header::{Codec, Route};
+use crate::tls::TlsEndpoint;
+
+/// The transport engine: IO threads that own the sockets, and the application's API.
+///
+/// Made for a single-threaded application (the EVE model: one interpreter thread):
+/// [`send`](Engine::send) queues and returns at once; [`recv_batch`](Engine::recv_batch)
+/// takes every ready event under one lock. Everything else — reading, TLS,
+/// deframing, validation, decompression, compression, framing, writing, flow control,
+/// timers — happens on the IO threads.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use fleetwire::transport::{AppEvent, Engine, EngineConfig, SendFlags, TlsOptions};
+/// use fleetwire::Route;
+///
+/// let engine = Engine::new(EngineConfig::default()).unwrap();
+/// let listener = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+/// let conn = engine.connect(listener.local_addr, TlsOptions::Plaintext).unwrap();
+/// // Queued at once; written when the handshake completes.
+/// engine.send(conn, Route::new(0, 1, 0), Bytes::from_static(b"hello"), SendFlags::default()).unwrap();
+///
+/// let mut events = Vec::new();
+/// let message = loop {
+///     engine.recv_batch(&mut events, Duration::from_secs(5));
+///     if let Some(m) = events.drain(..).find_map(|e| match e {
+///         AppEvent::Message(m) => Some(m),
+///         _ => None,
+///     }) {
+///         break m;
+///     }
+/// };
+/// assert_eq!(&message.payload[..], b"hello");
+/// ```
+pub struct Engine {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+    listeners: AtomicUsize,
+}
+
+impl Engine {
+    /// Starts the IO threads.
+    ///
+    /// # Errors
+    ///
+    /// An invalid configuration (`InvalidInput`), or the OS refusing a poller or thread.
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig { io_threads: 2, ..EngineConfig::default() }).unwrap();
+    /// assert_eq!(engine.connections(), 0);
+    /// ```
+    pub fn new(config: EngineConfig) -> io::Result<Engine> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut polls = Vec::new();
+        let mut io = Vec::new();
+        for _ in 0..config.io_threads {
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), WAKER)?;
+            io.push(IoHandle {
+                inbox: Mutex::new(Inbox::default()),
+                waker,
+            });
+            polls.push(poll);
+        }
+        let inner = Arc::new(Inner {
+            config,
+            epoch: Instant::now(),
+            conns: Mutex::new(ConnMap::default()),
+            app: Mutex::new(AppQueue::default()),
+            app_cv: Condvar::new(),
+            app_bytes: AtomicUsize::new(0),
+            app_high: AtomicUsize::new(0),
+            global_paused: AtomicBool::new(false),
+            io,
+            next_id: AtomicU64::new(1),
+            open_sockets: AtomicUsize::new(0),
+            handlers: HandlerTable::default(),
+        });
+        let mut threads = Vec::new();
+        for (index, poll) in polls.into_iter().enumerate() {
+            let thread = IoThread::new(index, inner.clone(), poll);
+            let handle = std::thread::Builder::new()
+                .name(format!("fleetwire-io-{index}"))
+                .spawn(move || thread.run())?;
+            threads.push(handle);
+        }
+        Ok(Engine {
+            inner,
+            threads,
+            listeners: AtomicUsize::new(0),
+        })
+    }
+
+    /// Listens on `addr`; accepted connections are reported as [`AppEvent::Accepted`]
+    /// and use [`EngineConfig::server`]. `tls` is [`TlsOptions::Plaintext`] or
+    /// [`TlsOptions::Server`].
+    ///
+    /// # Errors
+    ///
+    /// Binding fails, or `tls` is a client configuration (`InvalidInput`).
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// assert!(l.local_addr.ip().is_loopback());
+    /// ```
+    pub fn listen(&self, addr: SocketAddr, tls: TlsOptions) -> io::Result<Listener> {
+        let tls = match tls {
+            TlsOptions::Plaintext => None,
+            TlsOptions::Server(cfg) => Some(cfg),
+            TlsOptions::Client { .. } => return Err(invalid("listen needs a TLS server config")),
+        };
+        let std = std::net::TcpListener::bind(addr)?;
+        std.set_nonblocking(true)?;
+        let local_addr = std.local_addr()?;
+        let sock = mio::net::TcpListener::from_std(std);
+        let id = self.inner.next_id();
+        self.listeners.fetch_add(1, Ordering::SeqCst);
+        self.inner.io[self.inner.io_for(id)].command(Command::Listen { id, sock, tls });
+        Ok(Listener { id, local_addr })
+    }
+
+    /// Connects to `addr` with [`EngineConfig::client`]; returns at once. Messages may
+    /// be sent right away: they are written once the handshake completes.
+    /// [`AppEvent::Connected`] reports the handshake, [`AppEvent::Closed`] a failure.
+    ///
+    /// # Errors
+    ///
+    /// The socket cannot be created, or `tls` is a server configuration or names an
+    /// invalid server name (`InvalidInput`).
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// assert!(engine.stats(conn).is_some());
+    /// ```
+    pub fn connect(&self, addr: SocketAddr, tls: TlsOptions) -> io::Result<ConnId> {
+        let tls = match tls {
+            TlsOptions::Plaintext => None,
+            TlsOptions::Client {
+                config,
+                server_name,
+            } => Some(
+                TlsEndpoint::client(config, &server_name).map_err(|e| invalid(&e.to_string()))?,
+            ),
+            TlsOptions::Server(_) => return Err(invalid("connect needs a TLS client config")),
+        };
+        let sock = mio::net::TcpStream::connect(addr)?;
+        let id = self.inner.next_id();
+        let thread = self.inner.io_for(id);
+        let shared = Arc::new(ConnShared::new(id, thread));
+        lock(&self.inner.conns).insert(id, shared.clone());
+        let new = NewConn {
+            shared,
+            sock,
+            tls,
+            connecting: true,
+            server: false,
+        };
+        self.inner.io[thread].command(Command::Adopt(Box::new(new)));
+        Ok(id)
+    }
+
+    /// Queues one message and returns at once; compression, framing, encryption and
+    /// the write happen on the IO thread. The IO thread is woken only when the queue
+    /// was empty.
+    ///
+    /// An accepted message is delivered or reported back ([`AppEvent::Undelivered`],
+    /// [`AppEvent::SendFailed`]); it is never dropped silently.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::QueueFull`] (backpressure: the bounded queue is full, typically
+    /// because the peer withholds credit), [`SendError::Closed`],
+    /// [`SendError::UnknownConnection`], [`SendError::TooLarge`].
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use fleetwire::transport::{ConnId, Engine, EngineConfig, SendError, SendFlags};
+    /// use fleetwire::Route;
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// let nobody = ConnId::from_raw(999);
+    /// let r = engine.send(nobody, Route::default(), Bytes::from_static(b"x"), SendFlags::default());
+    /// assert_eq!(r, Err(SendError::UnknownConnection));
+    /// ```
+    pub fn send(
+        &self,
+        conn: ConnId,
+        route: Route,
+        payload: Bytes,
+        flags: SendFlags,
+    ) -> Result<(), SendError> {
+        let out = Outgoing {
+            route,
+            payload,
+            flags,
+        };
+        let (thread, schedule) = {
+            let conns = lock(&self.inner.conns);
+            let shared = conns.get(&conn).ok_or(SendError::UnknownConnection)?;
+            (shared.thread, push_send(&self.inner, shared, out)?)
+        };
+        if schedule {
+            self.inner.io[thread].ready(conn);
+        }
+        Ok(())
+    }
+
+    /// A handle that sends on one connection without the engine's connection lookup
+    /// (one lock per message instead of two); usable from any thread.
+    ///
+    /// ```
+    /// use fleetwire::transport::{ConnId, Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// assert!(engine.sender(ConnId::from_raw(42)).is_none());
+    /// ```
+    pub fn sender(&self, conn: ConnId) -> Option<ConnSender> {
+        let shared = lock(&self.inner.conns).get(&conn)?.clone();
+        Some(ConnSender {
+            inner: self.inner.clone(),
+            shared,
+        })
+    }
+
+    /// Moves every ready event into `out` under one lock acquisition; blocks up to
+    /// `timeout` only when none is ready. Returns how many were added. With `out` empty
+    /// the engine's buffer is swapped in: no copy.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// let mut events = Vec::new();
+    /// assert_eq!(engine.recv_batch(&mut events, Duration::ZERO), 0);
+    /// ```
+    pub fn recv_batch(&self, out: &mut Vec<AppEvent>, timeout: Duration) -> usize {
+        recv_into(&self.inner, out, timeout)
+    }
+
+    /// The connection's counters, or `None` once it is closed and reported.
+    ///
+    /// ```
+    /// use fleetwire::transport::{ConnId, Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// assert!(engine.stats(ConnId::from_raw(1)).is_none());
+    /// ```
+    pub fn stats(&self, conn: ConnId) -> Option<ConnStats> {
+        let shared = lock(&self.inner.conns).get(&conn)?.clone();
+        let mut stats = shared.stats.snapshot();
+        let q = lock(&shared.sendq);
+        stats.send_queue_packets = q.packets as u64;
+        stats.send_queue_bytes = q.bytes as u64;
+        drop(q);
+        stats.recv_queue_bytes = shared.app_bytes.load(Ordering::SeqCst) as u64;
+        Some(stats)
+    }
+
+    /// Runs `handler` on the IO threads for every DATA message of `service` (from the
+    /// next round on): those messages never reach the application queue (the BlueNet
+    /// fast path). Replaces an earlier handler of that service.
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// engine.register_handler(9, Box::new(|m, reply| {
+    ///     reply.send(m.route, m.payload.clone(), Default::default()); // echo
+    /// }));
+    /// ```
+    pub fn register_handler(&self, service: u8, handler: Handler) {
+        self.inner.handlers.set(service, Some(handler));
+    }
+
+    /// Removes the handler of `service`: its messages go to the application again.
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// engine.unregister_handler(9);
+    /// ```
+    pub fn unregister_handler(&self, service: u8) {
+        self.inner.handlers.set(service, None);
+    }
+
+    /// Closes gracefully: no more sends are accepted; everything queued is written
+    /// (credit permitting, up to [`EngineConfig::close_timeout`]), then GOAWAY
+    /// (spec §6.4). Returns false for an unknown connection.
+    ///
+    /// ```
+    /// use fleetwire::transport::{ConnId, Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// assert!(!engine.close(ConnId::from_raw(5)));
+    /// ```
+    pub fn close(&self, conn: ConnId) -> bool {
+        let Some(shared) = lock(&self.inner.conns).get(&conn).cloned() else {
+            return false;
+        };
+        lock(&shared.sendq).closed = true;
+        self.inner.io[shared.thread].command(Command::Close(conn));
+        true
+    }
+
+    /// Sends a PING now; its RTT appears in [`stats`](Engine::stats). Returns false for
+    /// an unknown connection.
+    ///
+    /// ```
+    /// use fleetwire::transport::{ConnId, Engine, EngineConfig};
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// assert!(!engine.ping(ConnId::from_raw(5)));
+    /// ```
+    pub fn ping(&self, conn: ConnId) -> bool {
+        let Some(thread) = lock(&self.inner.conns).get(&conn).map(|s| s.thread) else {
+            return false;
+        };
+        self.inner.io[thread].command(Command::Ping(conn));
+        true
+    }
+
+    /// Connections not yet reported closed.
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// assert_eq!(Engine::new(EngineConfig::default()).unwrap().connections(), 0);
+    /// ```
+    pub fn connections(&self) -> usize {
+        lock(&self.inner.conns).len()
+    }
+
+    /// Sockets the IO threads hold: connections (including closed ones still flushing
+    /// their last bytes) and listeners.
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// assert_eq!(Engine::new(EngineConfig::default()).unwrap().open_sockets(), 0);
+    /// ```
+    pub fn open_sockets(&self) -> usize {
+        self.inner.open_sockets.load(Ordering::SeqCst)
+    }
+
+    /// Bytes waiting for the application now, and the most ever, all connections.
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// assert_eq!(Engine::new(EngineConfig::default()).unwrap().recv_queue_bytes(), (0, 0));
+    /// ```
+    pub fn recv_queue_bytes(&self) -> (usize, usize) {
+        (
+            self.inner.app_bytes.load(Ordering::SeqCst),
+            self.inner.app_high.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Closes every connection gracefully, waits up to `timeout` for them to finish
+    /// (every queued message written, GOAWAYs exchanged, sockets flushed), then stops
+    /// the IO threads. Returns whether everything finished in time; connections still
+    /// open are reported lost. Events stay readable with `recv_batch`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// let mut engine = Engine::new(EngineConfig::default()).unwrap();
+    /// assert!(engine.shutdown(Duration::from_secs(1)));
+    /// ```
+    pub fn shutdown(&mut self, timeout: Duration) -> bool {
+        if self.threads.is_empty() {
+            return true;
+        }
+        let ids: Vec<ConnId> = lock(&self.inner.conns).keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+        let deadline = Instant::now() + timeout;
+        let listeners = self.listeners.load(Ordering::SeqCst);
+        let mut clean = false;
+        while Instant::now() < deadline {
+            if self.connections() == 0 && self.open_sockets() <= listeners {
+                clean = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for io in &self.inner.io {
+            io.command(Command::Stop);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        clean
+    }
+
+    /// The async face for tokio (or any executor): a `Stream` of events.
+    #[cfg(feature = "transport-async")]
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(1));
+    }
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("io_threads", &self.inner.io.len())
+            .field("connections", &self.connections())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends on one connection; see [`Engine::sender`]. Cloneable, usable from any thread.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use fleetwire::transport::{Engine, EngineConfig, Outgoing, TlsOptions};
+/// let engine = Engine::new(EngineConfig::default()).unwrap();
+/// let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+/// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+/// let sender = engine.sender(conn).unwrap();
+/// sender.send(Outgoing::new(fleetwire::Route::default(), Bytes::from_static(b"x"))).unwrap();
+/// assert!(sender.wait_room(Duration::from_secs(1)));
+/// ```
+#[derive(Clone)]
+pub struct ConnSender {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) shared: Arc<ConnShared>,
+}
+
+impl ConnSender {
+    /// The connection.
+    ///
+    /// ```
+    /// # use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
+    /// # let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// # let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// assert_eq!(engine.sender(conn).unwrap().conn(), conn);
+    /// ```
+    pub fn conn(&self) -> ConnId {
+        self.shared.id
+    }
+
+    /// As [`Engine::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::send`] (never `UnknownConnection`: a closed connection is `Closed`).
+    ///
+    /// ```
+    /// # use fleetwire::transport::{Engine, EngineConfig, Outgoing, TlsOptions};
+    /// # let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// # let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// # let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// let sender = engine.sender(conn).unwrap();
+    /// sender.send(Outgoing::new(fleetwire::Route::default(), bytes::Bytes::new())).unwrap();
+    /// ```
+    pub fn send(&self, message: Outgoing) -> Result<(), SendError> {
+        if push_send(&self.inner, &self.shared, message)? {
+            self.inner.io[self.shared.thread].ready(self.shared.id);
+        }
+        Ok(())
+    }
+
+    /// Blocks until the send queue has room (or the connection closed), up to
+    /// `timeout`; returns whether there is room.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
+    /// # let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// # let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// # let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// assert!(engine.sender(conn).unwrap().wait_room(Duration::from_millis(10)));
+    /// ```
+    pub fn wait_room(&self, timeout: Duration) -> bool {
+        let cfg = &self.inner.config;
+        let deadline = Instant::now() + timeout;
+        let mut q = lock(&self.shared.sendq);
+        loop {
+            if q.closed {
+                return false;
+            }
+            if q.packets < cfg.send_queue_packets && q.bytes < cfg.send_queue_bytes {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            q.waiting = true;
+            q = self
+                .shared
+                .send_cv
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            q.waiting = false;
+        }
+    }
+}
+
+/// Pushes one message; returns whether the IO thread must be told (the queue was not
+/// already scheduled).
+pub(crate) fn push_send(
+    inner: &Inner,
+    shared: &ConnShared,
+    out: Outgoing,
+) -> Result<bool, SendError> {
+    if out.payload.len() > usize::from(u16::MAX) && out.flags.codec == Codec::None {
+        return Err(SendError::TooLarge);
+    }
+    let cfg = &inner.config;
+    let cost = out.payload.len() + QUEUE_ENTRY_OVERHEAD;
+    let mut q = lock(&shared.sendq);
+    if q.closed {
+        return Err(SendError::Closed);
+    }
+    let full = q.packets >= cfg.send_queue_packets || q.bytes + cost > cfg.send_queue_bytes;
+    if full && q.packets > 0 {
+        return Err(SendError::QueueFull);
+    }
+    q.items.push(out);
+    q.packets += 1;
+    q.bytes += cost;
+    let schedule = !q.scheduled;
+    q.scheduled = true;
+    Ok(schedule)
+}
+
+/// The body of [`Engine::recv_batch`], shared with the async stream.
+pub(crate) fn recv_into(inner: &Inner, out: &mut Vec<AppEvent>, timeout: Duration) -> usize {
+    let start = out.len();
+    let mut q = lock(&inner.app);
+    if q.events.is_empty() && !timeout.is_zero() {
+        let deadline = Instant::now() + timeout;
+        q.waiting = true;
+        while q.events.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            q = inner
+                .app_cv
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        q.waiting = false;
+    }
+    if out.is_empty() {
+        std::mem::swap(&mut q.events, out);
+    } else {
+        out.append(&mut q.events);
+    }
+    drop(q);
+    inner.consumed(&out[start..]);
+    out.len() - start
+}
+
+fn invalid(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why.to_owned())
+}

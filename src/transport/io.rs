@@ -1,0 +1,355 @@
+//! An IO thread: one mio event loop owning sockets, TLS endpoints and connections.
+//!
+//! Each round: take the inbox (commands, connections with new sends) under one lock,
+//! handle readiness, then service every touched connection — read until `WouldBlock`
+//! (read-ahead), drain its whole send queue into the [`Connection`], take its events
+//! within the receive budget, and write everything with one `poll_transmit`, one TLS
+//! write and one socket write (work grouping) — and finally hand the round's events to
+//! the application under one lock.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::conn::ConnIo;
+use super::handler::SharedHandler;
+use super::shared::{lock, ConnShared, Inner};
+use super::types::{AppEvent, ConnId};
+use crate::tls::TlsEndpoint;
+
+pub(crate) const WAKER: Token = Token(0);
+
+/// Work for an IO thread, posted through its inbox.
+pub(crate) enum Command {
+    Listen {
+        id: ConnId,
+        sock: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    },
+    Adopt(Box<NewConn>),
+    Close(ConnId),
+    Ping(ConnId),
+    ResumeAll,
+    /// Drop every socket and exit.
+    Stop,
+}
+
+/// A socket handed to an IO thread.
+pub(crate) struct NewConn {
+    pub(crate) shared: Arc<ConnShared>,
+    pub(crate) sock: TcpStream,
+    pub(crate) tls: Option<TlsEndpoint>,
+    pub(crate) connecting: bool,
+    pub(crate) server: bool,
+}
+
+/// Reused buffers of one IO thread.
+pub(crate) struct Scratch {
+    pub(crate) rbuf: Vec<u8>,
+    pub(crate) plain: Vec<u8>,
+    pub(crate) tx: Vec<u8>,
+    pub(crate) out: Vec<AppEvent>,
+}
+
+/// What a connection's service round needs besides its own state.
+pub(crate) struct Ctx<'a> {
+    pub(crate) inner: &'a Inner,
+    pub(crate) handlers: &'a [Option<SharedHandler>],
+    pub(crate) now: Duration,
+}
+
+struct ListenerIo {
+    id: ConnId,
+    sock: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+pub(crate) struct IoThread {
+    index: usize,
+    inner: Arc<Inner>,
+    poll: Poll,
+    conns: HashMap<Token, ConnIo>,
+    listeners: HashMap<Token, ListenerIo>,
+    handlers: (u64, Vec<Option<SharedHandler>>),
+    scratch: Scratch,
+    dirty: Vec<Token>,
+    stopping: bool,
+}
+
+fn token(id: ConnId) -> Token {
+    Token(id.0 as usize)
+}
+
+impl IoThread {
+    pub(crate) fn new(index: usize, inner: Arc<Inner>, poll: Poll) -> IoThread {
+        let read_buffer = inner.config.read_buffer;
+        let handlers = inner.handlers.snapshot();
+        IoThread {
+            index,
+            inner,
+            poll,
+            conns: HashMap::new(),
+            listeners: HashMap::new(),
+            handlers,
+            scratch: Scratch {
+                rbuf: vec![0; read_buffer],
+                plain: Vec::new(),
+                tx: Vec::new(),
+                out: Vec::new(),
+            },
+            dirty: Vec::new(),
+            stopping: false,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.epoch.elapsed()
+    }
+
+    /// The event loop; returns when told to stop.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        while !self.stopping {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            for ev in events.iter() {
+                self.on_event(ev);
+            }
+            self.round();
+        }
+        self.shutdown();
+    }
+
+    /// Until the earliest deadline; zero when a connection has work left over.
+    fn poll_timeout(&self) -> Option<Duration> {
+        let now = self.now();
+        let mut earliest: Option<Duration> = None;
+        for c in self.conns.values() {
+            if c.again() {
+                return Some(Duration::ZERO);
+            }
+            if let Some(d) = c.deadline {
+                earliest = Some(earliest.map_or(d, |e| e.min(d)));
+            }
+        }
+        // Rounded up so that the deadline has passed when we wake.
+        earliest.map(|d| d.saturating_sub(now) + Duration::from_micros(200))
+    }
+
+    fn on_event(&mut self, ev: &mio::event::Event) {
+        let tok = ev.token();
+        if tok == WAKER {
+            self.take_inbox();
+            return;
+        }
+        if self.listeners.contains_key(&tok) {
+            self.accept(tok);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(&tok) {
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                c.readable = true;
+            }
+            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                c.writable = true;
+            }
+            self.mark(tok);
+        }
+    }
+
+    fn mark(&mut self, tok: Token) {
+        if let Some(c) = self.conns.get_mut(&tok) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(tok);
+            }
+        }
+    }
+
+    fn take_inbox(&mut self) {
+        let (commands, ready) = {
+            let mut inbox = lock(&self.inner.io[self.index].inbox);
+            inbox.woken = false;
+            (
+                std::mem::take(&mut inbox.commands),
+                std::mem::take(&mut inbox.ready),
+            )
+        };
+        for id in ready {
+            if let Some(c) = self.conns.get_mut(&token(id)) {
+                c.sched = true;
+            }
+            self.mark(token(id));
+        }
+        for cmd in commands {
+            self.command(cmd);
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Listen { id, mut sock, tls } => {
+                let tok = token(id);
+                if self
+                    .poll
+                    .registry()
+                    .register(&mut sock, tok, Interest::READABLE)
+                    .is_ok()
+                {
+                    self.inner.open_sockets.fetch_add(1, Ordering::SeqCst);
+                    self.listeners.insert(tok, ListenerIo { id, sock, tls });
+                }
+            }
+            Command::Adopt(new) => self.adopt(*new),
+            Command::Close(id) => {
+                let now = self.now();
+                if let Some(c) = self.conns.get_mut(&token(id)) {
+                    c.request_close(now + self.inner.config.close_timeout);
+                }
+                self.mark(token(id));
+            }
+            Command::Ping(id) => {
+                let now = self.now();
+                if let Some(c) = self.conns.get_mut(&token(id)) {
+                    c.ping(now);
+                }
+                self.mark(token(id));
+            }
+            Command::ResumeAll => {
+                let toks: Vec<Token> = self.conns.keys().copied().collect();
+                for tok in toks {
+                    self.mark(tok);
+                }
+            }
+            Command::Stop => self.stopping = true,
+        }
+    }
+
+    fn adopt(&mut self, new: NewConn) {
+        let tok = token(new.shared.id);
+        let mut c = ConnIo::new(new, &self.inner, self.now());
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut c.sock, tok, interest) {
+            c.broken = Some(format!("register: {e}"));
+        }
+        self.inner.open_sockets.fetch_add(1, Ordering::SeqCst);
+        c.readable = true;
+        c.writable = true;
+        self.conns.insert(tok, c);
+        self.mark(tok);
+    }
+
+    fn accept(&mut self, tok: Token) {
+        loop {
+            let Some(l) = self.listeners.get(&tok) else {
+                return;
+            };
+            let (sock, peer_addr) = match l.sock.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // e.g. EMFILE: try again on the next readiness
+                Err(_) => return,
+            };
+            let tls = match &l.tls {
+                None => None,
+                Some(cfg) => match TlsEndpoint::server(cfg.clone()) {
+                    Ok(t) => Some(t),
+                    Err(_) => continue,
+                },
+            };
+            let listener = l.id;
+            let id = self.inner.next_id();
+            let thread = self.inner.io_for(id);
+            let shared = Arc::new(ConnShared::new(id, thread));
+            lock(&self.inner.conns).insert(id, shared.clone());
+            let mut ev = vec![AppEvent::Accepted {
+                conn: id,
+                listener,
+                peer_addr,
+            }];
+            self.inner.push_app(&mut ev);
+            let new = NewConn {
+                shared,
+                sock,
+                tls,
+                connecting: false,
+                server: true,
+            };
+            if thread == self.index {
+                self.adopt(new);
+            } else {
+                self.inner.io[thread].command(Command::Adopt(Box::new(new)));
+            }
+        }
+    }
+
+    /// Services every touched connection, then hands the events over.
+    fn round(&mut self) {
+        let version = self.inner.handlers.version();
+        if version != self.handlers.0 {
+            self.handlers = self.inner.handlers.snapshot();
+        }
+        let now = self.now();
+        for (tok, c) in self.conns.iter_mut() {
+            if (c.again() || c.deadline.is_some_and(|d| d <= now)) && !c.dirty {
+                c.dirty = true;
+                self.dirty.push(*tok);
+            }
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let ctx = Ctx {
+            inner: &self.inner,
+            handlers: &self.handlers.1,
+            now,
+        };
+        let mut dead = Vec::new();
+        for tok in &dirty {
+            let Some(c) = self.conns.get_mut(tok) else {
+                continue;
+            };
+            c.dirty = false;
+            c.service(&mut self.scratch, &ctx);
+            if c.is_dead() {
+                dead.push(*tok);
+            }
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+        self.inner.push_app(&mut self.scratch.out);
+        for tok in dead {
+            if let Some(mut c) = self.conns.remove(&tok) {
+                let _ = self.poll.registry().deregister(&mut c.sock);
+                self.inner.open_sockets.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Stop: every socket is dropped; connections still open are reported lost.
+    fn shutdown(&mut self) {
+        let ctx = Ctx {
+            inner: &self.inner,
+            handlers: &[],
+            now: self.now(),
+        };
+        for (_, mut c) in self.conns.drain() {
+            c.abandon(&mut self.scratch, &ctx, "engine stopped");
+            let _ = self.poll.registry().deregister(&mut c.sock);
+            self.inner.open_sockets.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.inner
+            .open_sockets
+            .fetch_sub(self.listeners.len(), Ordering::SeqCst);
+        self.listeners.clear();
+        self.inner.push_app(&mut self.scratch.out);
+    }
+}

@@ -1,0 +1,634 @@
+//! Integration tests of the transport engine over 127.0.0.1 (feature `transport`).
+//! Every test is bounded: helpers panic past their deadline (at most 10 s).
+#![cfg(feature = "transport")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleetwire::connection::{Config, Connection};
+use fleetwire::tls::{client_config, generate_test_pki, server_config};
+use fleetwire::transport::{
+    AppEvent, ConnId, Engine, EngineConfig, Message, SendError, SendFlags, TlsOptions,
+};
+use fleetwire::{Codec, ErrorCode, Route};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// The churn test counts the process's open file descriptors, so it runs alone; the
+/// other tests share this lock.
+static FDS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FDS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig::default()).unwrap()
+}
+
+fn local() -> SocketAddr {
+    LOCAL.parse().unwrap()
+}
+
+/// Receives until `done` says so (it sees every event); panics after `secs`.
+fn recv_until(
+    engine: &Engine,
+    secs: u64,
+    mut done: impl FnMut(&AppEvent) -> bool,
+) -> Vec<AppEvent> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut all, mut batch) = (Vec::new(), Vec::new());
+    loop {
+        assert!(Instant::now() < deadline, "timed out; got {all:?}");
+        engine.recv_batch(&mut batch, Duration::from_millis(50));
+        for e in batch.drain(..) {
+            let stop = done(&e);
+            all.push(e);
+            if stop {
+                return all;
+            }
+        }
+    }
+}
+
+fn messages(events: &[AppEvent]) -> Vec<&Message> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            AppEvent::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_closed(conn: ConnId) -> impl FnMut(&AppEvent) -> bool {
+    move |e| matches!(e, AppEvent::Closed { conn: c, .. } if *c == conn)
+}
+
+/// A connected pair across two engines: (client engine, client conn, server engine,
+/// server conn), both sides established.
+fn pair(client_tls: TlsOptions, server_tls: TlsOptions) -> (Engine, ConnId, Engine, ConnId) {
+    pair_with(
+        EngineConfig::default(),
+        EngineConfig::default(),
+        client_tls,
+        server_tls,
+    )
+}
+
+fn pair_with(
+    cc: EngineConfig,
+    sc: EngineConfig,
+    client_tls: TlsOptions,
+    server_tls: TlsOptions,
+) -> (Engine, ConnId, Engine, ConnId) {
+    let server = Engine::new(sc).unwrap();
+    let client = Engine::new(cc).unwrap();
+    let l = server.listen(local(), server_tls).unwrap();
+    let c = client.connect(l.local_addr, client_tls).unwrap();
+    let ev = recv_until(&server, 10, |e| matches!(e, AppEvent::Connected { .. }));
+    let s = ev.last().unwrap().conn();
+    recv_until(&client, 10, |e| matches!(e, AppEvent::Connected { .. }));
+    (client, c, server, s)
+}
+
+fn tls_options() -> (TlsOptions, TlsOptions) {
+    let pki = generate_test_pki(&["localhost"], Some(1)).unwrap();
+    let server = TlsOptions::Server(
+        server_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes(), None).unwrap(),
+    );
+    let client = TlsOptions::Client {
+        config: client_config(pki.ca_cert_pem.as_bytes(), None).unwrap(),
+        server_name: "localhost".into(),
+    };
+    (client, server)
+}
+
+fn round_trip(client_tls: TlsOptions, server_tls: TlsOptions) {
+    let (client, c, server, s) = pair(client_tls, server_tls);
+    let text = Bytes::from(b"the quick brown fox jumps over the lazy dog ".repeat(8));
+    client
+        .send(
+            c,
+            Route::new(0, 3, 9),
+            text.clone(),
+            SendFlags::codec(Codec::Snappy),
+        )
+        .unwrap();
+    let ev = recv_until(&server, 10, |e| matches!(e, AppEvent::Message(_)));
+    let m = messages(&ev)[0].clone();
+    assert_eq!((m.conn, m.route.service, m.route.channel), (s, 3, 9));
+    assert_eq!(m.payload, text);
+    server
+        .send(s, m.route, Bytes::from_static(b"pong"), SendFlags::secret())
+        .unwrap();
+    let ev = recv_until(&client, 10, |e| matches!(e, AppEvent::Message(_)));
+    let m = messages(&ev)[0];
+    assert_eq!((&m.payload[..], m.never_compress), (&b"pong"[..], true));
+    // RTT from PING/PONG
+    assert!(client.ping(c));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while client.stats(c).unwrap().rtt.is_none() {
+        assert!(Instant::now() < deadline, "no PONG");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let st = client.stats(c).unwrap();
+    assert_eq!((st.packets_out, st.packets_in), (1, 1));
+    assert_eq!(st.payload_bytes_out, text.len() as u64);
+    assert!(st.wire_bytes_out > 0 && st.wire_bytes_in > 0);
+    // snappy made the wire smaller than the payload (plaintext: exact accounting)
+    let ss = server.stats(s).unwrap();
+    assert_eq!(ss.payload_bytes_in, text.len() as u64);
+}
+
+#[test]
+fn round_trip_plaintext() {
+    let _fds = shared();
+    round_trip(TlsOptions::Plaintext, TlsOptions::Plaintext);
+}
+
+#[test]
+fn round_trip_tls() {
+    let _fds = shared();
+    let (client, server) = tls_options();
+    round_trip(client, server);
+}
+
+#[test]
+fn hundred_thousand_small_messages_in_order_with_recv_batch() {
+    let _fds = shared();
+    const N: u64 = 100_000;
+    let (client, c, server, _s) = pair(TlsOptions::Plaintext, TlsOptions::Plaintext);
+    let sender = client.sender(c).unwrap();
+    let t = std::thread::spawn(move || {
+        for i in 0..N {
+            let msg = fleetwire::transport::Outgoing::new(
+                Route::new(0, 1, 0),
+                Bytes::copy_from_slice(&i.to_be_bytes()),
+            );
+            loop {
+                match sender.send(msg.clone()) {
+                    Ok(()) => break,
+                    Err(SendError::QueueFull) => {
+                        sender.wait_room(Duration::from_secs(1));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut batch, mut next, mut calls) = (Vec::new(), 0u64, 0u64);
+    while next < N {
+        assert!(Instant::now() < deadline, "only {next} of {N}");
+        if server.recv_batch(&mut batch, Duration::from_millis(100)) > 0 {
+            calls += 1;
+        }
+        for e in batch.drain(..) {
+            if let AppEvent::Message(m) = e {
+                assert_eq!(&m.payload[..], &next.to_be_bytes(), "in order");
+                next += 1;
+            }
+        }
+    }
+    t.join().unwrap();
+    // work grouping: many messages per wake-up, never one per packet
+    assert!(calls * 10 < N, "{calls} recv_batch calls for {N} messages");
+}
+
+#[test]
+fn slow_consumer_flood_stays_within_memory_budget() {
+    let _fds = shared();
+    const BUDGET: usize = 128 * 1024;
+    let mut sc = EngineConfig {
+        recv_budget_bytes: BUDGET,
+        global_recv_budget_bytes: 4 * BUDGET,
+        ..EngineConfig::default()
+    };
+    sc.server.limits.initial_credit_packets = 256;
+    sc.server.limits.initial_credit_bytes = 64 * 1024;
+    let cc = EngineConfig {
+        send_queue_packets: 1024,
+        send_queue_bytes: 1024 * 1024,
+        ..EngineConfig::default()
+    };
+    let (client, c, server, s) = pair_with(cc, sc, TlsOptions::Plaintext, TlsOptions::Plaintext);
+    let sender = client.sender(c).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, full) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let t = {
+        let (stop, sent, full) = (stop.clone(), sent.clone(), full.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut p = vec![0u8; 1024];
+                p[..8].copy_from_slice(&i.to_be_bytes());
+                let msg = fleetwire::transport::Outgoing::new(Route::new(0, 1, 0), p.into());
+                match sender.send(msg) {
+                    Ok(()) => i += 1,
+                    Err(SendError::QueueFull) => {
+                        full.fetch_add(1, Ordering::Relaxed);
+                        sender.wait_room(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            sent.store(i, Ordering::SeqCst);
+        })
+    };
+    // The consumer sleeps while the producer floods.
+    std::thread::sleep(Duration::from_millis(1500));
+    let cost = 1024 + fleetwire::transport::QUEUE_ENTRY_OVERHEAD;
+    let (now, high) = server.recv_queue_bytes();
+    assert!(
+        high <= BUDGET,
+        "engine-wide high water {high} > budget {BUDGET}"
+    );
+    assert!(
+        now <= BUDGET && now + cost > BUDGET,
+        "queue filled to the budget: {now}"
+    );
+    let st = server.stats(s).unwrap();
+    assert!(st.recv_queue_high_water as usize <= BUDGET);
+    assert!(st.pauses > 0, "the IO thread paused the connection");
+    let cs = client.stats(c).unwrap();
+    assert!(cs.send_queue_packets <= 1024, "sender queue bounded");
+    assert!(
+        full.load(Ordering::Relaxed) > 0,
+        "the sender felt backpressure"
+    );
+    // Stop the flood, then consume everything: nothing lost, in order.
+    stop.store(true, Ordering::SeqCst);
+    t.join().unwrap();
+    let total = sent.load(Ordering::SeqCst);
+    let mut next = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut batch = Vec::new();
+    while next < total {
+        assert!(Instant::now() < deadline, "only {next} of {total}");
+        server.recv_batch(&mut batch, Duration::from_millis(100));
+        for e in batch.drain(..) {
+            if let AppEvent::Message(m) = e {
+                assert_eq!(&m.payload[..8], &next.to_be_bytes());
+                next += 1;
+            }
+        }
+        let (now, _) = server.recv_queue_bytes();
+        assert!(now <= BUDGET);
+    }
+    assert!(server.recv_queue_bytes().1 <= BUDGET);
+}
+
+/// A hand-driven peer over a blocking socket: preface and HELLO from a sans-IO client.
+fn raw_hello() -> Vec<u8> {
+    let mut conn = Connection::new(Config::client(), Duration::ZERO);
+    let mut wire = Vec::new();
+    conn.poll_transmit(&mut wire);
+    wire
+}
+
+#[test]
+fn peer_killed_mid_packet() {
+    let _fds = shared();
+    let server = engine();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let mut raw = TcpStream::connect(l.local_addr).unwrap();
+    raw.write_all(&raw_hello()).unwrap();
+    let ev = recv_until(&server, 10, |e| matches!(e, AppEvent::Connected { .. }));
+    let s = ev.last().unwrap().conn();
+    // a DATA header announcing 100 bytes, then 10 of them, then the peer dies
+    raw.write_all(&[0x10, 0, 0, 100, 0, 0, 1, 0]).unwrap();
+    raw.write_all(&[7; 10]).unwrap();
+    drop(raw);
+    let ev = recv_until(&server, 10, is_closed(s));
+    let Some(AppEvent::Closed { code, by_peer, .. }) = ev.last() else {
+        panic!()
+    };
+    assert_eq!((*code, *by_peer), (ErrorCode::CONNECTION_LOST, true));
+    assert!(messages(&ev).is_empty(), "no partial packet delivered");
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn connection_reset_reports_queued_messages_undelivered() {
+    let _fds = shared();
+    let raw = TcpListener::bind(LOCAL).unwrap();
+    let client = engine();
+    let c = client
+        .connect(raw.local_addr().unwrap(), TlsOptions::Plaintext)
+        .unwrap();
+    for i in 0..3u8 {
+        client
+            .send(
+                c,
+                Route::default(),
+                Bytes::from(vec![i]),
+                SendFlags::default(),
+            )
+            .unwrap();
+    }
+    let (mut peer, _) = raw.accept().unwrap();
+    // leave the engine's preface and HELLO unread, then close: the kernel sends RST
+    std::thread::sleep(Duration::from_millis(100));
+    let mut one = [0u8; 1];
+    peer.read_exact(&mut one).unwrap();
+    drop(peer);
+    let ev = recv_until(&client, 10, is_closed(c));
+    let n = ev.len();
+    assert!(
+        matches!(
+            ev[n - 2],
+            AppEvent::Undelivered {
+                queued: 3,
+                unconfirmed: 0,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    assert!(matches!(
+        &ev[n - 1],
+        AppEvent::Closed {
+            code: ErrorCode::CONNECTION_LOST,
+            by_peer: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        client.send(c, Route::default(), Bytes::new(), SendFlags::default()),
+        Err(SendError::UnknownConnection)
+    );
+}
+
+#[test]
+fn graceful_shutdown_delivers_every_queued_packet() {
+    let _fds = shared();
+    const N: u64 = 20_000;
+    let (mut client, c, server, s) = pair(TlsOptions::Plaintext, TlsOptions::Plaintext);
+    for i in 0..N {
+        let p = Bytes::copy_from_slice(&i.to_be_bytes());
+        client
+            .send(c, Route::new(0, 1, 0), p, SendFlags::default())
+            .unwrap();
+    }
+    assert!(client.shutdown(Duration::from_secs(8)), "clean shutdown");
+    let ev = recv_until(&server, 10, is_closed(s));
+    let msgs = messages(&ev);
+    assert_eq!(msgs.len() as u64, N);
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(&m.payload[..], &(i as u64).to_be_bytes());
+    }
+    assert!(matches!(
+        ev.last(),
+        Some(AppEvent::Closed {
+            code: ErrorCode::NO_ERROR,
+            by_peer: true,
+            ..
+        })
+    ));
+    let mine = recv_until(&client, 2, is_closed(c));
+    assert!(!mine
+        .iter()
+        .any(|e| matches!(e, AppEvent::Undelivered { .. })));
+    assert!(matches!(
+        mine.last(),
+        Some(AppEvent::Closed { code: ErrorCode::NO_ERROR, delivered: Some(d), .. }) if *d == N
+    ));
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[test]
+fn connection_churn_does_not_leak() {
+    let _fds = FDS.write().unwrap_or_else(|e| e.into_inner());
+    let server = engine();
+    let client = engine();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let fds_before = open_fds();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut batch = Vec::new();
+    for _wave in 0..20 {
+        let ids: Vec<ConnId> = (0..50)
+            .map(|_| client.connect(l.local_addr, TlsOptions::Plaintext).unwrap())
+            .collect();
+        let mut connected = 0;
+        while connected < ids.len() {
+            assert!(Instant::now() < deadline, "churn too slow");
+            client.recv_batch(&mut batch, Duration::from_millis(50));
+            connected += batch
+                .drain(..)
+                .filter(|e| matches!(e, AppEvent::Connected { .. }))
+                .count();
+            server.recv_batch(&mut Vec::new(), Duration::ZERO);
+        }
+        for id in &ids {
+            assert!(client.close(*id));
+        }
+        let mut closed = 0;
+        while closed < ids.len() {
+            assert!(Instant::now() < deadline, "churn too slow");
+            client.recv_batch(&mut batch, Duration::from_millis(50));
+            closed += batch
+                .drain(..)
+                .filter(|e| {
+                    matches!(
+                        e,
+                        AppEvent::Closed {
+                            code: ErrorCode::NO_ERROR,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            server.recv_batch(&mut Vec::new(), Duration::ZERO);
+        }
+    }
+    while client.open_sockets() > 0 || server.connections() > 0 || server.open_sockets() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "leak: client sockets {}, server conns {}, server sockets {}",
+            client.open_sockets(),
+            server.connections(),
+            server.open_sockets()
+        );
+        server.recv_batch(&mut Vec::new(), Duration::from_millis(10));
+    }
+    assert_eq!(client.connections(), 0);
+    assert!(
+        open_fds() <= fds_before + 2,
+        "fds {} -> {}",
+        fds_before,
+        open_fds()
+    );
+}
+
+#[test]
+fn one_failing_connection_does_not_affect_the_others() {
+    let _fds = shared();
+    let server = engine();
+    let client = engine();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let conns: Vec<ConnId> = (0..3)
+        .map(|_| client.connect(l.local_addr, TlsOptions::Plaintext).unwrap())
+        .collect();
+    // a misbehaving peer: not Fleetwire at all
+    let mut bad = TcpStream::connect(l.local_addr).unwrap();
+    bad.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    for round in 0..100u8 {
+        for c in &conns {
+            client
+                .send(
+                    *c,
+                    Route::new(0, 1, round),
+                    Bytes::from(vec![round; 32]),
+                    SendFlags::default(),
+                )
+                .unwrap();
+        }
+    }
+    let mut per_conn = std::collections::HashMap::new();
+    let mut bad_closed = None;
+    recv_until(&server, 10, |e| {
+        match e {
+            AppEvent::Message(m) => {
+                let n = per_conn.entry(m.conn).or_insert(0u8);
+                assert_eq!(m.route.channel, *n, "in order per connection");
+                *n += 1;
+            }
+            AppEvent::Closed { code, .. } => bad_closed = Some(*code),
+            _ => {}
+        }
+        per_conn.len() == 3 && per_conn.values().all(|n| *n == 100) && bad_closed.is_some()
+    });
+    assert_eq!(bad_closed, Some(ErrorCode::BAD_PREFACE));
+    let mut rest = Vec::new();
+    bad.read_to_end(&mut rest).unwrap(); // the engine sent its GOAWAY and closed
+    assert_eq!(server.connections(), 3);
+}
+
+#[test]
+fn native_handler_messages_never_reach_the_app_queue() {
+    let _fds = shared();
+    let (client, c, server, s) = pair(TlsOptions::Plaintext, TlsOptions::Plaintext);
+    server.register_handler(
+        7,
+        Box::new(|m, reply| {
+            assert_eq!(m.route.service, 7, "only its own service");
+            reply.send(Route::new(0, 8, 0), m.payload.clone(), SendFlags::default());
+        }),
+    );
+    std::thread::sleep(Duration::from_millis(20)); // next IO round picks it up
+    for i in 0..1000u32 {
+        client
+            .send(
+                c,
+                Route::new(0, 7, 0),
+                Bytes::copy_from_slice(&i.to_be_bytes()),
+                SendFlags::default(),
+            )
+            .unwrap();
+    }
+    for _ in 0..10 {
+        client
+            .send(
+                c,
+                Route::new(0, 1, 0),
+                Bytes::from_static(b"app"),
+                SendFlags::default(),
+            )
+            .unwrap();
+    }
+    let mut echoed = 0;
+    recv_until(&client, 10, |e| {
+        if let AppEvent::Message(m) = e {
+            assert_eq!(&m.payload[..], &(echoed as u32).to_be_bytes());
+            echoed += 1;
+        }
+        echoed == 1000
+    });
+    let ev = recv_until(&server, 10, {
+        let mut n = 0;
+        move |e| {
+            n += matches!(e, AppEvent::Message(_)) as usize;
+            n == 10
+        }
+    });
+    assert!(messages(&ev).iter().all(|m| m.route.service == 1));
+    std::thread::sleep(Duration::from_millis(50));
+    let mut more = Vec::new();
+    server.recv_batch(&mut more, Duration::ZERO);
+    assert!(messages(&more).is_empty());
+    let st = server.stats(s).unwrap();
+    assert_eq!((st.handled_natively, st.packets_in), (1000, 1010));
+}
+
+/// Needs the tokio timer and `join!` that feature `transport-bench` enables.
+#[cfg(feature = "transport-bench")]
+#[test]
+fn async_sink_and_stream_round_trip_with_backpressure() {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use fleetwire::transport::Outgoing;
+    use futures_core::Stream;
+    use futures_sink::Sink;
+
+    let _fds = shared();
+    const N: u32 = 5_000;
+    let cc = EngineConfig {
+        send_queue_packets: 64, // small: poll_ready must wait for room
+        ..EngineConfig::default()
+    };
+    let (client, c, server, _s) = pair_with(
+        cc,
+        EngineConfig::default(),
+        TlsOptions::Plaintext,
+        TlsOptions::Plaintext,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut sink = client.sink(c).unwrap();
+        let mut events = server.events();
+        let send = async {
+            for i in 0..N {
+                poll_fn(|cx| Pin::new(&mut sink).poll_ready(cx))
+                    .await
+                    .unwrap();
+                let out = Outgoing::new(
+                    Route::new(0, 1, 0),
+                    Bytes::copy_from_slice(&i.to_be_bytes()),
+                );
+                Pin::new(&mut sink).start_send(out).unwrap();
+            }
+            poll_fn(|cx| Pin::new(&mut sink).poll_flush(cx))
+                .await
+                .unwrap();
+        };
+        let recv = async {
+            let mut next = 0u32;
+            while next < N {
+                match poll_fn(|cx| Pin::new(&mut events).poll_next(cx)).await {
+                    Some(AppEvent::Message(m)) => {
+                        assert_eq!(&m.payload[..], &next.to_be_bytes());
+                        next += 1;
+                    }
+                    Some(_) => {}
+                    None => panic!("stream ended"),
+                }
+            }
+        };
+        let both = async { tokio::join!(send, recv) };
+        tokio::time::timeout(Duration::from_secs(10), both)
+            .await
+            .expect("bounded");
+    });
+}
