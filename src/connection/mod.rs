@@ -237,8 +237,13 @@ impl Connection {
     /// ```
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let n = self.tx.len();
-        out.extend_from_slice(&self.tx);
-        self.tx.clear();
+        if out.is_empty() && out.capacity() <= self.tx.capacity() {
+            // No copy: hand over our buffer and keep the caller's (emptied) one.
+            core::mem::swap(out, &mut self.tx);
+        } else {
+            out.extend_from_slice(&self.tx);
+            self.tx.clear();
+        }
         n
     }
 
