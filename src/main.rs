@@ -180,13 +180,14 @@ fn trace(check: bool, root: &std::path::Path) -> ExitCode {
     ];
     let roots: Vec<&std::path::Path> = roots.iter().map(PathBuf::as_path).collect();
     let cases = fleetwire::conformance::case_coverage();
-    let report = match fleetwire::vectors::trace_with_cases(&spec, &root.join("vectors"), &roots, &cases) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("fleetwire vectors trace: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let report =
+        match fleetwire::vectors::trace_with_cases(&spec, &root.join("vectors"), &roots, &cases) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("fleetwire vectors trace: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if check {
         let problems = report.check();
         for p in &problems {
@@ -629,8 +630,13 @@ mod conformance_cli {
             #[arg(required = true)]
             reports: Vec<PathBuf>,
         },
-        /// List the mutants of the reference testee.
-        Mutants,
+        /// Run every case against each mutant of the reference testee and print the kill
+        /// matrix; exit 1 if a mutant survives.
+        Mutants {
+            /// Only list the mutants.
+            #[arg(long)]
+            list: bool,
+        },
     }
 
     #[derive(Args, Clone, Default)]
@@ -722,14 +728,42 @@ mod conformance_cli {
                 timeout_ms: timeout,
             }),
             Some(Mode::Report { html, reports }) => conformance::report_command(&html, &reports),
-            Some(Mode::Mutants) => {
-                for m in Mutant::ALL {
-                    println!("{:<34} {:<22} {}", m.name(), m.tag(), m.description());
-                }
-                0
-            }
+            Some(Mode::Mutants { list }) => mutants(list),
         };
         ExitCode::from(code)
+    }
+
+    /// Prints the mutants, or runs every case against each and prints the kill matrix;
+    /// fails (1) when any mutant survives.
+    fn mutants(list: bool) -> u8 {
+        if list {
+            for m in Mutant::ALL {
+                println!("{:<34} {:<22} {}", m.name(), m.tag(), m.description());
+            }
+            return 0;
+        }
+        let all = conformance::cases(1);
+        let start = std::time::Instant::now();
+        let kills = conformance::kill_matrix(&all, 2);
+        println!(
+            "kill matrix ({} cases, {:.1} s):",
+            all.len(),
+            start.elapsed().as_secs_f64()
+        );
+        for (m, ids) in &kills {
+            let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+            let more = if ids.len() > 3 { " ..." } else { "" };
+            println!(
+                "  {:<34} {:>3} cases: {}{more}",
+                m.name(),
+                ids.len(),
+                shown.join(" ")
+            );
+        }
+        let killed = kills.values().filter(|ids| !ids.is_empty()).count();
+        let rate = 100.0 * killed as f64 / kills.len().max(1) as f64;
+        println!("kill rate: {killed}/{} mutants ({rate:.1} %)", kills.len());
+        u8::from(killed < kills.len())
     }
 
     #[derive(Args)]

@@ -2,8 +2,6 @@
 //! and against its mutants (each of which some case must kill).
 #![cfg(feature = "conformance")]
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fleetwire::conformance::{
@@ -59,29 +57,8 @@ fn every_mutant_is_killed() {
         .into_iter()
         .filter(|c| !c.id.ends_with(".every"))
         .collect();
-    let kills: Mutex<BTreeMap<Mutant, Vec<String>>> = Mutex::new(BTreeMap::new());
-    let next = Mutex::new(0usize);
     let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().unwrap();
-                    *n += 1;
-                    *n - 1
-                };
-                let Some(&m) = Mutant::ALL.get(i) else { return };
-                let results = run_cases(&mut InProcess::new(Some(m)), &subset, &quick()).unwrap();
-                let killed: Vec<String> = results
-                    .into_iter()
-                    .filter(|r| matches!(r.verdict, Verdict::Failed | Verdict::NonStrict))
-                    .map(|r| r.id)
-                    .collect();
-                kills.lock().unwrap().insert(m, killed);
-            });
-        }
-    });
-    let kills = kills.into_inner().unwrap();
+    let kills = fleetwire::conformance::kill_matrix(&subset, 2);
     println!(
         "kill matrix ({} cases, {:.1} s):",
         subset.len(),

@@ -32,6 +32,7 @@ mod expected;
 mod filter;
 mod forms;
 mod fuzz;
+mod kill;
 mod minimize;
 mod mutants;
 mod protocol;
@@ -44,6 +45,7 @@ pub use cases::{Case, Level, Probe};
 pub use cli::{codec_command, fuzz_command, report_command, testee_command, CodecArgs, FuzzArgs};
 pub use expected::{Expectation, ExpectedFile, Stale};
 pub use fuzz::{fuzz, Disagreement, FuzzOptions, FuzzReport};
+pub use kill::kill_matrix;
 pub use mutants::Mutant;
 pub use protocol::{
     read_message, serve, split_command, write_message, Call, Faults, InProcess, Reply, Spawned,
