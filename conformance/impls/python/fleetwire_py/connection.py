@@ -11,6 +11,7 @@ AMBIGUITIES.md next to this package; the code refers to them as "A<n>".
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
@@ -87,10 +88,11 @@ class Config:
     # spec §7.4 / §10.2 trust inputs supplied by the transport layer
     trust_proxy_source: bool = False  # explicit local configuration of a trusted proxy link
     require_peer_auth: bool = False  # node/proxy peers must authenticate (src.auth)
-    # Identities named by the peer's certificate (mutual TLS, §10.2), as (role, id) pairs:
+    # The identity the peer's certificate names (mutual TLS, §10.2), as a (role, id) pair:
     # SAN URI fleetwire:node:<id> -> (ROLE_NODE, id), fleetwire:proxy:<id> -> (ROLE_PROXY, id).
-    # None: the peer presented no certificate naming a Fleetwire identity.
-    peer_cert_ids: Optional[frozenset] = None
+    # None: the peer authenticated no node id (no certificate, no such URI, or more than
+    # one, a malformed one counting as one: §10.2, see peer.cert_identity).
+    peer_identity: Optional[tuple[int, int]] = None
     # spec §8 flow.grant: top credit back up automatically as packets are consumed
     auto_credit: bool = True
     # spec §6.2 neg.keepalive: PING after half the peer's idle timeout without sending
@@ -200,6 +202,7 @@ class Connection:
         self.peer_hello: Optional[Hello] = None
         self.close_code: Optional[int] = None
         self.close_reason = ""
+        self.close_local = True  # False when the close was started by the peer's GOAWAY
         self._out = bytearray()
         self._events: list[Event] = []
         self._deframer = Deframer(config.max_payload, expect_preface=True)
@@ -273,16 +276,21 @@ class Connection:
             self._check_timers(now_ms)
         return self._take_events()
 
-    def transport_closed(self) -> list[Event]:
-        """The byte stream ended or failed (spec §6.4). Without a GOAWAY from the peer the
-        closure is reported locally as CONNECTION_LOST (0x0011), wherever the input
-        stopped and whether or not this endpoint had sent a GOAWAY itself (N2). Nothing
-        is sent: the code is local only."""
+    def transport_closed(self, now_ms: Optional[int] = None) -> list[Event]:
+        """The byte stream ended or failed (spec §6.4). Timers that expired at or before
+        ``now_ms`` are handled first. If no GOAWAY was sent or received, the closure is
+        reported locally as CONNECTION_LOST (0x0011), which is never sent; after a
+        GOAWAY it is reported with that GOAWAY's code (the peer's if one was received,
+        else this endpoint's own, as after ``close()``). Nothing is sent."""
+        if now_ms is not None and not self.closed:
+            self._check_timers(now_ms)
         if self.closed:
-            return []
+            return self._take_events()
         g = self.goaway_received
-        if g is not None:  # not reachable today: a received GOAWAY closes at once
+        if g is not None:  # not reachable today: a received GOAWAY closes by the end of its input
             self._set_closed(g.code, False, g.reason)
+        elif self.goaway_sent:
+            self._set_closed(self._goaway_code, True, "byte stream ended after GOAWAY")
         else:
             self._set_closed(ErrorCode.CONNECTION_LOST, True, "byte stream ended without GOAWAY")
         return self._take_events()
@@ -418,6 +426,7 @@ class Connection:
         self.state = State.CLOSED
         self.close_code = code
         self.close_reason = reason
+        self.close_local = local
         self._events.append(ConnectionClosed(code, local, reason))
 
     def _fail(self, code: int, reason: str = "") -> None:
@@ -533,14 +542,14 @@ class Connection:
 
     def _peer_may_stamp(self) -> bool:
         """spec §7.4 src.trust: only a peer with HELLO role proxy that is authenticated as
-        a proxy may send X = 1: by explicit local configuration, or by a certificate
-        naming fleetwire:proxy:<its node_id> (§10.2)."""
+        a proxy may send X = 1: by explicit local configuration (a trusted proxy link, or
+        a client trusting the server it authenticated), or by a certificate naming
+        fleetwire:proxy:<its node_id> (§10.2). A node certificate never makes a proxy."""
         assert self.peer_hello is not None
         hello, c = self.peer_hello, self.config
         if hello.role != ROLE_PROXY:
             return False
-        by_cert = c.peer_cert_ids is not None and (ROLE_PROXY, hello.node_id) in c.peer_cert_ids
-        return c.trust_proxy_source or by_cert
+        return c.trust_proxy_source or c.peer_identity == (ROLE_PROXY, hello.node_id)
 
     def _source_of(self, h: Header) -> int:
         """spec §7.4: the source of a DATA/ERROR packet from this peer."""
@@ -577,6 +586,8 @@ class Connection:
         if lo > hi:  # neg.version
             raise ConnectionError_(ErrorCode.UNSUPPORTED_VERSION, "no common version")
         self._check_peer_auth(hello)  # src.auth, tls.node-binding
+        if hello.peer_id == RESERVED_NODE:  # §5.2: 0xFFFF is treated, and reported, as 0
+            hello = dataclasses.replace(hello, peer_id=0)
         self.version = hi
         self._deframer.version = hi
         self.peer_hello = hello
@@ -586,17 +597,24 @@ class Connection:
         self._events.append(HandshakeComplete(hello, hi))
 
     def _check_peer_auth(self, hello: Hello) -> None:
-        """spec §10.2 tls.node-binding and §7.4 src.auth. A node must match a
-        fleetwire:node:<id> URI of its certificate and a proxy a fleetwire:proxy:<id> URI
-        (N4: a proxy with only a node certificate is a mismatch). Clients are exempt."""
+        """spec §10.2 tls.node-binding and §7.4 src.auth. Clients are exempt.
+
+        * Binding: when the certificate names an identity, the HELLO's node_id must be
+          its id, else BAD_HELLO. The role is not part of the binding: a proxy with a
+          node certificate is merely not authenticated as a proxy (§10.2).
+        * Required authentication: the identity must name the HELLO's node_id and, for
+          role proxy, be a proxy identity (a proxy identity also matches role node)."""
         c = self.config
         if hello.role == ROLE_CLIENT:
             return
-        ids = c.peer_cert_ids
-        if ids is not None and (hello.role, hello.node_id) not in ids:
-            raise ConnectionError_(ErrorCode.BAD_HELLO, "role/node_id does not match the certificate")
-        if c.require_peer_auth and ids is None:
-            raise ConnectionError_(ErrorCode.BAD_HELLO, "node/proxy peer did not authenticate")
+        ident = c.peer_identity
+        if ident is not None and ident[1] != hello.node_id:
+            raise ConnectionError_(ErrorCode.BAD_HELLO, "node_id does not match the certificate")
+        if c.require_peer_auth:
+            if ident is None:
+                raise ConnectionError_(ErrorCode.BAD_HELLO, "node/proxy peer did not authenticate")
+            if hello.role == ROLE_PROXY and ident[0] != ROLE_PROXY:
+                raise ConnectionError_(ErrorCode.BAD_HELLO, "role proxy without a proxy identity")
 
     # ---- PING / PONG (spec §5.3, §5.4, §11 limit.ping-rate)
     def _on_ping(self, p: Packet, now_ms: int) -> None:
@@ -630,6 +648,8 @@ class Connection:
         (unless this endpoint sent GOAWAY already); the endpoint then keeps processing
         the input it has (DATA in it is UNEXPECTED_PACKET) and closes (N1)."""
         g = Goaway.decode(p.payload)
+        if self.goaway_received is not None and g.code == ErrorCode.NO_ERROR:
+            return  # §6.4: a second GOAWAY with NO_ERROR is ignored (settles N3)
         self.goaway_received = g
         self._events.append(GoawayReceived(g))
         if g.code != ErrorCode.NO_ERROR:
@@ -681,7 +701,13 @@ class Connection:
             payload = self._deliverable_payload(p)
         except PacketError as e:
             self._packet_error(e, p)
-            self._replenish_credit()
+            if not self.config.auto_credit and not self.closed:
+                # §8 flow.grant / flow.no-deadlock: a discarded packet never reaches the
+                # application, so nothing else would give its credit back: it is granted
+                # back at once, even when the application grants the rest itself.
+                self.send_credit(1, h.length)
+            else:
+                self._replenish_credit()
             return
         self.delivered += 1
         self._events.append(DataReceived(self._source_of(h), h, payload))

@@ -5,11 +5,12 @@
   was stamped by a proxy, else 0 = "the other end", §4.6).
 * ``Client`` connects, sends DATA and collects events.
 
-TLS (spec §10): TLS 1.3 only, ALPN ``fleetwire/1``; with mutual TLS the identities named by
-the peer certificate (SAN URIs ``fleetwire:node:<id>`` and ``fleetwire:proxy:<id>``) are
-handed to the connection, which closes with BAD_HELLO when the HELLO's role and node_id
-match none of them (§10.2 tls.node-binding); only a ``fleetwire:proxy:<id>`` URI
-authenticates a proxy, whose X = 1 packets are then honoured (§7.4 src.trust).
+TLS (spec §10): TLS 1.3 only, ALPN ``fleetwire/1``; with mutual TLS the identity named by
+the peer certificate (one SAN URI ``fleetwire:node:<id>`` or ``fleetwire:proxy:<id>``; none
+when there are several, a malformed one counting as one) is handed to the connection,
+which closes with BAD_HELLO when the HELLO's node_id differs (§10.2 tls.node-binding);
+only a ``fleetwire:proxy:<id>`` URI authenticates a proxy, whose X = 1 packets are then
+honoured (§7.4 src.trust).
 
 This module is the only one that reads a clock (``time.monotonic``).
 
@@ -94,15 +95,22 @@ def parse_cert_uri(uri: str) -> Optional[tuple[int, int]]:
     return None
 
 
-def cert_identities(sock: socket.socket) -> Optional[frozenset]:
-    """The (role, id) identities named by the peer certificate's SAN URIs (spec §10.2),
-    or None when the peer presented no certificate naming one."""
+def identity_from_uris(uris) -> Optional[tuple[int, int]]:
+    """spec §10.2: the (role, id) a certificate's SAN URIs authenticate. A certificate
+    that names no ``fleetwire:node:``/``fleetwire:proxy:`` URI, or more than one (a
+    malformed one counts as one), authenticates no node id (None)."""
+    named = [u for u in uris if any(u.startswith(prefix) for prefix in CERT_URI_ROLES)]
+    if len(named) != 1:
+        return None
+    return parse_cert_uri(named[0])  # None when the only one is malformed
+
+
+def cert_identity(sock: socket.socket) -> Optional[tuple[int, int]]:
+    """The (role, id) identity named by the peer certificate (spec §10.2), or None."""
     if not isinstance(sock, ssl.SSLSocket):
         return None
     cert = sock.getpeercert() or {}
-    ids = {parse_cert_uri(v) for t, v in cert.get("subjectAltName", ()) if t == "URI"}
-    ids.discard(None)
-    return frozenset(ids) or None
+    return identity_from_uris([v for t, v in cert.get("subjectAltName", ()) if t == "URI"])
 
 
 # ---------------------------------------------------------------------------
@@ -115,9 +123,9 @@ class SocketDriver:
 
     def __init__(self, sock: socket.socket, config: Config) -> None:
         self.sock = sock
-        ids = cert_identities(sock)
-        if ids is not None:
-            config.peer_cert_ids = ids
+        ident = cert_identity(sock)
+        if ident is not None:
+            config.peer_identity = ident
         self.conn = Connection(config, now_ms())
         self.events: list[Event] = []
         self.flush()
@@ -187,6 +195,35 @@ def serve_echo(sock: socket.socket, config: Config) -> SocketDriver:
     return driver
 
 
+#: a TLS record: content type alert (21), legacy version 0x0303, length 2, level fatal (2),
+#: description unexpected_message (10) (RFC 8446 §5.1, §6)
+TLS_ALERT_UNEXPECTED_MESSAGE = bytes([21, 3, 3, 0, 2, 2, 10])
+
+
+def plaintext_preface_on_tls(raw: socket.socket, timeout_ms: int) -> bool:
+    """spec §3 [[preface.misconfig]] (SHOULD): a TLS server whose first received byte is
+    0x89 (the plaintext preface) answers with a TLS ``unexpected_message`` alert and
+    closes. Python's ssl module would only reset the connection, so the first byte is
+    peeked at before the TLS handshake starts (the client speaks first in TLS). Returns
+    True when the connection was refused this way (and closed)."""
+    raw.settimeout(timeout_ms / 1000)
+    try:
+        first = raw.recv(1, socket.MSG_PEEK)
+    except OSError:
+        first = b""
+    finally:
+        raw.settimeout(None)
+    if first != b"\x89":
+        return False
+    try:
+        raw.sendall(TLS_ALERT_UNEXPECTED_MESSAGE)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    raw.close()
+    return True
+
+
 class EchoServer:
     """Blocking accept loop in a background thread; one thread per connection."""
 
@@ -218,6 +255,8 @@ class EchoServer:
 
     def _handle(self, raw: socket.socket) -> None:
         try:
+            if self.tls and plaintext_preface_on_tls(raw, self.config.handshake_timeout_ms):
+                return
             sock = self.tls.wrap_socket(raw, server_side=True) if self.tls else raw
             cfg = Config(**{**self.config.__dict__})
             cfg.peer_id = self.next_client_id

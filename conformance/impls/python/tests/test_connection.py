@@ -142,7 +142,7 @@ class PrefaceAndHelloTests(unittest.TestCase):
         conn = Connection(Config(require_peer_auth=True), 0)
         conn.receive_data(handshake_bytes(node_id=2, min_version=2, max_version=3), 0)
         self.assertEqual(conn.close_code, E.UNSUPPORTED_VERSION)
-        conn = Connection(Config(peer_cert_ids=frozenset({(ROLE_NODE, 9)})), 0)
+        conn = Connection(Config(peer_identity=(ROLE_NODE, 9)), 0)
         conn.receive_data(handshake_bytes(node_id=2, min_version=2, max_version=2), 0)
         self.assertEqual(conn.close_code, E.UNSUPPORTED_VERSION)
         # every field rule precedes authentication
@@ -185,20 +185,25 @@ class PrefaceAndHelloTests(unittest.TestCase):
         self.assertEqual(conn.state, State.ESTABLISHED)
 
     def test_auth_required(self):  # src.auth, tls.node-binding
-        node5, proxy5 = frozenset({(ROLE_NODE, 5)}), frozenset({(ROLE_PROXY, 5)})
+        node5, proxy5 = (ROLE_NODE, 5), (ROLE_PROXY, 5)
         cases = [
             (dict(require_peer_auth=True), dict(role=ROLE_NODE, node_id=5), E.BAD_HELLO),
             (dict(require_peer_auth=True), dict(role=ROLE_PROXY, node_id=5), E.BAD_HELLO),
             (dict(require_peer_auth=True), dict(role=ROLE_CLIENT, node_id=0), None),
-            (dict(require_peer_auth=True, peer_cert_ids=node5), dict(role=ROLE_NODE, node_id=5), None),
-            (dict(require_peer_auth=True, peer_cert_ids=frozenset({(ROLE_NODE, 6)})),
+            (dict(require_peer_auth=True, peer_identity=node5), dict(role=ROLE_NODE, node_id=5), None),
+            (dict(require_peer_auth=True, peer_identity=(ROLE_NODE, 6)),
              dict(role=ROLE_NODE, node_id=5), E.BAD_HELLO),
-            (dict(peer_cert_ids=frozenset({(ROLE_NODE, 6)})), dict(role=ROLE_NODE, node_id=5), E.BAD_HELLO),
-            # fleetwire:proxy:<id> binds a proxy, fleetwire:node:<id> a node (§10.2)
-            (dict(require_peer_auth=True, peer_cert_ids=proxy5), dict(role=ROLE_PROXY, node_id=5), None),
-            (dict(peer_cert_ids=node5), dict(role=ROLE_PROXY, node_id=5), E.BAD_HELLO),
-            (dict(peer_cert_ids=proxy5), dict(role=ROLE_NODE, node_id=5), E.BAD_HELLO),
-            (dict(peer_cert_ids=node5 | proxy5), dict(role=ROLE_PROXY, node_id=5), None),
+            (dict(peer_identity=(ROLE_NODE, 6)), dict(role=ROLE_NODE, node_id=5), E.BAD_HELLO),
+            (dict(peer_identity=(ROLE_PROXY, 6)), dict(role=ROLE_PROXY, node_id=5), E.BAD_HELLO),
+            # §10.2 binds the id; §7.4 src.auth: role proxy needs a proxy identity, and a
+            # proxy identity also matches role node
+            (dict(require_peer_auth=True, peer_identity=proxy5), dict(role=ROLE_PROXY, node_id=5), None),
+            (dict(require_peer_auth=True, peer_identity=proxy5), dict(role=ROLE_NODE, node_id=5), None),
+            (dict(require_peer_auth=True, peer_identity=node5), dict(role=ROLE_PROXY, node_id=5), E.BAD_HELLO),
+            # without required authentication a proxy with a node identity is accepted,
+            # merely not authenticated as a proxy (vector connection.source.proxy-role-node-identity)
+            (dict(peer_identity=node5), dict(role=ROLE_PROXY, node_id=5), None),
+            (dict(peer_identity=proxy5), dict(role=ROLE_NODE, node_id=5), None),
         ]
         for cfg, hello, code in cases:
             conn = Connection(Config(**cfg), 0)
@@ -857,7 +862,18 @@ class FlagDeliveryTests(unittest.TestCase):
         after(lambda c: c.receive_data(handshake_bytes(node_id=2), 0))  # between packets
         after(lambda c: c.receive_data(handshake_bytes(node_id=2) + data(b"abc")[:5], 0))  # mid-header
         after(lambda c: c.receive_data(handshake_bytes(node_id=2) + data(b"abc")[:9], 0))  # mid-payload
-        after(lambda c: (c.receive_data(handshake_bytes(node_id=2), 0), c.close(1)))  # GOAWAY sent, none received
+        # §6.4 (revised): after this endpoint's own GOAWAY, the end of the stream is
+        # reported with that GOAWAY's code (settles N2)
+        conn = Connection(Config(), 0)
+        conn.receive_data(handshake_bytes(node_id=2), 0)
+        conn.close(1)
+        conn.data_to_send()
+        ev = conn.transport_closed(2)
+        self.assertEqual((conn.close_code, ev[-1].local, conn.data_to_send()), (E.NO_ERROR, True, b""))
+        # timers that expired by the end of the stream are handled first
+        conn = Connection(Config(handshake_timeout_ms=100), 0)
+        conn.transport_closed(100)
+        self.assertEqual(conn.close_code, E.TIMEOUT)
 
 
 class SendCapTests(unittest.TestCase):  # comp.send-cap (§9.2)
@@ -901,12 +917,20 @@ class SendCapTests(unittest.TestCase):  # comp.send-cap (§9.2)
 
 class DiscardedCreditTests(unittest.TestCase):  # §8: credit consumed whatever happens next
     def test_packet_errors_consume_credit(self):
-        conn = established(Config(initial_credit_packets=2, auto_credit=False, services=frozenset(),
+        # The discarded DATA consumes its credit, which the endpoint grants back at once
+        # even when the application grants the rest (flow.no-deadlock; vector
+        # connection.flow.discarded-data-consumes-credit).
+        conn = established(Config(initial_credit_packets=2, auto_credit=False, services=frozenset({1}),
                                   max_packet_errors=100))
-        ev = conn.receive_data(data() * 2, 1)  # exactly the limit: two NO_SERVICE discards
+        conn.data_to_send()
+        ev = conn.receive_data(data(service=2) * 2, 1)  # two NO_SERVICE discards
         self.assertEqual([e.code for e in ev], [E.NO_SERVICE] * 2)
-        self.assertEqual((conn.recv_credit_packets, conn.state), (0, State.ESTABLISHED))
-        conn.receive_data(encode_header(Kind.DATA, 1), 1)  # limit + 1
+        self.assertEqual([p.header.kind for p in out_packets(conn)],
+                         [Kind.ERROR, Kind.CREDIT, Kind.ERROR, Kind.CREDIT])
+        self.assertEqual((conn.recv_credit_packets, conn.state), (2, State.ESTABLISHED))
+        conn.receive_data(data(service=1) * 2, 1)  # delivered, not yet taken: no CREDIT
+        self.assertEqual((conn.recv_credit_packets, out_packets(conn)), (0, []))
+        conn.receive_data(encode_header(Kind.DATA, 1, service=1), 1)  # limit + 1
         assert_closed(self, conn, E.FLOW_CONTROL)
 
     def test_draining_discards_consume_credit(self):  # close.discard
@@ -1022,8 +1046,12 @@ class SourceNodeReservedTests(unittest.TestCase):  # §7.4 src.reserved
         self.assertEqual(conn.close_code, E.SOURCE_FORGED)
 
     def test_proxy_authenticated_by_certificate(self):  # src.trust, tls.node-binding
-        conn = established(Config(peer_cert_ids=frozenset({(ROLE_PROXY, 4)})), role=ROLE_PROXY, node_id=4)
+        conn = established(Config(peer_identity=(ROLE_PROXY, 4)), role=ROLE_PROXY, node_id=4)
         self.assertEqual(conn.receive_data(data(src=9), 1)[0].source, 9)
+        # a proxy with a node certificate is not authenticated as a proxy
+        conn = established(Config(peer_identity=(ROLE_NODE, 4)), role=ROLE_PROXY, node_id=4)
+        conn.receive_data(data(src=9), 1)
+        self.assertEqual(conn.close_code, E.SOURCE_FORGED)
         # a proxy with neither certificate nor configuration: X = 1 is forged
         conn = established(role=ROLE_PROXY, node_id=4)
         conn.receive_data(data(src=9), 1)

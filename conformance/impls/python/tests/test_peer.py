@@ -32,6 +32,15 @@ class CertUriTests(unittest.TestCase):  # §10.2: fleetwire:node:<id>, fleetwire
             self.assertIsNone(P.parse_cert_uri(bad), bad)
 
 
+    def test_identity_from_uris(self):  # §10.2: exactly one URI, a malformed one counts
+        self.assertEqual(P.identity_from_uris(["https://x", "fleetwire:node:5"]), (ROLE_NODE, 5))
+        self.assertEqual(P.identity_from_uris(["fleetwire:proxy:7"]), (ROLE_PROXY, 7))
+        for uris in ([], ["https://x"], ["fleetwire:node:5", "fleetwire:proxy:5"],
+                     ["fleetwire:node:5", "fleetwire:node:5"], ["fleetwire:node:5", "fleetwire:node:x"],
+                     ["fleetwire:node:0"], ["fleetwire:proxy:65535"]):
+            self.assertIsNone(P.identity_from_uris(uris), uris)
+
+
 class TcpEchoTests(unittest.TestCase):
     def setUp(self):
         self.server = P.EchoServer(config=Config(role=ROLE_NODE, node_id=2)).start()
@@ -159,13 +168,23 @@ class TlsTests(unittest.TestCase):
         self.assertEqual((ev.code, ev.header.dst), (E.NO_ROUTE, 9))
         c.close()
 
-    def test_proxy_role_with_node_certificate(self):  # tls.node-binding
-        server = self.start(client_ca=self.cli_crt)
+    def test_proxy_role_with_node_certificate(self):  # tls.node-binding, src.auth
+        # §7.4 (revised): with authentication required, role proxy needs a proxy identity
+        server = self.start(client_ca=self.cli_crt, require_peer_auth=True)
         ctx = P.client_tls_context(self.srv_crt, self.cli_crt, self.cli_key)
         c = P.Client("127.0.0.1", server.port, Config(role=ROLE_PROXY, node_id=5), tls=ctx, server_name="localhost")
         ev = c.wait_for(ConnectionClosed)
         self.assertEqual(ev.code, E.BAD_HELLO)
         c.driver.close()
+
+    def test_plaintext_preface_gets_tls_alert(self):  # preface.misconfig (SHOULD)
+        server = self.start()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as c:
+            c.sendall(b"\x89FWIRE\r\n")
+            got = b""
+            while len(got) < 7 and (chunk := c.recv(16)):
+                got += chunk
+        self.assertEqual(got, P.TLS_ALERT_UNEXPECTED_MESSAGE)
 
     def test_client_role_needs_no_certificate_binding(self):
         server = self.start()
