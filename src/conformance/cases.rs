@@ -311,7 +311,14 @@ fn vector_cases(
         }
         "connection" => {
             let p = probe("connection", vec.pick(&["config", "steps"]), vec.accept());
-            cases.push(vec.case(id, "endpoint", vec![p], levels));
+            // spec §15: forwarding (§7.3) belongs to the proxy level, so a transcript
+            // whose endpoint under test is a proxy runs only on testees claiming it
+            let claim = if vec.v["config"]["role"] == "proxy" {
+                "proxy"
+            } else {
+                "endpoint"
+            };
+            cases.push(vec.case(id, claim, vec![p], levels));
         }
         _ => {}
     }

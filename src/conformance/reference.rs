@@ -88,7 +88,7 @@ impl Reference {
             "protocol": PROTOCOL_VERSION,
             "name": name,
             "version": env!("CARGO_PKG_VERSION"),
-            "levels": ["codec", "endpoint"],
+            "levels": ["codec", "endpoint", "proxy"],
             "operations": OPERATIONS,
         })
     }
