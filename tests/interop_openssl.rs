@@ -450,6 +450,7 @@ fn s_client_refused(tag: &str, extra: &[&str]) -> (String, String) {
 
 #[test]
 fn node_refuses_s_client_offering_h2() {
+    // trace: tls.alpn
     let (log, output) = s_client_refused("c", &["-alpn", "h2", "-tls1_3"]);
     // spec §10.1 [[tls.alpn]]: refused during the handshake, no_application_protocol
     assert!(
@@ -465,6 +466,7 @@ fn node_refuses_s_client_offering_h2() {
 
 #[test]
 fn node_refuses_s_client_with_tls12_only() {
+    // trace: tls.version
     let (log, output) = s_client_refused("e1", &["-alpn", "fleetwire/1", "-tls1_2"]);
     // spec §10.1 [[tls.version]]
     assert!(log.contains("protocol version refused (here)"), "{log}");
@@ -502,6 +504,7 @@ fn expired_pki() -> (String, String, String) {
 
 #[test]
 fn client_refuses_an_expired_certificate_from_s_server() {
+    // trace: tls.server-auth
     let (ca, cert, key) = expired_pki();
     let dir = PemDir::new(
         "d1",
@@ -523,6 +526,7 @@ fn client_refuses_an_expired_certificate_from_s_server() {
 
 #[test]
 fn client_refuses_a_certificate_for_another_name_from_s_server() {
+    // trace: tls.server-auth
     let pki = generate_test_pki(&["elsewhere.example"], Some(1)).unwrap();
     let dir = PemDir::from_pki("d2", &pki);
     let err = client_error_against_s_server(&dir, &["-tls1_3", "-alpn", "fleetwire/1"]);
@@ -542,6 +546,7 @@ fn client_refuses_a_certificate_for_another_name_from_s_server() {
 
 #[test]
 fn client_refuses_s_server_with_tls12_only() {
+    // trace: tls.version
     let pki = generate_test_pki(&["localhost"], Some(1)).unwrap();
     let dir = PemDir::from_pki("e2", &pki);
     let err = client_error_against_s_server(&dir, &["-tls1_2", "-alpn", "fleetwire/1"]);

@@ -384,6 +384,7 @@ fn client_refuses_a_node_whose_hello_differs_from_its_certificate() {
 
 #[test]
 fn plaintext_client_against_tls_node_is_told_clearly() {
+    // trace: layer.no-fallback, preface.misconfig
     let pki = PkiDir::new("p2t", 1);
     let node = TestNode::start(NodeOptions::new(1, pki.node_security(false)));
     let err = connect(node.addr, client_opts(ClientSecurity::Plaintext)).unwrap_err();
@@ -396,6 +397,7 @@ fn plaintext_client_against_tls_node_is_told_clearly() {
 
 #[test]
 fn tls_client_against_plaintext_node_is_told_clearly() {
+    // trace: layer.no-fallback, preface.misconfig
     let pki = PkiDir::new("t2p", 1);
     let node = TestNode::plaintext();
     let err = connect(node.addr, client_opts(pki.client_security(None))).unwrap_err();
