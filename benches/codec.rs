@@ -40,6 +40,13 @@ fn bench(c: &mut Criterion) {
             count
         })
     });
+    g.bench_function("packets_iter_64B", |b| {
+        b.iter(|| {
+            fleetwire::Packets::new(black_box(&wire[..]), u16::MAX)
+                .map(|p| p.map_or(0, |p| p.payload.len()))
+                .sum::<usize>()
+        })
+    });
     g.bench_function("deframer_64B", |b| {
         let mut d = Deframer::new(u16::MAX);
         b.iter(|| {

@@ -320,7 +320,7 @@ impl Header {
     /// every error) takes the full path of [`Header::validate`], which reports the first
     /// failing check in the order of §4.9; both paths accept exactly the same headers.
     #[inline(always)]
-    fn parse_fast(buf: &[u8], max_payload: u16) -> Option<Header> {
+    pub(crate) fn parse_fast(buf: &[u8], max_payload: u16) -> Option<Header> {
         let b: &[u8; 8] = buf.first_chunk()?;
         let flags = b[1];
         let codec_bits = flags & flag::CODEC_MASK;

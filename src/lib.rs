@@ -65,5 +65,5 @@ pub use deframer::{Batch, Deframer, Partial};
 pub use error::{Error, ErrorCode};
 pub use header::{Codec, Header, Kind, Route, Status};
 pub use limits::Limits;
-pub use packet::{check_preface, Packet, PacketRef, PREFACE};
+pub use packet::{check_preface, Packet, PacketRef, Packets, PREFACE};
 pub mod inspect;

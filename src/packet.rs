@@ -84,6 +84,74 @@ impl<'a> PacketRef<'a> {
     }
 }
 
+/// The packets of a byte slice, borrowed, in order: zero-copy deframing of a buffer.
+///
+/// Yields `Ok(packet)` for each complete packet, then stops at the end of the input or
+/// at an incomplete packet ([`rest`](Packets::rest) holds it), or yields one `Err` for an
+/// invalid header and stops.
+///
+/// ```
+/// use fleetwire::Packets;
+/// let wire = [0x10, 0, 0, 1, 0, 1, 0, 0, 7, 0x10, 0, 0, 0, 0, 2, 0, 0, 0x10];
+/// let mut packets = Packets::new(&wire, u16::MAX);
+/// let nodes: Vec<u16> = packets.by_ref().map(|p| p.unwrap().header.route.node).collect();
+/// assert_eq!(nodes, [1, 2]);
+/// assert_eq!(packets.rest(), &[0x10]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Packets<'a> {
+    buf: &'a [u8],
+    max_payload: u16,
+    done: bool,
+}
+
+impl<'a> Packets<'a> {
+    /// Packets of `buf`, validated against `max_payload` (§4.5).
+    pub fn new(buf: &'a [u8], max_payload: u16) -> Packets<'a> {
+        Packets {
+            buf,
+            max_payload,
+            done: false,
+        }
+    }
+
+    /// The bytes not yet returned: an incomplete packet, or the invalid one.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+}
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = Result<PacketRef<'a>, Error>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        // The common case without the Status wrapping of PacketRef::parse.
+        if let Some(header) = Header::parse_fast(self.buf, self.max_payload) {
+            let total = Header::BASE_LEN + usize::from(header.length);
+            if let Some((packet, rest)) = self.buf.split_at_checked(total) {
+                self.buf = rest;
+                let payload = &packet[Header::BASE_LEN..];
+                return Some(Ok(PacketRef { header, payload }));
+            }
+        }
+        if self.done {
+            return None;
+        }
+        match PacketRef::parse(self.buf, self.max_payload) {
+            Ok(Status::Complete((pkt, rest))) => {
+                self.buf = rest;
+                Some(Ok(pkt))
+            }
+            Ok(Status::Incomplete { .. }) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 /// An owned packet whose payload is a reference-counted slice of the receive buffer.
 ///
 /// ```
@@ -175,6 +243,49 @@ mod tests {
             panic!()
         };
         assert_eq!(view.to_packet(), pkt);
+    }
+
+    #[test]
+    fn packets_iterator_matches_packetref_walk() {
+        let mut wire = Vec::new();
+        for i in 0..4u8 {
+            Packet::data(
+                Route::new(u16::from(i), 0, 0),
+                Bytes::from(vec![i; usize::from(i)]),
+            )
+            .encode_to_vec(&mut wire);
+        }
+        let mut ctl = Vec::new();
+        crate::control::Control::Credit(crate::control::Credit {
+            packets: 1,
+            bytes: 0,
+        })
+        .encode_packet(&mut ctl);
+        wire.extend_from_slice(&ctl);
+        for tail in [&[][..], &[0x10, 0, 0][..], &[0x17, 0, 0, 0, 0, 0, 0, 0][..]] {
+            let mut input = wire.clone();
+            input.extend_from_slice(tail);
+            let mut walk = Vec::new();
+            let mut rest = &input[..];
+            let end = loop {
+                match PacketRef::parse(rest, u16::MAX) {
+                    Ok(Status::Complete((p, r))) => {
+                        walk.push(Ok(p));
+                        rest = r;
+                    }
+                    Ok(Status::Incomplete { .. }) => break rest,
+                    Err(e) => {
+                        walk.push(Err(e));
+                        break rest;
+                    }
+                }
+            };
+            let mut it = Packets::new(&input, u16::MAX);
+            let got: Vec<_> = it.by_ref().collect();
+            assert_eq!(got, walk);
+            assert_eq!(it.rest(), end);
+            assert_eq!(it.next(), None);
+        }
     }
 
     #[test]
