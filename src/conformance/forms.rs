@@ -1,37 +1,22 @@
 //! The JSON forms of `vectors/README.md` ("Layer forms"), shared by the reference testee
 //! and the runner: decoded headers, control payloads, errors, hex.
 //!
-//! These mirror the private helpers of `crate::vectors`; the testee protocol promises the
-//! same field names as the vector files, so both must agree (the reference passing every
-//! vector-derived case is the check).
+//! The forms that are the same as the vector verifier's are that verifier's own
+//! functions (re-exported); the testee protocol promises the same field names as the
+//! vector files, and the reference passing every vector-derived case checks the rest.
 
 use serde_json::{json, Value};
 
-use crate::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Pong, Role};
+pub(crate) use crate::vectors::json::{hex, unhex};
+pub(crate) use crate::vectors::verify::{error_json, header_json, kind_by_name, role_by_name};
+pub(crate) use crate::vectors::verify_connection::code_label;
+
+fn u64s(x: u64) -> Value {
+    json!(x.to_string())
+}
+
+use crate::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Pong};
 use crate::{Codec, ErrorCode, Header, Kind, Route};
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
-    s
-}
-
-/// Decodes hex (either case); `None` on odd length or a non-hex digit.
-pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let digit = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
-}
 
 /// A field of a JSON object, or an error naming it.
 pub(crate) fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
@@ -80,37 +65,6 @@ pub(crate) fn max_payload(v: &Value) -> Result<u16, String> {
     }
 }
 
-/// `{"error": NAME, "code": N}`.
-pub(crate) fn error_json(code: ErrorCode) -> Value {
-    json!({ "error": code.name().unwrap_or("UNASSIGNED"), "code": code.0 })
-}
-
-/// The decoded form of a header.
-pub(crate) fn header_json(h: &Header) -> Value {
-    json!({
-        "header_len": h.len(),
-        "version": Header::VERSION,
-        "kind": h.kind.name(),
-        "never_compress": h.never_compress,
-        "codec": h.codec.name(),
-        "hints": h.hints,
-        "length": h.length,
-        "node": h.route.node,
-        "service": h.route.service,
-        "channel": h.route.channel,
-        "source": h.source,
-    })
-}
-
-/// A kind by its registry name.
-pub(crate) fn kind_by_name(name: &str) -> Result<Kind, String> {
-    Kind::ALL
-        .iter()
-        .copied()
-        .find(|k| k.name() == name)
-        .ok_or_else(|| format!("unknown kind {name}"))
-}
-
 /// A codec by its vector name.
 pub(crate) fn codec_by_name(name: &str) -> Result<Codec, String> {
     match name {
@@ -136,10 +90,6 @@ pub(crate) fn header_from_json(v: &Value) -> Result<Header, String> {
         route: Route::new(num(v, "node")?, num(v, "service")?, num(v, "channel")?),
         source,
     })
-}
-
-fn u64s(x: u64) -> Value {
-    json!(x.to_string())
 }
 
 /// The decoded form of a control payload.
@@ -176,13 +126,6 @@ pub(crate) fn control_json(c: &Control<'_>) -> Value {
 /// The decoded form of a GOAWAY.
 pub(crate) fn goaway_json(code: ErrorCode, delivered: u64, reason: &str) -> Value {
     json!({ "code": code.0, "code_name": code.name(), "delivered": u64s(delivered), "reason": reason })
-}
-
-fn role_by_name(name: &str) -> Result<Role, String> {
-    [Role::Client, Role::Node, Role::Proxy]
-        .into_iter()
-        .find(|r| r.name() == name)
-        .ok_or_else(|| format!("unknown role {name}"))
 }
 
 /// Encodes a control payload of `kind` from its decoded form.
@@ -243,12 +186,6 @@ pub(crate) fn encode_control(kind: Kind, e: &Value) -> Result<Vec<u8>, String> {
         Kind::Data => return Err("DATA has no control payload".into()),
     }
     Ok(out)
-}
-
-/// A registry name, or `0xNNNN` for an unassigned code (connection events).
-pub(crate) fn code_label(code: ErrorCode) -> String {
-    code.name()
-        .map_or_else(|| format!("0x{:04X}", code.0), str::to_owned)
 }
 
 #[cfg(test)]

@@ -32,10 +32,10 @@ mod gen_compress;
 mod gen_control;
 mod gen_header;
 mod gen_stream;
-mod json;
+pub(crate) mod json;
 mod trace;
-mod verify;
-mod verify_connection;
+pub(crate) mod verify;
+pub(crate) mod verify_connection;
 mod zlib_data;
 
 pub use trace::{trace, trace_with_cases, CaseCoverage, Requirement, TraceError, TraceReport};

@@ -40,7 +40,7 @@ pub(crate) fn header_json(h: &Header) -> Value {
     })
 }
 
-fn kind_by_name(name: &str) -> Result<Kind, String> {
+pub(crate) fn kind_by_name(name: &str) -> Result<Kind, String> {
     Kind::ALL
         .iter()
         .copied()
@@ -183,7 +183,7 @@ pub(crate) fn control_json(c: &Control<'_>) -> Value {
     }
 }
 
-fn role_by_name(name: &str) -> Result<Role, String> {
+pub(crate) fn role_by_name(name: &str) -> Result<Role, String> {
     [Role::Client, Role::Node, Role::Proxy]
         .into_iter()
         .find(|r| r.name() == name)

@@ -11,7 +11,7 @@ use crate::control::Control;
 use crate::{Codec, ErrorCode, PacketRef, Route, Status, PREFACE};
 
 /// A registry name, or `0xNNNN` for an unassigned code.
-fn code_label(code: ErrorCode) -> String {
+pub(crate) fn code_label(code: ErrorCode) -> String {
     code.name()
         .map_or_else(|| format!("0x{:04X}", code.0), str::to_owned)
 }
