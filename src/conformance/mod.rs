@@ -23,8 +23,9 @@
 //! assert!(bad.iter().any(|r| r.verdict == Verdict::Failed));
 //! ```
 //!
-//! Live-peer mode (the runner as a Fleetwire peer over TCP/TLS) is not implemented yet:
-//! case ids for it will start with `peer.`, beside today's `codec.` cases.
+//! Live-peer mode ([`peer`]; its runner needs feature `tls`): the runner as a
+//! fault-injecting Fleetwire peer over TCP/TLS (`fleetwire conformance peer`); its case
+//! ids start with `peer.`, beside the `codec.` cases.
 
 mod cases;
 mod cli;
@@ -35,6 +36,7 @@ mod fuzz;
 mod kill;
 mod minimize;
 mod mutants;
+pub mod peer;
 mod protocol;
 mod reference;
 mod report;
@@ -114,6 +116,7 @@ pub fn case_coverage() -> Vec<CaseCoverage> {
             case_id: c.id,
             tags: c.tags,
         })
+        .chain(peer::peer_coverage())
         .collect()
 }
 
