@@ -21,3 +21,14 @@ PYTHONPATH=conformance/impls/python "$fw" conformance codec \
   --testee "$PWD/.venv/bin/python -m fleetwire_py.testee" \
   --expected conformance/expected/python.txt
 "$fw" conformance mutants
+
+echo "== conformance peer: the Python implementation as a live server"
+port=$((20000 + RANDOM % 20000))
+log=$(mktemp)
+PYTHONPATH=conformance/impls/python .venv/bin/python -m fleetwire_py.peer server \
+  --port "$port" >"$log" 2>&1 &
+pypid=$!
+trap 'kill "$pypid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
+"$fw" conformance peer --connect "127.0.0.1:$port" --plaintext
+kill "$pypid" 2>/dev/null || true
