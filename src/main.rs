@@ -52,6 +52,13 @@ enum Command {
     /// The reference testee of the conformance suite, on stdin/stdout.
     #[command(hide = true)]
     Testee(conformance_cli::TesteeArgs),
+    /// Run a proxy (spec §7.3): forwards DATA and ERROR packets by their routing header
+    /// alone, payload bytes unchanged, stamping the source (§7.4).
+    Proxy(proxy_cli::ProxyArgs),
+    /// The transport engine against tokio + tokio-util (build with
+    /// `--release --features cli,transport-bench`).
+    #[cfg(feature = "transport-bench")]
+    Bench(proxy_cli::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -101,6 +108,9 @@ fn main() -> ExitCode {
         Command::GenCert(args) => node_cli::gen_cert(args),
         Command::Conformance(args) => conformance_cli::conformance(*args),
         Command::Testee(args) => conformance_cli::testee(args),
+        Command::Proxy(args) => proxy_cli::proxy(args),
+        #[cfg(feature = "transport-bench")]
+        Command::Bench(args) => proxy_cli::bench(args),
     }
 }
 
@@ -630,6 +640,9 @@ mod conformance_cli {
             #[arg(required = true)]
             reports: Vec<PathBuf>,
         },
+        /// Live-peer mode: a fault-injecting reference peer over TCP/TLS against a running
+        /// server (--connect) or client (--listen) under test.
+        Peer(Box<PeerFlags>),
         /// Run every case against each mutant of the reference testee and print the kill
         /// matrix; exit 1 if a mutant survives.
         Mutants {
@@ -729,8 +742,78 @@ mod conformance_cli {
             }),
             Some(Mode::Report { html, reports }) => conformance::report_command(&html, &reports),
             Some(Mode::Mutants { list }) => mutants(list),
+            Some(Mode::Peer(p)) => conformance::peer::peer_command(&p.peer_args()),
         };
         ExitCode::from(code)
+    }
+
+    /// Flags of `fleetwire conformance peer`.
+    #[derive(Args)]
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["connect", "listen"])))]
+    pub(crate) struct PeerFlags {
+        /// Test a server: connect to it at ADDR (the runner acts as a client).
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<String>,
+        /// Test a client: listen on ADDR and accept one connection per case.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Plaintext TCP (must be chosen explicitly).
+        #[arg(long, conflicts_with_all = ["ca", "server_name", "cert", "key"])]
+        plaintext: bool,
+        /// TLS with --connect: CA certificates that issue the server's certificate.
+        #[arg(long, value_name = "F")]
+        ca: Option<PathBuf>,
+        /// TLS with --connect: the name the server's certificate must carry.
+        #[arg(long, value_name = "N", requires = "ca")]
+        server_name: Option<String>,
+        /// TLS: our certificate chain (the server's with --listen, a client's with --connect).
+        #[arg(long, value_name = "F", requires = "key")]
+        cert: Option<PathBuf>,
+        /// TLS: the key of --cert.
+        #[arg(long, value_name = "F", requires = "cert")]
+        key: Option<PathBuf>,
+        /// List the cases and exit.
+        #[arg(long)]
+        list: bool,
+        /// Only cases matching this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        case: Vec<String>,
+        /// Leave out cases matching this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        skip: Vec<String>,
+        /// Write a JSON report.
+        #[arg(long, value_name = "P")]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report.
+        #[arg(long, value_name = "P")]
+        junit: Option<PathBuf>,
+        /// How long each expectation waits, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout: u64,
+        /// Seed of PING ids and payloads (default: from the clock).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+    }
+
+    impl PeerFlags {
+        fn peer_args(&self) -> conformance::peer::PeerArgs {
+            conformance::peer::PeerArgs {
+                connect: self.connect.clone(),
+                listen: self.listen.clone(),
+                plaintext: self.plaintext,
+                ca: self.ca.clone(),
+                server_name: self.server_name.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                list: self.list,
+                case: self.case.clone(),
+                skip: self.skip.clone(),
+                json: self.json.clone(),
+                junit: self.junit.clone(),
+                timeout_ms: self.timeout,
+                seed: self.seed,
+            }
+        }
     }
 
     /// Prints the mutants, or runs every case against each and prints the kill matrix;
@@ -785,5 +868,239 @@ mod conformance_cli {
             hang_on: args.hang_on,
         };
         ExitCode::from(conformance::testee_command(args.mutant, &faults))
+    }
+}
+
+mod proxy_cli {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::net::{SocketAddr, ToSocketAddrs};
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use clap::{ArgGroup, Args};
+    use fleetwire::tls::{client_config, server_config};
+    use fleetwire::transport::proxy::{Proxy, ProxyConfig};
+    use fleetwire::transport::TlsOptions;
+
+    #[derive(Args)]
+    #[command(group(ArgGroup::new("security").required(true).args(["cert", "plaintext"])))]
+    pub(crate) struct ProxyArgs {
+        /// Address to listen on, e.g. 127.0.0.1:7100 (port 0: any free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// This proxy's node id (1..=65534).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65534))]
+        node_id: u16,
+        /// A route: packets for node NODE go to ADDR (a node or the next proxy).
+        /// Repeatable.
+        #[arg(long, value_name = "NODE=ADDR")]
+        route: Vec<String>,
+        /// More routes, one `NODE=ADDR` per line (`#` comments). The file is re-read
+        /// when it changes and the routing table swapped while traffic flows.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Ids attributed to connecting clients, LO-HI (must not overlap the routes).
+        #[arg(long, value_name = "LO-HI", default_value = "40000-65534")]
+        client_ids: String,
+        /// TLS certificate chain (PEM): served to clients, and presented to nodes.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+        /// CA certificates that issued the nodes' certificates (TLS to the routes).
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        ca: Option<PathBuf>,
+        /// The name the nodes' certificates must carry (default: the route's IP).
+        #[arg(long, value_name = "NAME", requires = "ca")]
+        server_name: Option<String>,
+        /// Plaintext TCP, without TLS. Must be chosen explicitly (spec §2).
+        #[arg(long)]
+        plaintext: bool,
+        /// Shut down gracefully when standard input ends.
+        #[arg(long)]
+        stop_on_stdin_eof: bool,
+    }
+
+    fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+
+    fn parse_route(line: &str) -> Result<(u16, SocketAddr), String> {
+        let (node, addr) = line
+            .split_once('=')
+            .ok_or_else(|| format!("route {line:?}: expected NODE=ADDR"))?;
+        let node: u16 = node
+            .trim()
+            .parse()
+            .map_err(|_| format!("route {line:?}: bad node id"))?;
+        let addr = addr
+            .trim()
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("route {line:?}: bad address"))?;
+        Ok((node, addr))
+    }
+
+    fn routes(args: &ProxyArgs) -> Result<BTreeMap<u16, SocketAddr>, String> {
+        let mut routes = BTreeMap::new();
+        for r in &args.route {
+            let (n, a) = parse_route(r)?;
+            routes.insert(n, a);
+        }
+        if let Some(path) = &args.config {
+            let text = String::from_utf8(read_file(path)?)
+                .map_err(|_| format!("{}: not UTF-8", path.display()))?;
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                if !line.is_empty() {
+                    let (n, a) = parse_route(line)?;
+                    routes.insert(n, a);
+                }
+            }
+        }
+        Ok(routes)
+    }
+
+    fn config(args: &ProxyArgs) -> Result<ProxyConfig, String> {
+        let listen = args
+            .listen
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("bad listen address {}", args.listen))?;
+        let mut config = ProxyConfig::new(args.node_id, listen);
+        let (lo, hi) = args
+            .client_ids
+            .split_once('-')
+            .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
+            .ok_or_else(|| format!("bad --client-ids {}", args.client_ids))?;
+        config.client_ids = lo..=hi;
+        config.routes = routes(args)?;
+        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+            let (cert, key) = (read_file(cert)?, read_file(key)?);
+            let server = server_config(&cert, &key, None).map_err(|e| e.to_string())?;
+            config.listen_tls = TlsOptions::Server(server);
+            let Some(ca) = &args.ca else {
+                return Err("TLS to the routes needs --ca".into());
+            };
+            let client =
+                client_config(&read_file(ca)?, Some((&cert, &key))).map_err(|e| e.to_string())?;
+            config.connect_tls = Some((client, args.server_name.clone()));
+        }
+        Ok(config)
+    }
+
+    fn modified(path: &Path) -> Option<SystemTime> {
+        std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    }
+
+    pub(crate) fn proxy(args: ProxyArgs) -> ExitCode {
+        let config = match config(&args) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("fleetwire proxy: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let n = config.routes.len();
+        let proxy = match Proxy::start(config) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("fleetwire proxy: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mode = if args.plaintext {
+            "plaintext"
+        } else {
+            "TLS 1.3"
+        };
+        println!(
+            "fleetwire proxy {} listening on {} ({mode}), {n} routes",
+            args.node_id,
+            proxy.local_addr()
+        );
+        let _ = std::io::stdout().flush();
+        let stop = Arc::new(AtomicBool::new(false));
+        if args.stop_on_stdin_eof {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                stop.store(true, Ordering::SeqCst);
+            });
+        }
+        let mut seen = args.config.as_deref().and_then(modified);
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(250));
+            let Some(path) = &args.config else { continue };
+            let now = modified(path);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match routes(&args).map(|r| proxy.set_routes(&r).map(|()| r.len())) {
+                Ok(Ok(n)) => eprintln!("fleetwire proxy: routing table swapped, {n} routes"),
+                Ok(Err(e)) => eprintln!("fleetwire proxy: table refused, old one kept: {e}"),
+                Err(e) => eprintln!("fleetwire proxy: table refused, old one kept: {e}"),
+            }
+        }
+        proxy.shutdown(Duration::from_secs(5));
+        ExitCode::SUCCESS
+    }
+
+    #[cfg(feature = "transport-bench")]
+    #[derive(Args)]
+    pub(crate) struct BenchArgs {
+        /// Fewer repetitions and smaller runs.
+        #[arg(long)]
+        quick: bool,
+        /// Also write {"results":[{"name","unit","ours","baseline","ratio"}]} here.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    }
+
+    #[cfg(feature = "transport-bench")]
+    pub(crate) fn bench(args: BenchArgs) -> ExitCode {
+        let results = fleetwire::transport::bench::bench(args.quick);
+        println!(
+            "{:<52} {:>10} {:>14} {:>14} {:>8}",
+            "benchmark", "unit", "ours", "baseline", "ratio"
+        );
+        for r in &results {
+            println!(
+                "{:<52} {:>10} {:>14.1} {:>14.1} {:>7.2}x",
+                r.name, r.unit, r.ours, r.baseline, r.ratio
+            );
+        }
+        if let Some(path) = &args.json {
+            // fields in the documented order; NaN (no ratio) becomes null
+            let num = |x: f64| serde_json::Value::from(x).to_string();
+            let string = |x: &str| serde_json::Value::from(x).to_string();
+            let rows: Vec<String> = results
+                .iter()
+                .map(|r| {
+                    format!(
+                        "    {{\"name\": {}, \"unit\": {}, \"ours\": {}, \"baseline\": {}, \"ratio\": {}}}",
+                        string(&r.name),
+                        string(r.unit),
+                        num(r.ours),
+                        num(r.baseline),
+                        num(r.ratio)
+                    )
+                })
+                .collect();
+            let text = format!("{{\"results\": [\n{}\n]}}", rows.join(",\n"));
+            if let Err(e) = std::fs::write(path, text + "\n") {
+                eprintln!("fleetwire bench: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+        ExitCode::SUCCESS
     }
 }

@@ -10,12 +10,16 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use super::io::{Ctx, NewConn, Scratch};
+use super::proxy::{enqueue, Lookup};
 use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
 use super::stats::Counters;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
 use super::Reply;
 use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
+use crate::control::Role;
 use crate::error::ErrorCode;
+use crate::header::Kind;
+use crate::packet::Packet;
 use crate::tls::TlsEndpoint;
 
 /// Socket reads per round before other connections get their turn.
@@ -58,6 +62,11 @@ pub(crate) struct ConnIo {
     wpos: usize,
     pending: Vec<Outgoing>,
     head: usize,
+    /// (Proxy.) Forwarded packets taken from the queue, from `fhead` on still unwritten.
+    forwards: Vec<Packet>,
+    fhead: usize,
+    /// (Proxy.) The client id attributed to the peer (routed back to it), 0 for none.
+    attributed: u16,
     replies: std::collections::VecDeque<Outgoing>,
     done_packets: usize,
     done_bytes: usize,
@@ -75,11 +84,17 @@ pub(crate) struct ConnIo {
 impl ConnIo {
     pub(crate) fn new(new: NewConn, inner: &Inner, now: Duration) -> ConnIo {
         let cfg = &inner.config;
-        let template = if new.server {
+        let mut template = if new.server {
             cfg.server.clone()
         } else {
             cfg.client.clone()
         };
+        // (Proxy.) An accepted peer gets a client id that routes back to it (§7.4)
+        let mut attributed = 0;
+        if let (true, Some(routes)) = (new.server, inner.routes.as_ref()) {
+            attributed = routes.attribute(&new.shared);
+            template.peer_id = attributed;
+        }
         let _ = new.sock.set_nodelay(true);
         let (conn, template) = match new.tls {
             // spec §6.5: over plaintext the connection opens with the TCP connection
@@ -106,6 +121,9 @@ impl ConnIo {
             wpos: 0,
             pending: Vec::new(),
             head: 0,
+            forwards: Vec::new(),
+            fhead: 0,
+            attributed,
             replies: Default::default(),
             done_packets: 0,
             done_bytes: 0,
@@ -310,7 +328,10 @@ impl ConnIo {
             }
         }
         let Some(by) = self.close_by else { return };
-        let drained = self.head == self.pending.len() && self.replies.is_empty() && !self.sched;
+        let drained = self.head == self.pending.len()
+            && self.fhead == self.forwards.len()
+            && self.replies.is_empty()
+            && !self.sched;
         if (drained && conn.is_established()) || now >= by {
             conn.close(now, "");
             self.close_by = None;
@@ -335,9 +356,49 @@ impl ConnIo {
             } else {
                 self.pending.append(&mut q.items);
             }
+            if self.fhead == self.forwards.len() {
+                self.forwards.clear();
+                self.fhead = 0;
+                std::mem::swap(&mut self.forwards, &mut q.forwards);
+            } else {
+                self.forwards.append(&mut q.forwards);
+            }
         }
         self.more_sends = false;
         let mut round = 0usize;
+        // (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order
+        while self.fhead < self.forwards.len() {
+            if round >= ROUND_BYTES {
+                self.more_sends = true;
+                break;
+            }
+            if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER {
+                break;
+            }
+            let p = &self.forwards[self.fhead];
+            match conn.forward(p) {
+                Ok(()) if p.header.kind == Kind::Data => {
+                    self.counters.packets_out += 1;
+                    self.counters.payload_out += p.payload.len() as u64;
+                }
+                Ok(()) => {}
+                Err(
+                    ConnSendError::NoCredit
+                    | ConnSendError::NotEstablished
+                    | ConnSendError::Closing,
+                ) => break,
+                // too large for this peer, or not routable: dropped
+                Err(_) => {}
+            }
+            round += p.payload.len() + 16;
+            self.done_packets += 1;
+            self.done_bytes += p.payload.len() + QUEUE_ENTRY_OVERHEAD;
+            self.fhead += 1;
+        }
+        if self.fhead == self.forwards.len() {
+            self.forwards.clear();
+            self.fhead = 0;
+        }
         while let Some(o) = self.replies.front() {
             match conn.send_data(o.route, &o.payload, o.flags.options()) {
                 Ok(()) => count_sent(&mut self.counters, &mut self.data_sent, o),
@@ -470,10 +531,18 @@ impl ConnIo {
                     added += cost;
                     s.out.push(AppEvent::Message(msg));
                 }
-                Event::Established { peer } => s.out.push(AppEvent::Connected {
-                    conn: self.id,
-                    peer,
-                }),
+                Event::Established { peer } => {
+                    // (Proxy.) Only a client keeps the id attributed to it (§7.4)
+                    if peer.role != Role::Client {
+                        if let Some(routes) = inner.routes.as_ref() {
+                            routes.release(std::mem::take(&mut self.attributed), self.id);
+                        }
+                    }
+                    s.out.push(AppEvent::Connected {
+                        conn: self.id,
+                        peer,
+                    });
+                }
                 Event::Pong { rtt, .. } => self.shared.stats.set_rtt(rtt),
                 Event::PacketError {
                     code,
@@ -489,8 +558,21 @@ impl ConnIo {
                         reason,
                     });
                 }
-                Event::Forward { received, .. } => {
-                    conn.report_unroutable(&received, ErrorCode::NO_ROUTE);
+                Event::Forward { packet, received } => {
+                    // spec §7.3: by the routing header alone; the packet is already
+                    // stamped (§7.4) and its payload is never decoded here
+                    let code = match ctx.routes.map(|t| t.lookup(packet.header.route.node)) {
+                        Some(Lookup::Egress(egress)) => match enqueue(inner, egress, packet) {
+                            Ok(()) => {
+                                self.counters.forwarded += 1;
+                                continue;
+                            }
+                            Err(()) => ErrorCode::UNREACHABLE,
+                        },
+                        Some(Lookup::Unreachable) => ErrorCode::UNREACHABLE,
+                        Some(Lookup::NoRoute) | None => ErrorCode::NO_ROUTE,
+                    };
+                    conn.report_unroutable(&received, code);
                 }
                 Event::Closed {
                     code,
@@ -658,6 +740,9 @@ impl ConnIo {
         });
         self.shared.stats.publish(&self.counters);
         lock(&ctx.inner.conns).remove(&self.id);
+        if let Some(routes) = ctx.inner.routes.as_ref() {
+            routes.release(self.attributed, self.id);
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use mio::{Poll, Waker};
 
 use super::handler::{Handler, HandlerTable};
 use super::io::{Command, IoThread, NewConn, WAKER};
+use super::proxy::RouteState;
 use super::shared::{
     lock, AppQueue, ConnMap, ConnShared, Inbox, Inner, IoHandle, QUEUE_ENTRY_OVERHEAD,
 };
@@ -72,6 +73,14 @@ impl Engine {
     /// assert_eq!(engine.connections(), 0);
     /// ```
     pub fn new(config: EngineConfig) -> io::Result<Engine> {
+        Engine::build(config, None)
+    }
+
+    /// An engine whose IO threads forward packets for other nodes with `routes`.
+    pub(crate) fn build(
+        config: EngineConfig,
+        routes: Option<Arc<RouteState>>,
+    ) -> io::Result<Engine> {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -99,6 +108,7 @@ impl Engine {
             next_id: AtomicU64::new(1),
             open_sockets: AtomicUsize::new(0),
             handlers: HandlerTable::default(),
+            routes,
         });
         let mut threads = Vec::new();
         for (index, poll) in polls.into_iter().enumerate() {
@@ -324,6 +334,11 @@ impl Engine {
         lock(&shared.sendq).closed = true;
         self.inner.io[shared.thread].command(Command::Close(conn));
         true
+    }
+
+    /// The shared half of a connection, for the proxy's routing table.
+    pub(crate) fn conn_shared(&self, conn: ConnId) -> Option<Arc<ConnShared>> {
+        lock(&self.inner.conns).get(&conn).cloned()
     }
 
     /// Sends a PING now; its RTT appears in [`stats`](Engine::stats). Returns false for

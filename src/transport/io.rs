@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::conn::ConnIo;
 use super::handler::SharedHandler;
+use super::proxy::Table;
 use super::shared::{lock, ConnShared, Inner};
 use super::types::{AppEvent, ConnId};
 use crate::tls::TlsEndpoint;
@@ -60,6 +61,8 @@ pub(crate) struct Scratch {
 pub(crate) struct Ctx<'a> {
     pub(crate) inner: &'a Inner,
     pub(crate) handlers: &'a [Option<SharedHandler>],
+    /// (Proxy.) This round's routing table.
+    pub(crate) routes: Option<&'a Table>,
     pub(crate) now: Duration,
 }
 
@@ -76,6 +79,7 @@ pub(crate) struct IoThread {
     conns: HashMap<Token, ConnIo>,
     listeners: HashMap<Token, ListenerIo>,
     handlers: (u64, Vec<Option<SharedHandler>>),
+    routes: Option<(u64, Arc<Table>)>,
     scratch: Scratch,
     dirty: Vec<Token>,
     stopping: bool,
@@ -89,6 +93,7 @@ impl IoThread {
     pub(crate) fn new(index: usize, inner: Arc<Inner>, poll: Poll) -> IoThread {
         let read_buffer = inner.config.read_buffer;
         let handlers = inner.handlers.snapshot();
+        let routes = inner.routes.as_ref().map(|r| r.snapshot());
         IoThread {
             index,
             inner,
@@ -96,6 +101,7 @@ impl IoThread {
             conns: HashMap::new(),
             listeners: HashMap::new(),
             handlers,
+            routes,
             scratch: Scratch {
                 rbuf: vec![0; read_buffer],
                 plain: Vec::new(),
@@ -299,6 +305,12 @@ impl IoThread {
         if version != self.handlers.0 {
             self.handlers = self.inner.handlers.snapshot();
         }
+        // the table is an immutable snapshot: the lock is taken only when it changed
+        if let (Some(state), Some(routes)) = (&self.inner.routes, &mut self.routes) {
+            if state.version() != routes.0 {
+                *routes = state.snapshot();
+            }
+        }
         let now = self.now();
         for (tok, c) in self.conns.iter_mut() {
             if (c.again() || c.deadline.is_some_and(|d| d <= now)) && !c.dirty {
@@ -310,6 +322,7 @@ impl IoThread {
         let ctx = Ctx {
             inner: &self.inner,
             handlers: &self.handlers.1,
+            routes: self.routes.as_ref().map(|r| &*r.1),
             now,
         };
         let mut dead = Vec::new();
@@ -339,6 +352,7 @@ impl IoThread {
         let ctx = Ctx {
             inner: &self.inner,
             handlers: &[],
+            routes: None,
             now: self.now(),
         };
         for (_, mut c) in self.conns.drain() {

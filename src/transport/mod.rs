@@ -17,6 +17,9 @@
 //!   under one lock and blocks only when nothing is ready.
 //! - **Native handlers** ([`Engine::register_handler`]) run on the IO thread; their
 //!   service's packets never reach the application queue (BlueNet).
+//! - **Proxy** ([`proxy::Proxy`], spec §7.3): the IO threads forward DATA and ERROR
+//!   packets for other nodes by their routing header alone, payload bytes unchanged,
+//!   source stamped (§7.4), with an atomically swapped routing table (BlueNet).
 //! - **Bounded memory**: bounded send queues, per-connection and global receive budgets;
 //!   a slow consumer stops the IO thread from taking packets, so no credit is granted
 //!   back and the peer's sender slows (spec §8).
@@ -57,6 +60,7 @@ mod conn;
 mod engine;
 mod handler;
 mod io;
+pub mod proxy;
 mod shared;
 mod stats;
 mod types;

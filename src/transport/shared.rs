@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use super::handler::HandlerTable;
 use super::io::Command;
+use super::proxy::RouteState;
 use super::stats::StatsCell;
 use super::types::{AppEvent, ConnId, Outgoing};
 use super::EngineConfig;
+use crate::packet::Packet;
 
 /// Bytes charged per queued message on top of its payload (bookkeeping, so that empty
 /// messages also count against the byte budgets).
@@ -50,6 +52,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 pub(crate) struct SendQueue {
     pub(crate) items: Vec<Outgoing>,
+    /// (Proxy.) Packets forwarded from other connections, header and payload as they
+    /// are written (spec §7.3); drained before `items`, in order.
+    pub(crate) forwards: Vec<Packet>,
     /// Messages accepted and not yet written to the connection (here and on the IO
     /// thread's side), and their charged bytes: the bound.
     pub(crate) packets: usize,
@@ -156,6 +161,8 @@ pub(crate) struct Inner {
     /// Sockets owned by IO threads (connections, lingering ones and listeners).
     pub(crate) open_sockets: AtomicUsize,
     pub(crate) handlers: HandlerTable,
+    /// (Proxy.) The routing table the IO threads forward with.
+    pub(crate) routes: Option<Arc<RouteState>>,
 }
 
 impl Inner {

@@ -42,6 +42,8 @@ pub struct ConnStats {
     pub recv_queue_high_water: u64,
     /// Messages handled by native handlers (never queued for the application).
     pub handled_natively: u64,
+    /// (Proxy.) Packets received here and queued for another connection (spec §7.3).
+    pub forwarded: u64,
     /// Times the IO thread stopped taking packets because a receive budget was full.
     pub pauses: u64,
     /// The latest round-trip time from PING/PONG (spec §5.4).
@@ -61,6 +63,7 @@ pub(crate) struct StatsCell {
     pub(crate) wire_in: AtomicU64,
     pub(crate) wire_out: AtomicU64,
     pub(crate) handled: AtomicU64,
+    pub(crate) forwarded: AtomicU64,
     pub(crate) pauses: AtomicU64,
     pub(crate) recv_high: AtomicU64,
     /// Microseconds + 1; 0 for none yet.
@@ -78,6 +81,7 @@ pub(crate) struct Counters {
     pub(crate) wire_in: u64,
     pub(crate) wire_out: u64,
     pub(crate) handled: u64,
+    pub(crate) forwarded: u64,
     pub(crate) pauses: u64,
 }
 
@@ -91,6 +95,7 @@ impl StatsCell {
         self.wire_in.store(c.wire_in, r);
         self.wire_out.store(c.wire_out, r);
         self.handled.store(c.handled, r);
+        self.forwarded.store(c.forwarded, r);
         self.pauses.store(c.pauses, r);
     }
 
@@ -125,6 +130,7 @@ impl StatsCell {
             wire_bytes_in: self.wire_in.load(r),
             wire_bytes_out: self.wire_out.load(r),
             handled_natively: self.handled.load(r),
+            forwarded: self.forwarded.load(r),
             pauses: self.pauses.load(r),
             recv_queue_high_water: self.recv_high.load(r),
             rtt,

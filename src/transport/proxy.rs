@@ -1,0 +1,515 @@
+//! The BlueNet proxy (BRIEF §1, spec §7.3): forwards DATA and ERROR packets by their
+//! routing header alone, on the engine's IO threads.
+//!
+//! - The ingress [`Connection`](crate::Connection) stamps X and the Source Node
+//!   (spec §7.4) and hands the packet over as [`Event::Forward`](crate::connection::Event);
+//!   the IO thread looks its Destination Node up in the routing table and pushes the
+//!   packet, payload bytes untouched, onto the egress connection's bounded queue; the
+//!   egress IO thread writes it with [`Connection::forward`](crate::Connection::forward).
+//!   No decompression, no re-encoding, and never through the application thread.
+//! - The routing table is an immutable snapshot: a change builds a new table and swaps
+//!   it in under a version counter. IO threads compare the version once per round and
+//!   take the lock only when it changed (to clone one `Arc`), so the per-packet path
+//!   never touches a lock held by a writer (the same scheme as native handlers).
+//! - Clients that connect to the proxy get an id from [`ProxyConfig::client_ids`]
+//!   (HELLO `peer_id`, spec §5.2); the table routes that id back to the client, so a
+//!   node answers a client by the stamped source.
+//! - No route: ERROR NO_ROUTE to the packet's source; a route whose connection is
+//!   closed or whose bounded queue is full: UNREACHABLE (spec §7.3 `[[route.no-route]]`).
+//! - Order: one ingress connection is serviced by one IO thread in arrival order and
+//!   each egress queue is FIFO, so packets keep their order per ingress → egress pair
+//!   (spec §7.3 `[[route.order]]`).
+//! - Loops: a route to the proxy's own id or its own listening address is rejected
+//!   (spec §7.3 `[[route.loops]]`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
+use super::types::{AppEvent, ConnId, Listener, TlsOptions};
+use super::{Engine, EngineConfig};
+use crate::control::Role;
+use crate::packet::Packet;
+
+/// How long a route whose connection closed waits before reconnecting.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// One snapshot of the routing table.
+#[derive(Clone, Default)]
+pub(crate) struct Table {
+    /// Configured routes: node id → egress connection (`None`: no connection now).
+    nodes: HashMap<u16, Option<Arc<ConnShared>>>,
+    /// Clients attributed an id by this proxy: id → their connection.
+    clients: HashMap<u16, Arc<ConnShared>>,
+}
+
+/// What the table says about a destination node.
+pub(crate) enum Lookup<'a> {
+    NoRoute,
+    Unreachable,
+    Egress(&'a Arc<ConnShared>),
+}
+
+impl Table {
+    pub(crate) fn lookup(&self, node: u16) -> Lookup<'_> {
+        match self.nodes.get(&node) {
+            Some(Some(c)) => Lookup::Egress(c),
+            Some(None) => Lookup::Unreachable,
+            None => self
+                .clients
+                .get(&node)
+                .map_or(Lookup::NoRoute, Lookup::Egress),
+        }
+    }
+}
+
+/// The routing state shared by the proxy and its IO threads.
+pub(crate) struct RouteState {
+    version: AtomicU64,
+    table: Mutex<Arc<Table>>,
+    client_ids: RangeInclusive<u16>,
+    next_client: Mutex<u16>,
+}
+
+impl RouteState {
+    fn new(client_ids: RangeInclusive<u16>) -> RouteState {
+        let first = *client_ids.start();
+        RouteState {
+            version: AtomicU64::new(1),
+            table: Mutex::new(Arc::new(Table::default())),
+            client_ids,
+            next_client: Mutex::new(first),
+        }
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// The current table and its version, for an IO thread.
+    pub(crate) fn snapshot(&self) -> (u64, Arc<Table>) {
+        let table = lock(&self.table);
+        (self.version(), table.clone())
+    }
+
+    /// Read-copy-update: writers are serialised by the lock; readers keep their `Arc`.
+    fn update(&self, f: impl FnOnce(&mut Table)) {
+        let mut current = lock(&self.table);
+        let mut next = Table::clone(&current);
+        f(&mut next);
+        *current = Arc::new(next);
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Gives an accepted connection a client id and routes that id back to it; 0 when
+    /// every id of the range is taken (the client is then unattributed, spec §7.4).
+    pub(crate) fn attribute(&self, shared: &Arc<ConnShared>) -> u16 {
+        let mut next = lock(&self.next_client);
+        let (lo, hi) = (*self.client_ids.start(), *self.client_ids.end());
+        let mut chosen = 0;
+        self.update(|t| {
+            let span = u32::from(hi - lo) + 1;
+            for _ in 0..span {
+                let id = *next;
+                *next = if id >= hi { lo } else { id + 1 };
+                if let std::collections::hash_map::Entry::Vacant(e) = t.clients.entry(id) {
+                    e.insert(shared.clone());
+                    chosen = id;
+                    return;
+                }
+            }
+        });
+        chosen
+    }
+
+    /// Forgets a client id when its connection closes.
+    pub(crate) fn release(&self, id: u16, conn: ConnId) {
+        if id == 0 {
+            return;
+        }
+        self.update(|t| {
+            if t.clients.get(&id).is_some_and(|c| c.id == conn) {
+                t.clients.remove(&id);
+            }
+        });
+    }
+}
+
+/// Pushes a forwarded packet onto the egress connection's bounded queue (spec §7.3)
+/// and tells the egress IO thread when its queue was idle. `Err` when the queue is
+/// closed or full: the caller reports UNREACHABLE.
+pub(crate) fn enqueue(inner: &Inner, egress: &ConnShared, packet: Packet) -> Result<(), ()> {
+    let cfg = &inner.config;
+    let cost = packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
+    let mut q = lock(&egress.sendq);
+    if q.closed || q.packets >= cfg.send_queue_packets || q.bytes + cost > cfg.send_queue_bytes {
+        return Err(());
+    }
+    q.forwards.push(packet);
+    q.packets += 1;
+    q.bytes += cost;
+    let schedule = !q.scheduled;
+    q.scheduled = true;
+    drop(q);
+    if schedule {
+        inner.io[egress.thread].ready(egress.id);
+    }
+    Ok(())
+}
+
+/// A routing table configuration that is refused.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RouteError(pub String);
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// How a [`Proxy`] runs.
+///
+/// ```
+/// use fleetwire::transport::proxy::ProxyConfig;
+/// let mut config = ProxyConfig::new(9, "127.0.0.1:0".parse().unwrap());
+/// config.routes.insert(2, "127.0.0.1:7402".parse().unwrap());
+/// assert!(config.check_routes(&config.routes).is_ok());
+/// config.routes.insert(9, "127.0.0.1:7409".parse().unwrap()); // to itself: a loop
+/// assert!(config.check_routes(&config.routes).is_err());
+/// ```
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// The proxy's node id (1…65534).
+    pub node_id: u16,
+    /// Where clients and nodes connect.
+    pub listen: SocketAddr,
+    /// [`TlsOptions::Plaintext`] or [`TlsOptions::Server`] for the listener.
+    pub listen_tls: TlsOptions,
+    /// TLS for the connections to the routes' nodes (`None`: plaintext), and the server
+    /// name their certificates must carry (`None`: the route's IP address).
+    pub connect_tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+    /// The initial routes: node id → address of that node (or of the next proxy).
+    pub routes: BTreeMap<u16, SocketAddr>,
+    /// Ids attributed to clients that connect (HELLO `peer_id`); must not overlap the
+    /// routes' node ids.
+    pub client_ids: RangeInclusive<u16>,
+    /// Engine settings; both connection templates get role proxy and `node_id`.
+    pub engine: EngineConfig,
+}
+
+impl ProxyConfig {
+    /// A plaintext proxy without routes, client ids 40000…65534.
+    ///
+    /// ```
+    /// let c = fleetwire::transport::proxy::ProxyConfig::new(9, "127.0.0.1:0".parse().unwrap());
+    /// assert_eq!(c.node_id, 9);
+    /// ```
+    pub fn new(node_id: u16, listen: SocketAddr) -> ProxyConfig {
+        ProxyConfig {
+            node_id,
+            listen,
+            listen_tls: TlsOptions::Plaintext,
+            connect_tls: None,
+            routes: BTreeMap::new(),
+            client_ids: 40000..=65534,
+            engine: EngineConfig::default(),
+        }
+    }
+
+    /// Checks a routing table: node ids 1…65534, none in the client range, and no loop
+    /// back to this proxy — neither its own node id nor its own listening address
+    /// (spec §7.3 `[[route.loops]]`, §14.6).
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken.
+    ///
+    /// ```
+    /// use fleetwire::transport::proxy::ProxyConfig;
+    /// let config = ProxyConfig::new(9, "127.0.0.1:7400".parse().unwrap());
+    /// let mut routes = std::collections::BTreeMap::new();
+    /// routes.insert(3, "127.0.0.1:7400".parse().unwrap()); // our own address
+    /// assert!(config.check_routes(&routes).is_err());
+    /// ```
+    pub fn check_routes(&self, routes: &BTreeMap<u16, SocketAddr>) -> Result<(), RouteError> {
+        self.check_routes_at(routes, self.listen)
+    }
+
+    fn check_routes_at(
+        &self,
+        routes: &BTreeMap<u16, SocketAddr>,
+        listen: SocketAddr,
+    ) -> Result<(), RouteError> {
+        for (&node, &addr) in routes {
+            if node == 0 || node == 0xFFFF {
+                return Err(RouteError(format!("node id {node} is not routable")));
+            }
+            // spec §7.3 [[route.loops]]: never route a node back to the proxy itself
+            if node == self.node_id {
+                return Err(RouteError(format!(
+                    "route for node {node} points at this proxy's own id (loop)"
+                )));
+            }
+            let same_port = addr.port() == listen.port() && listen.port() != 0;
+            let own_ip = addr.ip() == listen.ip()
+                || listen.ip().is_unspecified()
+                    && (addr.ip().is_loopback() || addr.ip().is_unspecified());
+            if same_port && own_ip {
+                return Err(RouteError(format!(
+                    "route for node {node} points at this proxy's own address {addr} (loop)"
+                )));
+            }
+            if self.client_ids.contains(&node) {
+                return Err(RouteError(format!(
+                    "node id {node} lies in the client id range"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Static {
+    addr: SocketAddr,
+    conn: ConnId,
+    retry_at: Option<Instant>,
+}
+
+struct ProxyInner {
+    engine: Engine,
+    routes: Arc<RouteState>,
+    statics: Mutex<BTreeMap<u16, Static>>,
+    config: ProxyConfig,
+    local_addr: SocketAddr,
+    stop: AtomicBool,
+}
+
+/// A running proxy: its engine, listener and routing table.
+///
+/// ```
+/// use fleetwire::transport::proxy::{Proxy, ProxyConfig};
+/// let proxy = Proxy::start(ProxyConfig::new(9, "127.0.0.1:0".parse().unwrap())).unwrap();
+/// assert_ne!(proxy.local_addr().port(), 0);
+/// assert!(proxy.routes().is_empty());
+/// proxy.shutdown(std::time::Duration::from_secs(1));
+/// ```
+pub struct Proxy {
+    inner: Arc<ProxyInner>,
+    housekeeping: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Binds, connects to every route and starts forwarding.
+    ///
+    /// # Errors
+    ///
+    /// An invalid configuration or routing table (`InvalidInput`), or binding fails.
+    pub fn start(mut config: ProxyConfig) -> io::Result<Proxy> {
+        let bad = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        if config.client_ids.is_empty()
+            || *config.client_ids.start() == 0
+            || *config.client_ids.end() == 0xFFFF
+        {
+            return Err(bad("client ids must lie in 1..=65534".into()));
+        }
+        if config.client_ids.contains(&config.node_id) {
+            return Err(bad("the proxy's node id lies in the client id range".into()));
+        }
+        config.check_routes(&config.routes).map_err(|e| bad(e.0))?;
+        for c in [&mut config.engine.client, &mut config.engine.server] {
+            c.role = Role::Proxy;
+            c.node_id = config.node_id;
+        }
+        let routes = Arc::new(RouteState::new(config.client_ids.clone()));
+        let engine = Engine::build(config.engine.clone(), Some(routes.clone()))?;
+        let Listener { local_addr, .. } =
+            engine.listen(config.listen, config.listen_tls.clone())?;
+        config
+            .check_routes_at(&config.routes, local_addr)
+            .map_err(|e| bad(e.0))?;
+        let initial = config.routes.clone();
+        let inner = Arc::new(ProxyInner {
+            engine,
+            routes,
+            statics: Mutex::new(BTreeMap::new()),
+            config,
+            local_addr,
+            stop: AtomicBool::new(false),
+        });
+        inner.apply(&initial)?;
+        let weak = Arc::downgrade(&inner);
+        let housekeeping = std::thread::Builder::new()
+            .name("fleetwire-proxy".into())
+            .spawn(move || housekeeping(&weak))?;
+        Ok(Proxy {
+            inner,
+            housekeeping: Some(housekeeping),
+        })
+    }
+
+    /// The listening address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The engine (for [`stats`](Engine::stats) and the like).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The configured routes: node id → address.
+    pub fn routes(&self) -> BTreeMap<u16, SocketAddr> {
+        lock(&self.inner.statics)
+            .iter()
+            .map(|(n, s)| (*n, s.addr))
+            .collect()
+    }
+
+    /// The connection a configured route uses now.
+    pub fn route_conn(&self, node: u16) -> Option<ConnId> {
+        lock(&self.inner.statics).get(&node).map(|s| s.conn)
+    }
+
+    /// Replaces the routing table while traffic flows: unchanged routes keep their
+    /// connection (and their queued packets), new ones connect, removed ones close
+    /// gracefully. The new table is swapped in at once.
+    ///
+    /// # Errors
+    ///
+    /// A refused table ([`ProxyConfig::check_routes`]); the old table stays.
+    pub fn set_routes(&self, routes: &BTreeMap<u16, SocketAddr>) -> io::Result<()> {
+        self.inner
+            .config
+            .check_routes_at(routes, self.inner.local_addr)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.0))?;
+        self.inner.apply(routes)
+    }
+
+    /// Stops forwarding: closes every connection (waiting up to `timeout`) and the
+    /// IO threads. Returns whether everything closed in time. (Dropping a `Proxy` also
+    /// stops it, without waiting for the connections.)
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.housekeeping.take() {
+            let _ = h.join();
+        }
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => inner.engine.shutdown(timeout),
+            Err(_) => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("node_id", &self.inner.config.node_id)
+            .field("local_addr", &self.inner.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyInner {
+    fn connect(&self, addr: SocketAddr) -> io::Result<ConnId> {
+        let tls = match &self.config.connect_tls {
+            None => TlsOptions::Plaintext,
+            Some((config, name)) => TlsOptions::Client {
+                config: config.clone(),
+                server_name: name.clone().unwrap_or_else(|| addr.ip().to_string()),
+            },
+        };
+        self.engine.connect(addr, tls)
+    }
+
+    /// Connects what is new, closes what is gone, swaps the table.
+    fn apply(&self, routes: &BTreeMap<u16, SocketAddr>) -> io::Result<()> {
+        let mut statics = lock(&self.statics);
+        let mut next = BTreeMap::new();
+        for (&node, &addr) in routes {
+            let kept = statics.remove(&node).filter(|s| s.addr == addr);
+            let s = match kept {
+                Some(s) => s,
+                None => Static {
+                    addr,
+                    conn: self.connect(addr)?,
+                    retry_at: None,
+                },
+            };
+            next.insert(node, s);
+        }
+        let gone: Vec<ConnId> = statics
+            .values()
+            .map(|s| s.conn)
+            .filter(|c| !next.values().any(|s| s.conn == *c))
+            .collect();
+        *statics = next;
+        self.publish(&statics);
+        drop(statics);
+        for conn in gone {
+            self.engine.close(conn);
+        }
+        Ok(())
+    }
+
+    /// Builds the node part of a new table from the configured routes.
+    fn publish(&self, statics: &BTreeMap<u16, Static>) {
+        let nodes: HashMap<u16, Option<Arc<ConnShared>>> = statics
+            .iter()
+            .map(|(n, s)| (*n, self.engine.conn_shared(s.conn)))
+            .collect();
+        self.routes.update(|t| t.nodes = nodes);
+    }
+
+    /// Takes the engine's events (the proxy's own DATA is discarded) and reconnects
+    /// routes whose connection closed.
+    fn tick(&self, events: &mut Vec<AppEvent>) {
+        {
+            self.engine.recv_batch(events, Duration::from_millis(50));
+            let now = Instant::now();
+            let mut statics = lock(&self.statics);
+            let mut changed = false;
+            for e in events.drain(..) {
+                if let AppEvent::Closed { conn, .. } = e {
+                    for s in statics.values_mut().filter(|s| s.conn == conn) {
+                        s.retry_at = Some(now + RECONNECT_DELAY);
+                        changed = true;
+                    }
+                }
+            }
+            for s in statics.values_mut() {
+                if s.retry_at.is_some_and(|t| t <= now) {
+                    match self.connect(s.addr) {
+                        Ok(conn) => {
+                            s.conn = conn;
+                            s.retry_at = None;
+                        }
+                        Err(_) => s.retry_at = Some(now + RECONNECT_DELAY),
+                    }
+                    changed = true;
+                }
+            }
+            if changed {
+                self.publish(&statics);
+            }
+        }
+    }
+}
+
+/// The housekeeping thread: runs while the proxy exists and is not stopped.
+fn housekeeping(proxy: &Weak<ProxyInner>) {
+    let mut events = Vec::new();
+    while let Some(inner) = proxy.upgrade() {
+        if inner.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        inner.tick(&mut events);
+    }
+}

@@ -1,0 +1,457 @@
+//! The BlueNet proxy (`fleetwire::transport::proxy`, spec §7.3, §7.4) end to end over
+//! 127.0.0.1: client → proxy → node and back. Every wait is bounded (at most 10 s).
+#![cfg(all(feature = "transport", feature = "node"))]
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleetwire::connection::{Config, Connection, Event, SendOptions};
+use fleetwire::node::{connect, serve, ClientOptions, ClientSecurity, NodeError, NodeOptions};
+use fleetwire::node::{NodeSecurity, Shutdown};
+use fleetwire::transport::proxy::{Proxy, ProxyConfig};
+use fleetwire::transport::{AppEvent, ConnId, Engine, EngineConfig, SendFlags, TlsOptions};
+use fleetwire::{check_preface, Packets};
+use fleetwire::{Codec, ErrorCode, Kind, Route, Status};
+
+const PROXY_ID: u16 = 9;
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn local() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A reference echo node that honours X from the proxy (a trusted link configured
+/// locally, spec §7.4 `[[src.trust]]`).
+fn echo_node(id: u16) -> (SocketAddr, Shutdown, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind(local()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut opts = NodeOptions::new(id, NodeSecurity::Plaintext);
+    opts.config.trust_source = true;
+    let stop = opts.shutdown.clone();
+    let t = thread::spawn(move || serve(listener, opts).unwrap());
+    (addr, stop, t)
+}
+
+fn proxy(routes: &[(u16, SocketAddr)]) -> Proxy {
+    let mut config = ProxyConfig::new(PROXY_ID, local());
+    config.routes = routes.iter().copied().collect();
+    Proxy::start(config).unwrap()
+}
+
+fn client_options() -> ClientOptions {
+    let mut opts = ClientOptions::new(ClientSecurity::Plaintext);
+    // the proxy is configured as trusted: its stamped sources are honoured (§7.4)
+    opts.config = Config {
+        trust_server_as_proxy: true,
+        ..Config::client()
+    };
+    opts
+}
+
+/// An engine client that trusts the proxy's stamps.
+fn engine_client(proxy: SocketAddr) -> (Engine, ConnId) {
+    let mut config = EngineConfig::default();
+    config.client.trust_server_as_proxy = true;
+    let engine = Engine::new(config).unwrap();
+    let conn = engine.connect(proxy, TlsOptions::Plaintext).unwrap();
+    (engine, conn)
+}
+
+/// A Connection over a blocking socket that records every byte both ways.
+struct Raw {
+    sock: TcpStream,
+    conn: Connection,
+    start: Instant,
+    sent: Vec<u8>,
+    got: Vec<u8>,
+}
+
+impl Raw {
+    fn new(sock: TcpStream, config: Config) -> Raw {
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        sock.set_nodelay(true).unwrap();
+        let mut raw = Raw {
+            sock,
+            conn: Connection::new(config, Duration::ZERO),
+            start: Instant::now(),
+            sent: Vec::new(),
+            got: Vec::new(),
+        };
+        raw.flush();
+        raw
+    }
+
+    fn flush(&mut self) {
+        let mut out = Vec::new();
+        self.conn.poll_transmit(&mut out);
+        self.sock.write_all(&out).unwrap();
+        self.sent.extend_from_slice(&out);
+    }
+
+    fn pump(&mut self) {
+        let mut buf = [0u8; 65536];
+        match self.sock.read(&mut buf) {
+            Ok(0) => self.conn.handle_eof(self.start.elapsed()),
+            Ok(n) => {
+                self.got.extend_from_slice(&buf[..n]);
+                self.conn.handle_input(self.start.elapsed(), &buf[..n]);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        self.conn.handle_timeout(self.start.elapsed());
+        self.flush();
+    }
+
+    fn event(&mut self, what: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            while let Some(e) = self.conn.poll_event() {
+                if what(&e) {
+                    self.flush();
+                    return e;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for an event");
+            self.pump();
+        }
+    }
+}
+
+/// The DATA packets of a recorded stream (after the preface), as they were on the wire.
+fn wire_data(stream: &[u8]) -> Vec<(fleetwire::Header, Vec<u8>)> {
+    let Ok(Status::Complete(n)) = check_preface(stream) else {
+        panic!("no preface")
+    };
+    Packets::new(&stream[n..], u16::MAX)
+        .map(|p| p.unwrap())
+        .filter(|p| p.header.kind == Kind::Data)
+        .map(|p| (p.header, p.payload.to_vec()))
+        .collect()
+}
+
+// trace: route.stamp, src.stamp
+#[test]
+fn client_proxy_node_round_trip() {
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let mut client = connect(proxy.local_addr(), client_options()).unwrap();
+    let me = client.peer().unwrap().attributed_id;
+    assert!((40000..=65534).contains(&me), "attributed id {me}");
+    client
+        .send(
+            Route::new(2, 7, 3),
+            b"over the proxy",
+            SendOptions::default(),
+        )
+        .unwrap();
+    let echo = client.recv().unwrap();
+    assert_eq!(&echo.payload[..], b"over the proxy");
+    // the node echoed to the source the proxy stamped (the id attributed to us), and
+    // the proxy stamped the node as the echo's source
+    assert_eq!(echo.route, Route::new(me, 7, 3));
+    assert_eq!(echo.source, 2);
+    let closed = client.close().unwrap();
+    assert_eq!(closed.code, ErrorCode::NO_ERROR);
+    proxy.shutdown(Duration::from_secs(2));
+    stop.trigger();
+    node.join().unwrap();
+}
+
+// trace: route.forward-unchanged, route.stamp, src.stamp
+#[test]
+fn compressed_payload_forwarded_byte_for_byte() {
+    let node_listener = TcpListener::bind(local()).unwrap();
+    let node_addr = node_listener.local_addr().unwrap();
+    let proxy = proxy(&[(3, node_addr)]);
+    let (sock, _) = node_listener.accept().unwrap();
+    let mut node = Raw::new(
+        sock,
+        Config {
+            trust_source: true,
+            ..Config::node(3)
+        },
+    );
+    node.event(|e| matches!(e, Event::Established { .. }));
+
+    let mut client = Raw::new(
+        TcpStream::connect(proxy.local_addr()).unwrap(),
+        Config {
+            trust_server_as_proxy: true,
+            ..Config::client()
+        },
+    );
+    let Event::Established { peer } = client.event(|e| matches!(e, Event::Established { .. }))
+    else {
+        unreachable!()
+    };
+    let payload: Vec<u8> = b"fleet movement update; ".repeat(100);
+    client
+        .conn
+        .send_data(
+            Route::new(3, 4, 5),
+            &payload,
+            SendOptions::compressed(Codec::Snappy),
+        )
+        .unwrap();
+    client.flush();
+    let got = node.event(|e| matches!(e, Event::Data { .. }));
+    let Event::Data {
+        source,
+        payload: p,
+        route,
+        ..
+    } = got
+    else {
+        unreachable!()
+    };
+    assert_eq!(&p[..], &payload[..]);
+    assert_eq!((source, route), (peer.attributed_id, Route::new(3, 4, 5)));
+
+    let sent = wire_data(&client.sent);
+    let received = wire_data(&node.got);
+    assert_eq!((sent.len(), received.len()), (1, 1));
+    let ((h_in, p_in), (h_out, p_out)) = (&sent[0], &received[0]);
+    assert_eq!(h_in.codec, Codec::Snappy, "the client compressed it");
+    assert!(p_in.len() < payload.len());
+    // payload bytes, length, kind, flags and route unchanged (§7.3); X and the source
+    // stamped (§7.4)
+    assert_eq!(p_out, p_in);
+    assert_eq!(h_out.source, Some(peer.attributed_id));
+    assert_eq!(h_in.source, None);
+    assert_eq!(
+        fleetwire::Header {
+            source: None,
+            ..*h_out
+        },
+        *h_in
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+// trace: route.no-route
+#[test]
+fn unknown_route_answered_no_route() {
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let mut client = connect(proxy.local_addr(), client_options()).unwrap();
+    client
+        .send(Route::new(77, 0, 0), b"nobody", SendOptions::default())
+        .unwrap();
+    match client.recv() {
+        Err(NodeError::PacketError { code, .. }) => assert_eq!(code, ErrorCode::NO_ROUTE),
+        other => panic!("expected NO_ROUTE, got {other:?}"),
+    }
+    // the connection is still usable
+    client
+        .send(Route::new(2, 0, 0), b"still here", SendOptions::default())
+        .unwrap();
+    assert_eq!(&client.recv().unwrap().payload[..], b"still here");
+    client.close().unwrap();
+    proxy.shutdown(Duration::from_secs(2));
+    stop.trigger();
+    node.join().unwrap();
+}
+
+// trace: route.no-route
+#[test]
+fn closed_egress_answered_unreachable() {
+    // a route to a port where nobody listens: its connection closes
+    let dead = TcpListener::bind(local()).unwrap().local_addr().unwrap();
+    let proxy = proxy(&[(5, dead)]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    let deadline = Instant::now() + DEADLINE;
+    let mut events = Vec::new();
+    let code = 'outer: loop {
+        assert!(Instant::now() < deadline, "no UNREACHABLE");
+        let _ = engine.send(
+            conn,
+            Route::new(5, 0, 0),
+            Bytes::from_static(b"x"),
+            SendFlags::default(),
+        );
+        engine.recv_batch(&mut events, Duration::from_millis(20));
+        for e in events.drain(..) {
+            if let AppEvent::PacketError { code, .. } = e {
+                break 'outer code;
+            }
+        }
+    };
+    assert_eq!(code, ErrorCode::UNREACHABLE);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// Sends `n` numbered packets to `node` and collects the echoes' numbers, in order of
+/// arrival.
+fn numbered_round_trip(engine: &Engine, conn: ConnId, node: u16, n: u32) -> Vec<u32> {
+    for i in 0..n {
+        let payload = Bytes::copy_from_slice(&i.to_be_bytes());
+        engine
+            .send(conn, Route::new(node, 1, 0), payload, SendFlags::default())
+            .unwrap();
+    }
+    collect(engine, n as usize, |_| true)
+}
+
+fn collect(
+    engine: &Engine,
+    n: usize,
+    keep: impl Fn(&fleetwire::transport::Message) -> bool,
+) -> Vec<u32> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut got = Vec::new();
+    let mut events = Vec::new();
+    while got.len() < n {
+        assert!(Instant::now() < deadline, "got {} of {n}", got.len());
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            match e {
+                AppEvent::Message(m) if keep(&m) => {
+                    got.push(u32::from_be_bytes(m.payload[..4].try_into().unwrap()));
+                }
+                AppEvent::PacketError { code, .. } => panic!("packet error {code}"),
+                AppEvent::Closed { reason, .. } => panic!("closed: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    got
+}
+
+// trace: route.order
+#[test]
+fn order_kept_across_10k_packets() {
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    let got = numbered_round_trip(&engine, conn, 2, 10_000);
+    assert_eq!(got, (0..10_000).collect::<Vec<u32>>());
+    let stats = proxy.engine().stats(proxy.route_conn(2).unwrap()).unwrap();
+    assert_eq!(stats.packets_out, 10_000);
+    assert_eq!(
+        stats.forwarded, 10_000,
+        "the echoes came back through the proxy"
+    );
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(2));
+    stop.trigger();
+    node.join().unwrap();
+}
+
+#[test]
+fn routing_table_swapped_while_traffic_flows() {
+    let (a_addr, a_stop, a) = echo_node(2);
+    let (b_addr, b_stop, b) = echo_node(3);
+    let proxy = proxy(&[(2, a_addr)]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    let sender = engine.sender(conn).unwrap();
+    let total = 30_000u32;
+    let pump = thread::spawn(move || {
+        for i in 0..total {
+            let payload = Bytes::copy_from_slice(&i.to_be_bytes());
+            let out = fleetwire::transport::Outgoing::new(Route::new(2, 1, 0), payload);
+            while sender.send(out.clone()).is_err() {
+                assert!(sender.wait_room(Duration::from_secs(5)));
+            }
+            if i % 500 == 499 {
+                thread::sleep(Duration::from_millis(1)); // traffic that lasts
+            }
+        }
+    });
+    // swap the table again and again while node 2's echoes flow: add node 3, remove it
+    let with_b: BTreeMap<u16, SocketAddr> = [(2, a_addr), (3, b_addr)].into_iter().collect();
+    let without_b: BTreeMap<u16, SocketAddr> = [(2, a_addr)].into_iter().collect();
+    let egress = proxy.route_conn(2);
+    let deadline = Instant::now() + DEADLINE;
+    let (mut got, mut events, mut swaps) = (Vec::new(), Vec::new(), 0);
+    let mut received_at_10th_swap = None;
+    while got.len() < total as usize {
+        assert!(Instant::now() < deadline, "got {} of {total}", got.len());
+        if swaps < 40 {
+            let table = if swaps % 2 == 0 { &with_b } else { &without_b };
+            proxy.set_routes(table).unwrap();
+            swaps += 1;
+            if swaps == 10 {
+                received_at_10th_swap = Some(got.len());
+            }
+        }
+        engine.recv_batch(&mut events, Duration::from_millis(1));
+        for e in events.drain(..) {
+            match e {
+                AppEvent::Message(m) if m.source == 2 => {
+                    got.push(u32::from_be_bytes(m.payload[..4].try_into().unwrap()));
+                }
+                AppEvent::PacketError { code, .. } => panic!("packet error {code}"),
+                AppEvent::Closed { reason, .. } => panic!("closed: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    pump.join().unwrap();
+    let mid = received_at_10th_swap.expect("10 swaps");
+    assert!(
+        mid < total as usize,
+        "the swaps happened while traffic flowed"
+    );
+    proxy.set_routes(&with_b).unwrap();
+    assert_eq!(
+        proxy.route_conn(2),
+        egress,
+        "an unchanged route keeps its connection"
+    );
+    assert_eq!(
+        got,
+        (0..total).collect::<Vec<u32>>(),
+        "nothing lost, in order"
+    );
+    // the route added by the swap works
+    engine
+        .send(
+            conn,
+            Route::new(3, 1, 0),
+            Bytes::from_static(b"\0\0\0\x07"),
+            SendFlags::default(),
+        )
+        .unwrap();
+    assert_eq!(collect(&engine, 1, |m| m.source == 3), vec![7]);
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(2));
+    for (stop, t) in [(a_stop, a), (b_stop, b)] {
+        stop.trigger();
+        t.join().unwrap();
+    }
+}
+
+// trace: route.loops
+#[test]
+fn routing_table_loops_rejected() {
+    // a route back to the proxy's own node id
+    let mut config = ProxyConfig::new(PROXY_ID, local());
+    config
+        .routes
+        .insert(PROXY_ID, "127.0.0.1:1".parse().unwrap());
+    let err = Proxy::start(config).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("loop"), "{err}");
+
+    // a route to the proxy's own listening address, refused by a swap: the old table stays
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let looped: BTreeMap<u16, SocketAddr> = [(2, node_addr), (4, proxy.local_addr())]
+        .into_iter()
+        .collect();
+    let err = proxy.set_routes(&looped).unwrap_err();
+    assert!(err.to_string().contains("loop"), "{err}");
+    assert_eq!(proxy.routes().keys().copied().collect::<Vec<_>>(), vec![2]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    assert_eq!(numbered_round_trip(&engine, conn, 2, 3), vec![0, 1, 2]);
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(2));
+    stop.trigger();
+    node.join().unwrap();
+}
