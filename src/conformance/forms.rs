@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 pub(crate) use crate::vectors::json::{hex, unhex};
 pub(crate) use crate::vectors::verify::{error_json, header_json, kind_by_name, role_by_name};
-pub(crate) use crate::vectors::verify_connection::code_label;
 
 fn u64s(x: u64) -> Value {
     json!(x.to_string())

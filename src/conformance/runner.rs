@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::cases::{Case, Level, Probe};
 use super::minimize::minimise;
 use super::protocol::{Call, Reply, Testee, TesteeInfo};
+use crate::vectors::verify_connection::match_list;
 
 /// The grade of one case (Autobahn's vocabulary, plus UNSUPPORTED for what the testee
 /// declined).
@@ -320,28 +321,6 @@ fn check_probe(testee: &mut dyn Testee, case: &str, probe: &Probe, timeout: Dura
     match verdict {
         Ok(()) => Checked::Pass,
         Err(m) => Checked::Fail(m, result),
-    }
-}
-
-/// Every key of `pattern` has the same value in `actual`.
-fn matches(pattern: &Value, actual: &Value) -> bool {
-    match pattern.as_object() {
-        Some(p) => p.iter().all(|(k, v)| actual.get(k) == Some(v)),
-        None => false,
-    }
-}
-
-fn match_list(what: &str, patterns: &[Value], actual: &[Value]) -> Result<(), String> {
-    let ok =
-        patterns.len() == actual.len() && patterns.iter().zip(actual).all(|(p, a)| matches(p, a));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: expected {}, got {}",
-            json!(patterns),
-            json!(actual)
-        ))
     }
 }
 

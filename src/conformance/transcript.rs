@@ -8,11 +8,12 @@ use serde_json::{json, Value};
 
 use super::filter::Filter;
 use super::forms::{
-    code_label, codec_by_name, control_json, field, header_json, hex, hex_field, num, str_field,
+    codec_by_name, control_json, field, header_json, hex, hex_field, num, str_field,
 };
 use super::mutants::Mutant;
-use crate::connection::{Config, Connection, Event, Identity, SendOptions, ServiceSet};
+use crate::connection::{Config, Connection, Identity, SendOptions, ServiceSet};
 use crate::control::Control;
+pub(crate) use crate::vectors::verify_connection::event_json;
 use crate::{ErrorCode, PacketRef, Route, Status, PREFACE};
 
 fn config_from(c: &Value, mutant: Option<Mutant>) -> Result<Config, String> {
@@ -95,58 +96,6 @@ fn set_limit(config: &mut Config, key: &str, value: &Value) -> Result<(), String
         other => return Err(format!("unknown limit {other}")),
     }
     Ok(())
-}
-
-/// The observed form of an event (`vectors/README.md`, "Connection transcripts").
-pub(crate) fn event_json(e: &Event) -> Value {
-    match e {
-        Event::Established { peer } => json!({
-            "event": "established",
-            "version": peer.version,
-            "role": peer.role.name(),
-            "node_id": peer.node_id,
-            "attributed_id": peer.attributed_id,
-            "codecs": peer.codecs,
-            "max_payload": peer.max_payload,
-            "max_decompressed": peer.max_decompressed,
-            "max_ratio": peer.max_ratio,
-            "initial_credit_packets": peer.initial_credit_packets,
-            "initial_credit_bytes": peer.initial_credit_bytes,
-            "idle_timeout_ms": peer.idle_timeout_ms,
-        }),
-        Event::Data {
-            source,
-            route,
-            payload,
-            never_compress,
-        } => json!({
-            "event": "data", "source": source, "node": route.node, "service": route.service,
-            "channel": route.channel, "payload": hex(payload), "never_compress": never_compress,
-        }),
-        Event::Forward { packet, .. } => json!({
-            "event": "forward", "header": header_json(&packet.header), "payload": hex(&packet.payload),
-        }),
-        Event::Pong { id, rtt } => {
-            json!({ "event": "pong", "id": id.to_string(), "rtt_us": rtt.as_micros() as u64 })
-        }
-        Event::PacketError {
-            code,
-            source,
-            header,
-            reason,
-        } => json!({
-            "event": "packet_error", "code": code.0, "source": source, "header": hex(header), "reason": reason,
-        }),
-        Event::Closed {
-            code,
-            by_peer,
-            reason,
-            delivered,
-        } => json!({
-            "event": "closed", "code": code_label(*code), "by_peer": by_peer, "reason": reason,
-            "delivered": delivered.map(|d| d.to_string()),
-        }),
-    }
 }
 
 struct Run {

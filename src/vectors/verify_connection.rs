@@ -87,7 +87,7 @@ fn config_from(c: &Value) -> Result<Config, String> {
     Ok(config)
 }
 
-fn event_json(e: &Event) -> Value {
+pub(crate) fn event_json(e: &Event) -> Value {
     match e {
         Event::Established { peer } => json!({
             "event": "established",
@@ -139,14 +139,14 @@ fn event_json(e: &Event) -> Value {
 }
 
 /// Every key of `pattern` has the same value in `actual`.
-fn matches(pattern: &Value, actual: &Value) -> bool {
+pub(crate) fn matches(pattern: &Value, actual: &Value) -> bool {
     match pattern.as_object() {
         Some(p) => p.iter().all(|(k, v)| actual.get(k) == Some(v)),
         None => false,
     }
 }
 
-fn match_list(what: &str, patterns: &[Value], actual: &[Value]) -> Result<(), String> {
+pub(crate) fn match_list(what: &str, patterns: &[Value], actual: &[Value]) -> Result<(), String> {
     let ok =
         patterns.len() == actual.len() && patterns.iter().zip(actual).all(|(p, a)| matches(p, a));
     if ok {
