@@ -32,3 +32,17 @@ trap 'kill "$pypid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
 "$fw" conformance peer --connect "127.0.0.1:$port" --plaintext
 kill "$pypid" 2>/dev/null || true
+
+echo "== conformance peer: the Python implementation as a live client"
+port=$((20000 + RANDOM % 20000))
+out=$(mktemp)
+(timeout 120 "$fw" conformance peer --listen "127.0.0.1:$port" --plaintext >"$out" 2>&1; echo "exit=$?" >>"$out") &
+# The client under test reconnects after each case: run it until the runner is done.
+for _ in $(seq 60); do
+  grep -q '^exit=' "$out" && break
+  PYTHONPATH=conformance/impls/python timeout 10 .venv/bin/python -m fleetwire_py.peer \
+    client --port "$port" >/dev/null 2>&1 || sleep 0.1
+done
+wait
+cat "$out"
+grep -qx 'exit=0' "$out"
