@@ -82,7 +82,7 @@ fn reference_node_passes_every_server_case_plaintext() {
     assert_all_ok(&report);
     // the reports work as in codec mode
     let json = report.to_json();
-    assert_eq!(json["summary"]["ok"], 16);
+    assert_eq!(json["summary"]["ok"], 18);
     assert!(report.to_junit().contains("peer.server.ping.answer"));
 }
 
@@ -97,9 +97,10 @@ fn reference_node_passes_over_tls() {
         config: client_config(pki.ca_cert_pem.as_bytes(), None).unwrap(),
         server_name: "localhost".into(),
     };
-    // the slow-drip case is left out to keep the suite short; it runs in plaintext above
+    // the slow-drip and timer cases are left out to keep the suite short; they run in
+    // plaintext above
     let mut o = opts(PeerTarget::Connect(addr), tls, &[]);
-    o.skip = vec!["*.slow-drip".into()];
+    o.skip = vec!["*.slow-drip".into(), "*.timeout.*".into()];
     let report = run_peer(&o).unwrap();
     stop.trigger();
     assert_eq!(report.results.len(), 15);
@@ -219,6 +220,23 @@ fn broken_server_that_ignores_ping_is_caught() {
     let failure = report.results[1].failure.as_ref().unwrap();
     // the echo of the DATA sent after the PING arrives while the PONG never does
     assert!(failure.message.contains("PONG"), "{failure:?}");
+}
+
+// trace: timeout.close
+#[test]
+fn server_without_a_header_timer_is_reported() {
+    let addr = broken_server(Broken::IgnoresPing, 1);
+    let o = opts(
+        PeerTarget::Connect(addr),
+        PeerSecurity::Plaintext,
+        &["peer.server.timeout.header"],
+    );
+    let report = run_peer(&o).unwrap();
+    // it never sends GOAWAY TIMEOUT: only its socket read timeout closes it, silently
+    assert_eq!(
+        verdicts(&report),
+        vec![("peer.server.timeout.header".to_string(), Verdict::NonStrict)]
+    );
 }
 
 // trace: hdr.reserved, hdr.kind, hdr.version, hdr.control-route, hdr.length-max,

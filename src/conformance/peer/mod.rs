@@ -66,6 +66,8 @@ enum Fault {
     Goaway,
     CreditZero,
     Flood,
+    HeaderTimeout,
+    HandshakeTimeout,
 }
 
 /// One live-peer case.
@@ -116,6 +118,8 @@ const CASES: &[Spec] = &[
     ("goaway.answer", Fault::Goaway, "6.4", &["close.answer", "close.answer-then-close"], "GOAWAY NO_ERROR: answered with GOAWAY NO_ERROR, then close"),
     ("credit.zero", Fault::CreditZero, "5.6", &["credit.zero", "close.on-error"], "CREDIT with both increments zero: GOAWAY BAD_CONTROL, close"),
     ("flood.empty-data", Fault::Flood, "11", &["limit.empty-run", "close.on-error"], "33 empty DATA packets: GOAWAY FLOOD, close"),
+    ("timeout.header", Fault::HeaderTimeout, "6.5", &["timeout.close", "close.on-error"], "3 bytes of a header, then nothing: GOAWAY TIMEOUT once the header timer (default 5 s) expires"),
+    ("timeout.handshake", Fault::HandshakeTimeout, "6.5", &["timeout.close", "close.on-error"], "the preface and no HELLO: GOAWAY TIMEOUT once the handshake timer (default 10 s) expires"),
 ];
 
 /// The faults toward a client under test: no echo is expected from a client.
@@ -136,7 +140,7 @@ const CLIENT_FAULTS: &[Fault] = &[
 ///
 /// ```
 /// use fleetwire::conformance::peer::{peer_cases, PeerRole};
-/// assert_eq!(peer_cases(PeerRole::Server).len(), 16);
+/// assert_eq!(peer_cases(PeerRole::Server).len(), 18);
 /// assert!(peer_cases(PeerRole::Client).iter().all(|c| c.id.starts_with("peer.client.")));
 /// ```
 pub fn peer_cases(role: PeerRole) -> Vec<PeerCase> {

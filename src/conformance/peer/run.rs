@@ -91,7 +91,8 @@ pub fn run_peer(opts: &PeerOptions) -> Result<Report, String> {
     let mut implementation = String::new();
     for (i, case) in selected.iter().enumerate() {
         let t0 = Instant::now();
-        let mut session = Session::open(opts, role, case.fault != Fault::DataBeforeHello)?;
+        let send_hello = !matches!(case.fault, Fault::DataBeforeHello | Fault::HandshakeTimeout);
+        let mut session = Session::open(opts, role, send_hello)?;
         if implementation.is_empty() {
             implementation = format!(
                 "{} (role {}, node id {})",
@@ -439,6 +440,11 @@ impl Session {
                 self.send(&bytes)?;
                 Ok(self.expect_error(ErrorCode::BAD_CONTROL, Level::Must))
             }
+            Fault::HeaderTimeout => {
+                self.send(&data(1, b"slow")[..3])?;
+                Ok(self.expect_timeout_close(Duration::from_secs(5)))
+            }
+            Fault::HandshakeTimeout => Ok(self.expect_timeout_close(Duration::from_secs(10))),
             Fault::Flood => {
                 if self.hello.initial_credit_packets < 33 {
                     return Ok(Outcome::Unsupported(
@@ -555,6 +561,34 @@ impl Session {
 
     /// A connection error: GOAWAY with `code` (SHOULD), close (MUST). For `NO_ERROR`,
     /// the answer GOAWAY is itself a MUST (§6.4 `[[close.answer]]`).
+    /// Waits for a close with TIMEOUT (§6.5 [[timeout.close]]) after the spec's default
+    /// timer plus a grace period. Timers may be configured longer (§6.5), so staying open
+    /// past the default is a deviation from the default only (NON-STRICT); closing with
+    /// another code is a failure.
+    fn expect_timeout_close(&mut self, default: Duration) -> Outcome {
+        let saved = self.timeout;
+        self.timeout = default + Duration::from_secs(2);
+        let outcome = self.expect_error(ErrorCode::TIMEOUT, Level::Must);
+        self.timeout = saved;
+        match outcome {
+            Outcome::Deviation {
+                message,
+                expected,
+                actual,
+                ..
+            } if message.starts_with("the testee did not close within") => Outcome::Deviation {
+                level: Level::Should,
+                message: format!(
+                    "{message}: longer than the default timer of {} s (allowed when configured)",
+                    default.as_secs()
+                ),
+                expected,
+                actual,
+            },
+            other => other,
+        }
+    }
+
     fn expect_error(&mut self, code: ErrorCode, level: Level) -> Outcome {
         let deadline = self.deadline();
         let mut goaway: Option<ErrorCode> = None;
