@@ -8,13 +8,15 @@
 use serde_json::{json, Value};
 
 pub(crate) use crate::vectors::json::{hex, unhex};
-pub(crate) use crate::vectors::verify::{error_json, header_json, kind_by_name, role_by_name};
+pub(crate) use crate::vectors::verify::{
+    control_json, error_json, header_json, kind_by_name, role_by_name,
+};
 
 fn u64s(x: u64) -> Value {
     json!(x.to_string())
 }
 
-use crate::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Pong};
+use crate::control::{Credit, ErrorReport, Goaway, Hello, Ping, Pong};
 use crate::{Codec, ErrorCode, Header, Kind, Route};
 
 /// A field of a JSON object, or an error naming it.
@@ -89,37 +91,6 @@ pub(crate) fn header_from_json(v: &Value) -> Result<Header, String> {
         route: Route::new(num(v, "node")?, num(v, "service")?, num(v, "channel")?),
         source,
     })
-}
-
-/// The decoded form of a control payload.
-pub(crate) fn control_json(c: &Control<'_>) -> Value {
-    match c {
-        Control::Hello(h) => json!({
-            "min_version": h.min_version,
-            "max_version": h.max_version,
-            "role": h.role.name(),
-            "hello_flags": h.hello_flags,
-            "node_id": h.node_id,
-            "peer_id": h.peer_id,
-            "codecs": h.codecs,
-            "max_ratio": h.max_ratio,
-            "max_payload": h.max_payload,
-            "max_decompressed": h.max_decompressed,
-            "initial_credit_packets": h.initial_credit_packets,
-            "initial_credit_bytes": h.initial_credit_bytes,
-            "idle_timeout_ms": h.idle_timeout_ms,
-            "extensions": hex(h.extensions),
-        }),
-        Control::Ping(p) => json!({ "id": u64s(p.id), "timestamp": u64s(p.timestamp) }),
-        Control::Pong(p) => {
-            json!({ "id": u64s(p.id), "timestamp": u64s(p.timestamp), "hold_us": p.hold_us })
-        }
-        Control::Goaway(g) => goaway_json(g.code, g.delivered, g.reason),
-        Control::Credit(c) => json!({ "packets": c.packets, "bytes": c.bytes }),
-        Control::Error(e) => json!({
-            "code": e.code.0, "code_name": e.code.name(), "header": hex(e.header), "reason": e.reason,
-        }),
-    }
 }
 
 /// The decoded form of a GOAWAY.
