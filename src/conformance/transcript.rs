@@ -7,14 +7,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::filter::Filter;
-use super::forms::{
-    codec_by_name, control_json, field, header_json, hex, hex_field, num, str_field,
-};
+use super::forms::{codec_by_name, field, hex_field, num, str_field};
 use super::mutants::Mutant;
 use crate::connection::{Config, Connection, Identity, SendOptions, ServiceSet};
-use crate::control::Control;
-pub(crate) use crate::vectors::verify_connection::event_json;
-use crate::{ErrorCode, PacketRef, Route, Status, PREFACE};
+pub(crate) use crate::vectors::verify_connection::{event_json, observe_sent};
+use crate::{ErrorCode, Route};
 
 fn config_from(c: &Value, mutant: Option<Mutant>) -> Result<Config, String> {
     let node_id = num(c, "node_id")?;
@@ -136,33 +133,7 @@ impl Run {
     /// Packets sent since the last call: header fields, payload, control fields.
     fn sent(&mut self) -> Result<Vec<Value>, String> {
         self.conn.poll_transmit(&mut self.out);
-        let mut list = Vec::new();
-        if !self.preface_seen && self.out.len() >= 8 {
-            if self.out[..8] != PREFACE {
-                return Err("the endpoint did not begin with the preface".into());
-            }
-            self.preface_seen = true;
-            self.parsed = 8;
-            list.push(json!({ "preface": true }));
-        }
-        while self.preface_seen && self.parsed < self.out.len() {
-            let (pkt, rest) = match PacketRef::parse(&self.out[self.parsed..], u16::MAX) {
-                Ok(Status::Complete(p)) => p,
-                Ok(Status::Incomplete { .. }) => break,
-                Err(e) => return Err(format!("the endpoint sent an invalid packet: {e}")),
-            };
-            let mut flat = header_json(&pkt.header);
-            flat["payload"] = json!(hex(pkt.payload));
-            if pkt.header.kind.is_control() {
-                let c = Control::parse(pkt.header.kind, pkt.payload)
-                    .map_err(|e| format!("the endpoint sent an invalid control payload: {e}"))?;
-                if let (Value::Object(f), Value::Object(c)) = (&mut flat, control_json(&c)) {
-                    f.extend(c);
-                }
-            }
-            list.push(flat);
-            self.parsed = self.out.len() - rest.len();
-        }
+        let list = observe_sent(&self.out, &mut self.parsed, &mut self.preface_seen)?;
         Ok(self.mutate_sent(list))
     }
 

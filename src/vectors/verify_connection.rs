@@ -184,34 +184,7 @@ impl Run {
     /// Packets sent since the last call, flattened: header fields, payload, control fields.
     fn sent(&mut self) -> Result<Vec<Value>, String> {
         self.conn.poll_transmit(&mut self.out);
-        let mut list = Vec::new();
-        if !self.preface_seen && self.out.len() >= 8 {
-            if self.out[..8] != PREFACE {
-                return Err("the endpoint did not begin with the preface".into());
-            }
-            self.preface_seen = true;
-            self.parsed = 8;
-            list.push(json!({ "preface": true }));
-        }
-        while self.preface_seen && self.parsed < self.out.len() {
-            let (pkt, rest) = match PacketRef::parse(&self.out[self.parsed..], u16::MAX) {
-                Ok(Status::Complete(p)) => p,
-                Ok(Status::Incomplete { .. }) => break,
-                Err(e) => return Err(format!("the endpoint sent an invalid packet: {e}")),
-            };
-            let mut flat = header_json(&pkt.header);
-            flat["payload"] = json!(hex(pkt.payload));
-            if pkt.header.kind.is_control() {
-                let c = Control::parse(pkt.header.kind, pkt.payload)
-                    .map_err(|e| format!("the endpoint sent an invalid control payload: {e}"))?;
-                if let (Value::Object(f), Value::Object(c)) = (&mut flat, control_json(&c)) {
-                    f.extend(c);
-                }
-            }
-            list.push(flat);
-            self.parsed = self.out.len() - rest.len();
-        }
-        Ok(list)
+        observe_sent(&self.out, &mut self.parsed, &mut self.preface_seen)
     }
 
     fn outcome(&mut self) -> Value {
@@ -347,4 +320,42 @@ pub(crate) fn transcript(v: &Value) -> Result<(), String> {
     }
     let outcome = run.outcome();
     compare(v, &outcome)
+}
+
+/// The packets of `out` after `*parsed`, flattened (header fields, payload as hex, control
+/// fields), the preface first as `{"preface": true}`; advances `parsed` past complete
+/// packets and leaves an incomplete one for the next call.
+pub(crate) fn observe_sent(
+    out: &[u8],
+    parsed: &mut usize,
+    preface_seen: &mut bool,
+) -> Result<Vec<Value>, String> {
+    let mut list = Vec::new();
+    if !*preface_seen && out.len() >= 8 {
+        if out[..8] != PREFACE {
+            return Err("the endpoint did not begin with the preface".into());
+        }
+        *preface_seen = true;
+        *parsed = 8;
+        list.push(json!({ "preface": true }));
+    }
+    while *preface_seen && *parsed < out.len() {
+        let (pkt, rest) = match PacketRef::parse(&out[*parsed..], u16::MAX) {
+            Ok(Status::Complete(p)) => p,
+            Ok(Status::Incomplete { .. }) => break,
+            Err(e) => return Err(format!("the endpoint sent an invalid packet: {e}")),
+        };
+        let mut flat = header_json(&pkt.header);
+        flat["payload"] = json!(hex(pkt.payload));
+        if pkt.header.kind.is_control() {
+            let c = Control::parse(pkt.header.kind, pkt.payload)
+                .map_err(|e| format!("the endpoint sent an invalid control payload: {e}"))?;
+            if let (Value::Object(f), Value::Object(c)) = (&mut flat, control_json(&c)) {
+                f.extend(c);
+            }
+        }
+        list.push(flat);
+        *parsed = out.len() - rest.len();
+    }
+    Ok(list)
 }
