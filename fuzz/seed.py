@@ -25,10 +25,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fuzz" / "corpus"
-TARGETS = ["header", "packet_roundtrip", "deframe_split", "control", "decompress", "inspect", "connection", "connection_pair"]
+TARGETS = ["header", "packet_roundtrip", "deframe_split", "control", "decompress", "inspect", "connection", "connection_pair", "tls"]
 PREFACE = bytes([0x89]) + b"FWIRE\r\n"
 # Must match max_len() in fuzz/common.sh.
 MAX_LEN = {"header": 16, "control": 1100, "decompress": 8192}
+# A TLS 1.3 ClientHello for localhost offering ALPN fleetwire/1 (captured once from
+# `openssl s_client -tls1_3 -alpn fleetwire/1 -groups X25519`; fixed so seeds are stable).
+CLIENT_HELLO = bytes.fromhex(
+    "16030100ee010000ea03038b1349c77bda4c507f6a68ed1c777b77dc60127a8eafd0a2057ccae02d4971172079"
+    "a7e6549d0dbc2dfce9b6b6dae37671dc9ffb22f7959ec38b8451bb57f5ea06000813021303130100ff01000099"
+    "0000000e000c0000096c6f63616c686f7374000b000403000102000a00040002001d002300000010000e000c0b"
+    "666c656574776972652f310016000000170000000d001e001c0403050306030807080808090"
+    "80a080b080408050806040105010601002b0003020304002d00020101003300260024001d002059f1a417f2cb"
+    "fc1fc6d68c1e68e83c81d08a3676f72df36a9bffd3b5a4950b5c")
 KINDS = {"DATA": 0, "HELLO": 1, "PING": 2, "PONG": 3, "GOAWAY": 4, "CREDIT": 5, "ERROR": 6}
 
 
@@ -205,6 +214,18 @@ def seeds():
     add("connection_pair", "node-proxy-tight", bytes([0x35]) + ops)
     add("connection_pair", "proxy-forward", bytes([0x32]) + bytes([0x03, 0x03, 0x44, 0x06, 0x00, 0x18, 0x00]))
     add("connection_pair", "credit-exhaust", bytes([0x54]) + bytes([0x20, 0xFF, 0x01]) * 8 + bytes([0x06, 0x00, 0x18, 0x00]) * 3)
+    # tls: ctl, seed, pos (u16 BE), then TLS bytes (garbage mode, ctl bit 0 clear) or the
+    # client's plaintext stream (genuine mode); see src/fuzzing/tls.rs.
+    add("tls", "server-openssl-clienthello", bytes([0x00, 0x01, 0, 0]) + CLIENT_HELLO)
+    add("tls", "server-clienthello-bytewise", bytes([0x00, 0x00, 0, 0]) + CLIENT_HELLO[:60])
+    add("tls", "server-plaintext-preface", bytes([0x00, 0x00, 0, 0]) + PREFACE + stream)
+    add("tls", "client-alert", bytes([0x02, 0x03, 0, 0]) + bytes.fromhex("15030300020228"))
+    add("tls", "client-ccs-then-junk", bytes([0x02, 0x03, 0, 0]) + bytes.fromhex("140303000101") + b"\x17\x03\x03\x00\x10" + b"\0" * 16)
+    add("tls", "genuine-stream", bytes([0x01, 0x05, 0, 0]) + PREFACE + stream)
+    add("tls", "genuine-stream-close", bytes([0x09, 0x06, 0, 0]) + PREFACE + stream * 8)
+    add("tls", "genuine-flip-clienthello", bytes([0x15, 0x07, 0x00, 0x40]) + PREFACE + stream)
+    add("tls", "genuine-flip-record-version", bytes([0x25, 0x07, 0x00, 0x02]) + PREFACE + stream)
+    add("tls", "genuine-flip-late", bytes([0xF5, 0x08, 0x02, 0x00]) + PREFACE + stream * 4)
     return out
 
 

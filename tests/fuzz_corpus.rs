@@ -24,12 +24,14 @@ fn target(name: &str) -> Option<Target> {
         "connection_pair" => fuzzing::connection_pair,
         #[cfg(feature = "compression")]
         "decompress" => fuzzing::decompress,
+        #[cfg(feature = "tls")]
+        "tls" => fuzzing::tls,
         _ => return None,
     })
 }
 
 /// Targets whose directory may exist while the target is compiled out by features.
-const FEATURE_GATED: &[&str] = &["decompress"];
+const FEATURE_GATED: &[&str] = &["decompress", "tls"];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
