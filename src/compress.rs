@@ -144,7 +144,9 @@ enum Fault {
 /// ```
 #[derive(Debug)]
 pub struct Decompressor {
-    inflater: Decompress,
+    /// Created at the first zlib payload: an inflater holds tens of KiB, which a
+    /// connection that never receives zlib should not pay for.
+    inflater: Option<Decompress>,
 }
 
 impl Default for Decompressor {
@@ -163,7 +165,7 @@ impl Decompressor {
     /// ```
     pub fn new() -> Decompressor {
         Decompressor {
-            inflater: Decompress::new(true),
+            inflater: None,
         }
     }
 
@@ -222,15 +224,16 @@ impl Decompressor {
 
     /// Inflates a zlib stream, appending at most `cap` bytes to `out`.
     fn inflate(&mut self, input: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), Fault> {
+        let inflater = self.inflater.get_or_insert_with(|| Decompress::new(true));
         // spec §9.1 [[comp.independent]]: no window carried over from the previous packet
-        self.inflater.reset(true);
+        inflater.reset(true);
         let start = out.len();
         loop {
             let filled = out.len() - start;
-            let consumed = self.total_in();
+            let consumed = total_in(inflater);
             let (status, written) = if filled == cap {
                 // at the cap: one more byte of output would exceed it
-                match self.step(&input[consumed..], &mut [0u8; 1]) {
+                match step(inflater, &input[consumed..], &mut [0u8; 1]) {
                     (_, 1) => return Err(Fault::OverCap), // spec §9.3 [[comp.cap]]
                     other => other,
                 }
@@ -239,7 +242,7 @@ impl Decompressor {
                 let add = (cap - filled).min(filled.max(INFLATE_CHUNK));
                 out.reserve_exact(add);
                 out.resize(start + filled + add, 0);
-                let step = self.step(&input[consumed..], &mut out[start + filled..]);
+                let step = step(inflater, &input[consumed..], &mut out[start + filled..]);
                 out.truncate(start + filled + step.1);
                 step
             };
@@ -247,10 +250,10 @@ impl Decompressor {
                 // spec §9.3 [[comp.malformed]]: bad header, deflate data or Adler-32
                 Err(_) => return Err(Fault::Malformed("malformed zlib stream")),
                 // spec §9.1: the stream ends exactly at the end of the payload
-                Ok(Status::StreamEnd) if self.total_in() == input.len() => return Ok(()),
+                Ok(Status::StreamEnd) if total_in(inflater) == input.len() => return Ok(()),
                 Ok(Status::StreamEnd) => return Err(Fault::Malformed("bytes after zlib stream")),
                 // no progress although there was room for output: input ended early
-                Ok(_) if written == 0 && self.total_in() == consumed => {
+                Ok(_) if written == 0 && total_in(inflater) == consumed => {
                     return Err(Fault::Malformed("truncated zlib stream"));
                 }
                 Ok(_) => {}
@@ -258,22 +261,23 @@ impl Decompressor {
         }
     }
 
-    /// One inflate call; returns its status and the number of bytes written to `dst`.
-    fn step(&mut self, src: &[u8], dst: &mut [u8]) -> (Result<Status, ()>, usize) {
-        let before = self.inflater.total_out();
-        let status = self.inflater.decompress(src, dst, FlushDecompress::None);
-        let written = self.inflater.total_out() - before;
-        // written ≤ dst.len(), so it fits
-        (
-            status.map_err(drop),
-            usize::try_from(written).unwrap_or(dst.len()),
-        )
-    }
+}
 
-    fn total_in(&self) -> usize {
-        // at most the input's length, so it fits
-        usize::try_from(self.inflater.total_in()).unwrap_or(usize::MAX)
-    }
+/// One inflate call; returns its status and the number of bytes written to `dst`.
+fn step(inflater: &mut Decompress, src: &[u8], dst: &mut [u8]) -> (Result<Status, ()>, usize) {
+    let before = inflater.total_out();
+    let status = inflater.decompress(src, dst, FlushDecompress::None);
+    let written = inflater.total_out() - before;
+    // written ≤ dst.len(), so it fits
+    (
+        status.map_err(drop),
+        usize::try_from(written).unwrap_or(dst.len()),
+    )
+}
+
+fn total_in(inflater: &Decompress) -> usize {
+    // at most the input's length, so it fits
+    usize::try_from(inflater.total_in()).unwrap_or(usize::MAX)
 }
 
 /// Decodes a snappy raw block, appending at most `cap` bytes to `out`.
@@ -348,7 +352,9 @@ impl Default for CompressPolicy {
 #[derive(Debug)]
 pub struct Compressor {
     policy: CompressPolicy,
-    deflater: Compress,
+    /// Created at the first zlib payload: a deflater holds a few hundred KiB (window
+    /// and hash tables), which a connection that never sends zlib should not pay for.
+    deflater: Option<Compress>,
 }
 
 impl Default for Compressor {
@@ -368,10 +374,9 @@ impl Compressor {
     /// assert_eq!(c.policy().threshold, 512);
     /// ```
     pub fn new(policy: CompressPolicy) -> Compressor {
-        let level = Compression::new(policy.zlib_level.min(9));
         Compressor {
             policy,
-            deflater: Compress::new(level, true),
+            deflater: None,
         }
     }
 
@@ -422,14 +427,18 @@ impl Compressor {
     }
 
     fn deflate(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+        let level = Compression::new(self.policy.zlib_level.min(9));
+        let deflater = self
+            .deflater
+            .get_or_insert_with(|| Compress::new(level, true));
         // spec §9.1 [[comp.independent]]: every payload starts a new zlib stream
-        self.deflater.reset();
+        deflater.reset();
         // zlib's compressBound, so that one call normally suffices
         out.reserve(input.len() + (input.len() >> 12) + (input.len() >> 14) + 64);
         loop {
-            let consumed = usize::try_from(self.deflater.total_in()).map_err(drop)?;
+            let consumed = usize::try_from(deflater.total_in()).map_err(drop)?;
             let rest = &input[consumed..];
-            match self.deflater.compress_vec(rest, out, FlushCompress::Finish) {
+            match deflater.compress_vec(rest, out, FlushCompress::Finish) {
                 Ok(Status::StreamEnd) => return Ok(()),
                 Ok(_) => out.reserve(1024),
                 Err(_) => return Err(()),
