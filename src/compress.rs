@@ -328,7 +328,7 @@ pub struct CompressPolicy {
 impl Default for CompressPolicy {
     fn default() -> CompressPolicy {
         CompressPolicy {
-            threshold: 128,
+            threshold: crate::connection::Config::COMPRESS_THRESHOLD,
             zlib_level: 2,
         }
     }

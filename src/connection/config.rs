@@ -215,6 +215,17 @@ pub struct Config {
     pub authenticated: Option<Identity>,
     /// The services registered locally (§7.2); `None` registers every service.
     pub services: Option<ServiceSet>,
+    /// DATA payloads shorter than this many bytes are sent uncompressed whatever codec
+    /// the send asks for (§9.2 `[[comp.threshold]]`); 0 tries every payload. Ignored
+    /// without the `compression` feature. Default [`Config::COMPRESS_THRESHOLD`].
+    ///
+    /// ```
+    /// use fleetwire::connection::Config;
+    /// let forced = Config { compress_threshold: 0, ..Config::node(1) };
+    /// assert_eq!(Config::node(1).compress_threshold, Config::COMPRESS_THRESHOLD);
+    /// # let _ = forced;
+    /// ```
+    pub compress_threshold: usize,
 }
 
 impl Config {
@@ -237,6 +248,14 @@ impl Config {
     #[cfg(not(feature = "compression"))]
     pub const SUPPORTED_CODECS: u8 = 0x00;
 
+    /// The default [`Config::compress_threshold`]: below 128 bytes a codec's framing and
+    /// per-packet setup cost about as much as the few bytes it saves.
+    ///
+    /// ```
+    /// assert_eq!(fleetwire::connection::Config::COMPRESS_THRESHOLD, 128);
+    /// ```
+    pub const COMPRESS_THRESHOLD: usize = 128;
+
     fn with_role(role: Role, node_id: u16) -> Config {
         Config {
             role,
@@ -249,6 +268,7 @@ impl Config {
             require_auth: false,
             authenticated: None,
             services: None,
+            compress_threshold: Config::COMPRESS_THRESHOLD,
         }
     }
 

@@ -202,7 +202,10 @@ impl Connection {
             next_ping_id: 1,
             pings: VecDeque::new(),
             #[cfg(feature = "compression")]
-            compressor: crate::compress::Compressor::default(),
+            compressor: crate::compress::Compressor::new(crate::compress::CompressPolicy {
+                threshold: config.compress_threshold,
+                ..crate::compress::CompressPolicy::default()
+            }),
             #[cfg(feature = "compression")]
             decompressor: crate::compress::Decompressor::new(),
             config,

@@ -382,6 +382,37 @@ fn compresses_when_peer_announced_the_codec() {
     assert!(out[2].payload.len() < text.len());
 }
 
+// trace: comp.threshold
+#[cfg(feature = "compression")]
+#[test]
+fn compress_threshold_at_and_below_the_limit() {
+    // Compressible payloads of threshold - 1 and threshold bytes: only the second is tried.
+    let codec_of = |threshold: usize, len: usize| {
+        let mut c = Connection::new(
+            Config {
+                compress_threshold: threshold,
+                ..Config::client()
+            },
+            T0,
+        );
+        c.handle_input(T0, &hello_with(Role::Node, 1, |h| h.codecs = 0x01));
+        let payload = vec![b'a'; len];
+        c.send_data(
+            Route::default(),
+            &payload,
+            SendOptions::compressed(Codec::Snappy),
+        )
+        .unwrap();
+        sent(&mut c)[1].header.codec
+    };
+    let t = Config::COMPRESS_THRESHOLD;
+    assert_eq!(codec_of(t, t - 1), Codec::None);
+    assert_eq!(codec_of(t, t), Codec::Snappy);
+    assert_eq!(codec_of(0, 32), Codec::Snappy);
+    // Not smaller compressed: sent as it is, even with no threshold.
+    assert_eq!(codec_of(0, 1), Codec::None);
+}
+
 // ---- shutdown (§6.4) ----
 
 fn goaway(code: ErrorCode, delivered: u64, reason: &str) -> Vec<u8> {
