@@ -78,6 +78,9 @@ pub(crate) struct ConnIo {
     close_notify: bool,
     close_by: Option<Duration>,
     next_ping: Option<Duration>,
+    /// Ids of PINGs the application asked for ([`Engine::ping`](super::Engine::ping)):
+    /// their PONGs are reported as [`AppEvent::Pong`]; keep-alive PINGs are not.
+    app_pings: Vec<u64>,
     open_deadline: Duration,
 }
 
@@ -135,6 +138,7 @@ impl ConnIo {
             close_notify: false,
             close_by: None,
             next_ping: None,
+            app_pings: Vec::new(),
             // spec §6.5 [[timeout.tls-handshake]]: TLS bounded by the handshake timer too
             open_deadline: now + handshake,
         }
@@ -158,7 +162,12 @@ impl ConnIo {
 
     pub(crate) fn ping(&mut self, now: Duration) {
         if let Some(conn) = self.conn.as_mut().filter(|c| c.is_established()) {
-            conn.send_ping(now);
+            let id = conn.send_ping(now);
+            // A PONG that never comes leaves its id here; keep the list bounded.
+            if self.app_pings.len() >= 64 {
+                self.app_pings.remove(0);
+            }
+            self.app_pings.push(id);
         }
     }
 
@@ -543,7 +552,13 @@ impl ConnIo {
                         peer,
                     });
                 }
-                Event::Pong { rtt, .. } => self.shared.stats.set_rtt(rtt),
+                Event::Pong { id, rtt } => {
+                    self.shared.stats.set_rtt(rtt);
+                    if let Some(i) = self.app_pings.iter().position(|&p| p == id) {
+                        self.app_pings.swap_remove(i);
+                        s.out.push(AppEvent::Pong { conn: self.id, rtt });
+                    }
+                }
                 Event::PacketError {
                     code,
                     source,

@@ -341,8 +341,9 @@ impl Engine {
         lock(&self.inner.conns).get(&conn).cloned()
     }
 
-    /// Sends a PING now; its RTT appears in [`stats`](Engine::stats). Returns false for
-    /// an unknown connection.
+    /// Sends a PING now; its PONG comes back as [`AppEvent::Pong`] with the round-trip
+    /// time, which also appears in [`stats`](Engine::stats). Returns false for an
+    /// unknown connection.
     ///
     /// ```
     /// use fleetwire::transport::{ConnId, Engine, EngineConfig};

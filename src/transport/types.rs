@@ -3,6 +3,7 @@
 use core::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -256,6 +257,15 @@ pub enum AppEvent {
         /// Why.
         error: crate::connection::SendError,
     },
+    /// The PONG answering a PING sent by [`Engine::ping`](super::Engine::ping) (spec
+    /// §5.4), with its round-trip time; PINGs the engine sends to keep the connection
+    /// alive are not reported (their RTT still updates the connection's stats).
+    Pong {
+        /// The connection.
+        conn: ConnId,
+        /// Round-trip time measured by the PING's timestamp.
+        rtt: Duration,
+    },
     /// The connection closed with messages the engine accepted and cannot confirm:
     /// nothing accepted by `send` is ever dropped silently. Comes right before `Closed`.
     Undelivered {
@@ -305,6 +315,7 @@ impl AppEvent {
             | AppEvent::PacketError { conn, .. }
             | AppEvent::SendFailed { conn, .. }
             | AppEvent::Undelivered { conn, .. }
+            | AppEvent::Pong { conn, .. }
             | AppEvent::Closed { conn, .. } => *conn,
             AppEvent::Message(m) => m.conn,
         }
