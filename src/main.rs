@@ -1063,11 +1063,26 @@ mod proxy_cli {
         /// Also write {"results":[{"name","unit","ours","baseline","ratio"}]} here.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
+        /// Run only these parts: throughput, ping, memory, proxy (repeatable; default
+        /// all).
+        #[arg(long, value_name = "SECTION", value_parser = section)]
+        only: Vec<fleetwire::transport::bench::Section>,
+    }
+
+    #[cfg(feature = "transport-bench")]
+    fn section(name: &str) -> Result<fleetwire::transport::bench::Section, String> {
+        fleetwire::transport::bench::Section::parse(name)
+            .ok_or_else(|| format!("{name}: expected throughput, ping, memory or proxy"))
     }
 
     #[cfg(feature = "transport-bench")]
     pub(crate) fn bench(args: BenchArgs) -> ExitCode {
-        let results = fleetwire::transport::bench::bench(args.quick);
+        use fleetwire::transport::bench::{bench_sections, Section};
+        let sections = match args.only.is_empty() {
+            true => Section::ALL.to_vec(),
+            false => args.only.clone(),
+        };
+        let results = bench_sections(args.quick, &sections);
         println!(
             "{:<52} {:>10} {:>14} {:>14} {:>8}",
             "benchmark", "unit", "ours", "baseline", "ratio"

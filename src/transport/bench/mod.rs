@@ -26,6 +26,10 @@
 //! [--json PATH]`.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -35,6 +39,10 @@ use tokio::runtime::Runtime;
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use super::{AppEvent, ConnId, Engine, EngineConfig, SendError, SendFlags, TlsOptions};
+use crate::connection::Config;
+
+mod latency;
+mod memory;
 use crate::header::{Codec, Route};
 use crate::tls::{client_config, generate_test_pki, server_config};
 
@@ -93,7 +101,12 @@ impl BenchResult {
 enum Mode {
     Plain,
     Tls,
+    /// Snappy asked for on every message; ours skips payloads under the default
+    /// threshold (§9.2 `[[comp.threshold]]`), the baseline compresses every one.
     TlsSnappy,
+    /// Snappy tried on every message by both (ours with a threshold of 0; a payload
+    /// that does not shrink is still sent as it is, §9.2).
+    TlsSnappyForced,
 }
 
 impl Mode {
@@ -102,7 +115,12 @@ impl Mode {
             Mode::Plain => "plaintext",
             Mode::Tls => "tls",
             Mode::TlsSnappy => "tls+snappy",
+            Mode::TlsSnappyForced => "tls+snappy forced",
         }
+    }
+
+    fn snappy(self) -> bool {
+        matches!(self, Mode::TlsSnappy | Mode::TlsSnappyForced)
     }
 }
 
@@ -111,6 +129,8 @@ impl Mode {
 struct Run {
     msgs_per_s: f64,
     cpu_ns_per_msg: f64,
+    /// Bytes the sender wrote to its socket per message (framing, compression, TLS).
+    wire_bytes_per_msg: f64,
 }
 
 /// Runs the comparison and returns one result per figure; `quick` uses fewer messages
@@ -122,11 +142,85 @@ struct Run {
 /// }
 /// ```
 pub fn bench(quick: bool) -> Vec<BenchResult> {
+    bench_sections(quick, &Section::ALL)
+}
+
+/// A part of [`bench`], to run alone.
+///
+/// ```
+/// use fleetwire::transport::bench::Section;
+/// assert_eq!(Section::parse("ping"), Some(Section::Ping));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Section {
+    /// Throughput, application CPU and wire bytes at 64 B and 1 KiB.
+    Throughput,
+    /// Ping RTT idle and under saturation.
+    Ping,
+    /// Memory per idle TLS connection.
+    Memory,
+    /// Forward-in-place against a re-encoding proxy.
+    Proxy,
+}
+
+impl Section {
+    /// Every section, in the order [`bench`] runs them.
+    pub const ALL: [Section; 4] = [
+        Section::Throughput,
+        Section::Ping,
+        Section::Memory,
+        Section::Proxy,
+    ];
+
+    /// `throughput`, `ping`, `memory` or `proxy`.
+    ///
+    /// ```
+    /// assert!(fleetwire::transport::bench::Section::parse("cpu").is_none());
+    /// ```
+    pub fn parse(name: &str) -> Option<Section> {
+        Section::ALL
+            .into_iter()
+            .find(|s| format!("{s:?}").eq_ignore_ascii_case(name))
+    }
+}
+
+/// [`bench`] restricted to `sections`.
+///
+/// ```no_run
+/// use fleetwire::transport::bench::{bench_sections, Section};
+/// let rows = bench_sections(true, &[Section::Ping]);
+/// assert!(rows.iter().all(|r| r.name.contains("ping") || r.name.contains("bulk")));
+/// ```
+pub fn bench_sections(quick: bool, sections: &[Section]) -> Vec<BenchResult> {
+    // The memory rows re-run this executable as their server process.
+    if let Ok(side) = std::env::var(memory::CHILD_ENV) {
+        memory::child(&side);
+    }
     let reps = if quick { 3 } else { 5 };
+    let mut results = Vec::new();
+    if sections.contains(&Section::Throughput) {
+        results.extend(throughput_rows(quick, reps));
+    }
+    if sections.contains(&Section::Ping) {
+        results.extend(ping_rows(quick, reps));
+    }
+    if sections.contains(&Section::Memory) {
+        results.extend(memory::rows(quick));
+    }
+    if sections.contains(&Section::Proxy) {
+        results.extend(proxy_rows(quick, reps));
+    }
+    results
+}
+
+fn throughput_rows(quick: bool, reps: usize) -> Vec<BenchResult> {
     let mut results = Vec::new();
     for (size, n) in [(64usize, 1_000_000usize), (1024, 200_000)] {
         let n = if quick { n / 4 } else { n };
-        for mode in [Mode::Plain, Mode::Tls, Mode::TlsSnappy] {
+        for mode in [Mode::Plain, Mode::Tls, Mode::TlsSnappy, Mode::TlsSnappyForced] {
+            if mode == Mode::TlsSnappyForced && size >= Config::COMPRESS_THRESHOLD {
+                continue; // above the threshold every message is compressed anyway
+            }
             let (ours, base) = compare(size, mode, n, reps);
             let label = format!("{size}B {}", mode.name());
             results.push(BenchResult::new(
@@ -143,8 +237,20 @@ pub fn bench(quick: bool) -> Vec<BenchResult> {
                 median(&base, |r| r.cpu_ns_per_msg),
                 false,
             ));
+            results.push(BenchResult::new(
+                &format!("{label} wire bytes per message"),
+                "B/msg",
+                median(&ours, |r| r.wire_bytes_per_msg),
+                median(&base, |r| r.wire_bytes_per_msg),
+                false,
+            ));
         }
     }
+    results
+}
+
+fn proxy_rows(quick: bool, reps: usize) -> Vec<BenchResult> {
+    let mut results = Vec::new();
     for size in [64usize, 1024] {
         let n = if quick { 50_000 } else { 200_000 };
         let (mut ours, mut naive) = proxy_compare(size, n, reps);
@@ -157,6 +263,52 @@ pub fn bench(quick: bool) -> Vec<BenchResult> {
         ));
     }
     results
+}
+
+/// Ping RTT p50/p99 idle and saturated, and the bulk rate while saturated; plaintext
+/// and TLS, 64-byte bulk messages. Medians over `reps` alternating runs.
+fn ping_rows(quick: bool, reps: usize) -> Vec<BenchResult> {
+    let count = if quick { 300 } else { 1000 };
+    let pool = payloads(64, 1024);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rows = Vec::new();
+    for mode in [Mode::Plain, Mode::Tls] {
+        // the default window (1024 packets) bounds what queues ahead of a PING
+        let mut ours = Ours::with(mode, false);
+        for saturate in [false, true] {
+            latency::ours(&mut ours, &pool, count / 4, saturate);
+            latency::baseline(&rt, mode, &pool, count / 4, saturate);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                a.push(latency::ours(&mut ours, &pool, count, saturate));
+                b.push(latency::baseline(&rt, mode, &pool, count, saturate));
+            }
+            let load = if saturate { "saturated" } else { "idle" };
+            for (q, qn) in [(0.5, "p50"), (0.99, "p99")] {
+                rows.push(BenchResult::new(
+                    &format!("ping RTT {qn} {load} ({})", mode.name()),
+                    "us",
+                    medianf(&mut a.iter().map(|r| r.quantile_us(q)).collect::<Vec<_>>()),
+                    medianf(&mut b.iter().map(|r| r.quantile_us(q)).collect::<Vec<_>>()),
+                    false,
+                ));
+            }
+            if saturate {
+                rows.push(BenchResult::new(
+                    &format!("bulk 64B while pinging ({})", mode.name()),
+                    "msg/s",
+                    medianf(&mut a.iter().map(|r| r.bulk_per_s).collect::<Vec<_>>()),
+                    medianf(&mut b.iter().map(|r| r.bulk_per_s).collect::<Vec<_>>()),
+                    true,
+                ));
+            }
+        }
+    }
+    rows
 }
 
 fn median(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
@@ -233,7 +385,14 @@ struct Ours {
 }
 
 impl Ours {
+    /// The engine tuned for throughput: a window of 64 Ki packets and 32 MiB (the
+    /// default is 1024 packets and 4 MiB) and a 64 MiB receive budget.
     fn new(mode: Mode) -> Ours {
+        Ours::with(mode, true)
+    }
+
+    /// `wide`: as [`Ours::new`]; otherwise the engine's default limits.
+    fn with(mode: Mode, wide: bool) -> Ours {
         let io_threads = std::env::var("FW_BENCH_IO_THREADS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -244,14 +403,21 @@ impl Ours {
             ..EngineConfig::default()
         };
         for c in [&mut cfg.client, &mut cfg.server] {
-            c.limits.initial_credit_packets = 64 * 1024;
-            c.limits.initial_credit_bytes = 32 * 1024 * 1024;
+            if wide {
+                c.limits.initial_credit_packets = 64 * 1024;
+                c.limits.initial_credit_bytes = 32 * 1024 * 1024;
+            }
+            if mode == Mode::TlsSnappyForced {
+                c.compress_threshold = 0;
+            }
         }
-        cfg.recv_budget_bytes = 64 * 1024 * 1024;
+        if wide {
+            cfg.recv_budget_bytes = 64 * 1024 * 1024;
+        }
         let engine = Engine::new(cfg).expect("engine");
         let (client, server) = match mode {
             Mode::Plain => (TlsOptions::Plaintext, TlsOptions::Plaintext),
-            Mode::Tls | Mode::TlsSnappy => tls_pair(),
+            Mode::Tls | Mode::TlsSnappy | Mode::TlsSnappyForced => tls_pair(),
         };
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let l = engine.listen(any, server).expect("listen");
@@ -266,9 +432,9 @@ impl Ours {
                 .filter(|e| matches!(e, AppEvent::Connected { .. }))
                 .count();
         }
-        let flags = match mode {
-            Mode::TlsSnappy => SendFlags::codec(Codec::Snappy),
-            _ => SendFlags::default(),
+        let flags = match mode.snappy() {
+            true => SendFlags::codec(Codec::Snappy),
+            false => SendFlags::default(),
         };
         Ours {
             engine,
@@ -280,6 +446,7 @@ impl Ours {
 
     fn run(&mut self, pool: &[Bytes], n: usize) -> Run {
         let route = Route::new(0, 1, 0);
+        let wire_before = self.wire_out();
         let (start, cpu) = (Instant::now(), ThreadTime::now());
         let (mut sent, mut received, mut bytes) = (0usize, 0usize, 0usize);
         while received < n {
@@ -312,10 +479,19 @@ impl Ours {
         }
         let (wall, cpu) = (start.elapsed(), cpu.elapsed());
         std::hint::black_box(bytes);
+        // stats are published once per IO round: let the sender's last round land
+        std::thread::sleep(Duration::from_millis(5));
         Run {
             msgs_per_s: n as f64 / wall.as_secs_f64(),
             cpu_ns_per_msg: cpu.as_nanos() as f64 / n as f64,
+            wire_bytes_per_msg: (self.wire_out() - wire_before) as f64 / n as f64,
         }
+    }
+
+    fn wire_out(&self) -> u64 {
+        self.engine
+            .stats(self.tx)
+            .map_or(0, |s| s.wire_bytes_out)
     }
 }
 
@@ -326,6 +502,8 @@ type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 struct Baseline {
     rt: Runtime,
     halves: Option<(Reader, Writer)>,
+    /// Bytes the writer put on its socket (TLS included).
+    written: Arc<AtomicU64>,
     snappy: bool,
 }
 
@@ -336,44 +514,25 @@ impl Baseline {
             .enable_all()
             .build()
             .expect("runtime");
-        let halves = rt.block_on(Baseline::connect(mode));
+        let (reader, writer, written) = rt.block_on(Baseline::connect(mode));
         Baseline {
             rt,
-            halves: Some(halves),
-            snappy: mode == Mode::TlsSnappy,
+            halves: Some((reader, writer)),
+            written,
+            snappy: mode.snappy(),
         }
     }
 
-    async fn connect(mode: Mode) -> (Reader, Writer) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (client, accepted) =
-            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (client, server) = (client.expect("connect"), accepted.expect("accept").0);
-        client.set_nodelay(true).expect("nodelay");
-        server.set_nodelay(true).expect("nodelay");
-        if mode == Mode::Plain {
-            return (Box::new(server), Box::new(client));
-        }
-        let (TlsOptions::Client { config, .. }, TlsOptions::Server(server_cfg)) = tls_pair() else {
-            unreachable!()
-        };
-        let connector = tokio_rustls::TlsConnector::from(config);
-        let acceptor = tokio_rustls::TlsAcceptor::from(server_cfg);
-        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-        let (c, s) = tokio::join!(connector.connect(name, client), acceptor.accept(server));
-        (
-            Box::new(s.expect("tls accept")),
-            Box::new(c.expect("tls connect")),
-        )
+    async fn connect(mode: Mode) -> (Reader, Writer, Arc<AtomicU64>) {
+        let (client, server, written) = stream_pair(mode).await;
+        (Box::new(server), Box::new(client), written)
     }
 
     fn run(&mut self, pool: &[Bytes], n: usize) -> Run {
         let (reader, writer) = self.halves.take().expect("connection");
         let pool = pool.to_vec();
         let snappy = self.snappy;
+        self.written.store(0, Ordering::Relaxed);
         let (start, cpu) = (Instant::now(), ProcessTime::now());
         let (reader, writer) = self.rt.block_on(async move {
             let w = tokio::spawn(write_all(writer, pool, n, snappy));
@@ -386,7 +545,100 @@ impl Baseline {
         Run {
             msgs_per_s: n as f64 / wall.as_secs_f64(),
             cpu_ns_per_msg: cpu.as_nanos() as f64 / n as f64,
+            wire_bytes_per_msg: self.written.swap(0, Ordering::Relaxed) as f64 / n as f64,
         }
+    }
+}
+
+/// Any stream the baseline uses: a TCP stream, or one wrapped in TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connected (client, server) pair over 127.0.0.1 for the baseline, TLS unless
+/// `mode` is plaintext, and a count of the bytes the client writes to its socket.
+async fn stream_pair(mode: Mode) -> (Box<dyn Io>, Box<dyn Io>, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (client, accepted) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+    let (client, server) = (client.expect("connect"), accepted.expect("accept").0);
+    client.set_nodelay(true).expect("nodelay");
+    server.set_nodelay(true).expect("nodelay");
+    let written = Arc::new(AtomicU64::new(0));
+    let client = Counting {
+        inner: client,
+        written: written.clone(),
+    };
+    if mode == Mode::Plain {
+        return (Box::new(client), Box::new(server), written);
+    }
+    let (TlsOptions::Client { config, .. }, TlsOptions::Server(server_cfg)) = tls_pair() else {
+        unreachable!()
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_cfg);
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let (c, s) = tokio::join!(connector.connect(name, client), acceptor.accept(server));
+    let (c, s) = (c.expect("tls connect"), s.expect("tls accept"));
+    written.store(0, Ordering::Relaxed); // count from the first message, not the handshake
+    (Box::new(c), Box::new(s), written)
+}
+
+/// A stream that counts the bytes written through it (the baseline's wire bytes).
+struct Counting<T> {
+    inner: T,
+    written: Arc<AtomicU64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counting<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counting<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
