@@ -12,7 +12,7 @@ use bytes::Bytes;
 use fleetwire::connection::{Config, Connection};
 use fleetwire::tls::{client_config, generate_test_pki, server_config};
 use fleetwire::transport::{
-    AppEvent, ConnId, Engine, EngineConfig, Message, SendError, SendFlags, TlsOptions,
+    AppEvent, ConnId, Engine, EngineConfig, Message, Outgoing, SendError, SendFlags, TlsOptions,
 };
 use fleetwire::{Codec, ErrorCode, Route};
 
@@ -632,4 +632,45 @@ fn async_sink_and_stream_round_trip_with_backpressure() {
             .await
             .expect("bounded");
     });
+}
+
+#[test]
+fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
+    let _fds = shared();
+    // A peer that accepts TCP and never answers: the connection never opens, so the
+    // send queue is only filled, never taken.
+    let silent = std::net::TcpListener::bind(local()).unwrap();
+    let limit = 8;
+    let engine = Engine::new(EngineConfig {
+        send_queue_packets: limit,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let conn = engine
+        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
+        .unwrap();
+    let msg = |i: u8| Outgoing::new(Route::new(0, 1, i), Bytes::from(vec![i; 32]));
+    let mut batch: Vec<Outgoing> = (0..limit as u8 + 1).map(msg).collect();
+    // exactly the limit is taken, limit + 1 is not; the rest stays, in order
+    assert_eq!(engine.send_many(conn, &mut batch), Ok(limit));
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].route.channel, limit as u8);
+    assert_eq!(engine.send_many(conn, &mut batch), Ok(0));
+    assert_eq!(
+        engine.send(conn, Route::default(), Bytes::new(), SendFlags::default()),
+        Err(SendError::QueueFull)
+    );
+    // a too-large first message is refused, nothing taken
+    let mut huge = vec![Outgoing::new(
+        Route::default(),
+        Bytes::from(vec![0; 70_000]),
+    )];
+    assert_eq!(engine.send_many(conn, &mut huge), Err(SendError::TooLarge));
+    assert_eq!(huge.len(), 1);
+    let mut none = vec![msg(0)];
+    assert_eq!(
+        engine.send_many(ConnId::from_raw(9999), &mut none),
+        Err(SendError::UnknownConnection)
+    );
+    assert_eq!(none.len(), 1);
 }

@@ -243,6 +243,47 @@ impl Engine {
         Ok(())
     }
 
+    /// Queues as many of `messages` as the send queue takes, from the front, under one
+    /// lock (work grouping: a game tick's messages in one call), and removes them from
+    /// `messages`; returns how many. What stays in `messages` was not queued: retry it
+    /// when there is room. Delivery as for [`send`](Engine::send).
+    ///
+    /// # Errors
+    ///
+    /// Nothing is queued on [`SendError::Closed`] and [`SendError::UnknownConnection`],
+    /// nor on [`SendError::TooLarge`], returned when the first message is too large (a
+    /// too-large message later in `messages` ends the batch before it). A full queue is
+    /// not an error: fewer (maybe none) are queued.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use fleetwire::transport::{Engine, EngineConfig, Outgoing, TlsOptions};
+    /// use fleetwire::Route;
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// let mut tick: Vec<Outgoing> = (0..3u8)
+    ///     .map(|i| Outgoing::new(Route::new(0, 1, i), Bytes::from(vec![i; 16])))
+    ///     .collect();
+    /// assert_eq!(engine.send_many(conn, &mut tick), Ok(3));
+    /// assert!(tick.is_empty());
+    /// ```
+    pub fn send_many(
+        &self,
+        conn: ConnId,
+        messages: &mut Vec<Outgoing>,
+    ) -> Result<usize, SendError> {
+        let (thread, (taken, schedule)) = {
+            let conns = lock(&self.inner.conns);
+            let shared = conns.get(&conn).ok_or(SendError::UnknownConnection)?;
+            (shared.thread, push_sends(&self.inner, shared, messages)?)
+        };
+        if schedule {
+            self.inner.io[thread].ready(conn);
+        }
+        Ok(taken)
+    }
+
     /// A handle that sends on one connection without the engine's connection lookup
     /// (one lock per message instead of two); usable from any thread.
     ///
@@ -506,6 +547,29 @@ impl ConnSender {
         Ok(())
     }
 
+    /// As [`Engine::send_many`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::send_many`] (never `UnknownConnection`).
+    ///
+    /// ```
+    /// # use fleetwire::transport::{Engine, EngineConfig, Outgoing, TlsOptions};
+    /// # let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// # let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// # let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// let sender = engine.sender(conn).unwrap();
+    /// let mut batch = vec![Outgoing::new(fleetwire::Route::default(), bytes::Bytes::new()); 4];
+    /// assert_eq!(sender.send_many(&mut batch), Ok(4));
+    /// ```
+    pub fn send_many(&self, messages: &mut Vec<Outgoing>) -> Result<usize, SendError> {
+        let (taken, schedule) = push_sends(&self.inner, &self.shared, messages)?;
+        if schedule {
+            self.inner.io[self.shared.thread].ready(self.shared.id);
+        }
+        Ok(taken)
+    }
+
     /// Blocks until the send queue has room (or the connection closed), up to
     /// `timeout`; returns whether there is room.
     ///
@@ -570,6 +634,43 @@ pub(crate) fn push_send(
     let schedule = !q.scheduled;
     q.scheduled = true;
     Ok(schedule)
+}
+
+/// Pushes the longest prefix of `messages` that fits; returns how many and whether the
+/// IO thread must be told.
+pub(crate) fn push_sends(
+    inner: &Inner,
+    shared: &ConnShared,
+    messages: &mut Vec<Outgoing>,
+) -> Result<(usize, bool), SendError> {
+    let too_large =
+        |m: &Outgoing| m.payload.len() > usize::from(u16::MAX) && m.flags.codec == Codec::None;
+    if messages.first().is_some_and(too_large) {
+        return Err(SendError::TooLarge);
+    }
+    let cfg = &inner.config;
+    let mut q = lock(&shared.sendq);
+    if q.closed {
+        return Err(SendError::Closed);
+    }
+    let (mut packets, mut bytes, mut taken) = (q.packets, q.bytes, 0);
+    for m in messages.iter() {
+        let cost = m.payload.len() + QUEUE_ENTRY_OVERHEAD;
+        let full = packets >= cfg.send_queue_packets || bytes + cost > cfg.send_queue_bytes;
+        // as push_send: an empty queue takes one message of any size
+        if too_large(m) || full && packets > 0 {
+            break;
+        }
+        packets += 1;
+        bytes += cost;
+        taken += 1;
+    }
+    q.items.extend(messages.drain(..taken));
+    q.packets = packets;
+    q.bytes = bytes;
+    let schedule = taken > 0 && !q.scheduled;
+    q.scheduled |= taken > 0;
+    Ok((taken, schedule))
 }
 
 /// The body of [`Engine::recv_batch`], shared with the async stream.
