@@ -130,7 +130,8 @@ pub(super) fn baseline(
         let counted = bulk.clone();
         // the server: echo pings, count bulk
         let server = tokio::spawn(async move {
-            let (mut codec, mut out_codec) = (LengthDelimitedCodec::new(), LengthDelimitedCodec::new());
+            let (mut codec, mut out_codec) =
+                (LengthDelimitedCodec::new(), LengthDelimitedCodec::new());
             let (mut buf, mut out) = (BytesMut::with_capacity(256 * 1024), BytesMut::new());
             loop {
                 buf.reserve(64 * 1024);
@@ -179,7 +180,9 @@ pub(super) fn baseline(
         while rtts.len() < count {
             if saturate {
                 for _ in 0..256 {
-                    codec.encode(pool[sent % pool.len()].clone(), &mut out).expect("encode");
+                    codec
+                        .encode(pool[sent % pool.len()].clone(), &mut out)
+                        .expect("encode");
                     sent += 1;
                 }
             }
@@ -195,7 +198,10 @@ pub(super) fn baseline(
             out.clear();
             let answer = match saturate {
                 true => rx.try_recv().ok(),
-                false => tokio::time::timeout(GIVE_UP, rx.recv()).await.ok().flatten(),
+                false => tokio::time::timeout(GIVE_UP, rx.recv())
+                    .await
+                    .ok()
+                    .flatten(),
             };
             if let Some(rtt) = answer {
                 rtts.push(rtt);

@@ -98,7 +98,9 @@ fn measure(side: &str, cert: &str, key: &str, ca: &str) -> Result<f64, String> {
     let _ = child.wait();
     drop(clients);
     if count < CONNECTIONS as f64 {
-        return Err(format!("only {count} of {CONNECTIONS} connections established"));
+        return Err(format!(
+            "only {count} of {CONNECTIONS} connections established"
+        ));
     }
     Ok((after - before) * 1024.0 / count)
 }
@@ -128,8 +130,7 @@ fn connect_all(
                 let (connector, hello) = (connector.clone(), hello.clone());
                 batch.spawn(async move {
                     let tcp = tokio::net::TcpStream::connect(addr).await?;
-                    let name = rustls::pki_types::ServerName::try_from("localhost")
-                        .expect("name");
+                    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
                     let mut tls = connector.connect(name, tcp).await?;
                     if fleetwire {
                         tls.write_all(&hello).await?;
