@@ -12,7 +12,7 @@ use bytes::Bytes;
 use fleetwire::connection::{Config, Connection, Event, SendOptions};
 use fleetwire::node::{connect, serve, ClientOptions, ClientSecurity, NodeError, NodeOptions};
 use fleetwire::node::{NodeSecurity, Shutdown};
-use fleetwire::transport::proxy::{Proxy, ProxyConfig};
+use fleetwire::transport::proxy::{Proxy, ProxyConfig, RouteKey, RouteStats};
 use fleetwire::transport::{AppEvent, ConnId, Engine, EngineConfig, SendFlags, TlsOptions};
 use fleetwire::{check_preface, Packets};
 use fleetwire::{Codec, ErrorCode, Kind, Route, Status};
@@ -454,4 +454,104 @@ fn routing_table_loops_rejected() {
     proxy.shutdown(Duration::from_secs(2));
     stop.trigger();
     node.join().unwrap();
+}
+
+/// Waits until `proxy.route_stats()` equals `expected` (the egress IO threads add to
+/// the counters once per round), then compares them.
+fn assert_route_stats(proxy: &Proxy, expected: &BTreeMap<RouteKey, RouteStats>) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut stats = proxy.route_stats();
+    while stats != *expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+        stats = proxy.route_stats();
+    }
+    assert_eq!(stats, *expected);
+}
+
+/// Sends `count` packets of `size` bytes to `node` from an engine client.
+fn send_many(engine: &Engine, conn: ConnId, node: u16, count: usize, size: usize) {
+    for _ in 0..count {
+        let payload = Bytes::from(vec![0x5a; size]);
+        engine
+            .send(conn, Route::new(node, 1, 0), payload, SendFlags::default())
+            .unwrap();
+    }
+}
+
+/// Collects `messages` echoes and `errors` packet errors; returns the echoes' sources
+/// and payload sizes, and the errors' codes.
+fn collect_answers(
+    engine: &Engine,
+    messages: usize,
+    errors: usize,
+) -> (Vec<(u16, usize)>, Vec<ErrorCode>) {
+    let deadline = Instant::now() + DEADLINE;
+    let (mut got, mut codes, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    while got.len() < messages || codes.len() < errors {
+        assert!(
+            Instant::now() < deadline,
+            "got {} of {messages} echoes, {} of {errors} errors",
+            got.len(),
+            codes.len()
+        );
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            match e {
+                AppEvent::Message(m) => got.push((m.source, m.payload.len())),
+                AppEvent::PacketError { code, .. } => codes.push(code),
+                AppEvent::Closed { reason, .. } => panic!("closed: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    (got, codes)
+}
+
+#[test]
+fn route_stats_count_forwarded_and_refused_packets() {
+    let (a_addr, a_stop, a) = echo_node(2);
+    let (b_addr, b_stop, b) = echo_node(3);
+    let proxy = proxy(&[(2, a_addr), (3, b_addr)]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    send_many(&engine, conn, 2, 100, 10);
+    send_many(&engine, conn, 3, 40, 300);
+    send_many(&engine, conn, 77, 7, 5); // no route, outside the client range
+    send_many(&engine, conn, 65000, 3, 5); // a client id nobody holds
+    let (echoes, codes) = collect_answers(&engine, 140, 10);
+    assert_eq!(echoes.iter().filter(|(s, _)| *s == 2).count(), 100);
+    assert_eq!(codes, vec![ErrorCode::NO_ROUTE; 10]);
+
+    let node = |packets, bytes| RouteStats {
+        packets,
+        bytes,
+        ..RouteStats::default()
+    };
+    let expected: BTreeMap<RouteKey, RouteStats> = [
+        (RouteKey::Node(2), node(100, 1000)),
+        (RouteKey::Node(3), node(40, 12_000)),
+        // the echoes, back to the client
+        (
+            RouteKey::Clients,
+            RouteStats {
+                no_route: 3,
+                ..node(140, 13_000)
+            },
+        ),
+        (
+            RouteKey::Unrouted,
+            RouteStats {
+                no_route: 7,
+                ..RouteStats::default()
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_route_stats(&proxy, &expected);
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(2));
+    for (stop, t) in [(a_stop, a), (b_stop, b)] {
+        stop.trigger();
+        t.join().unwrap();
+    }
 }

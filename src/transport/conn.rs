@@ -10,7 +10,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use super::io::{Ctx, NewConn, Scratch};
-use super::proxy::{enqueue, Lookup};
+use super::proxy::{enqueue, Lookup, RouteCell};
 use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
 use super::stats::Counters;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
@@ -67,6 +67,11 @@ pub(crate) struct ConnIo {
     fhead: usize,
     /// (Proxy.) The client id attributed to the peer (routed back to it), 0 for none.
     attributed: u16,
+    /// (Proxy.) The counters of the route this connection serves, and what this round
+    /// wrote for it (added to the cell once per round).
+    route: Option<Arc<RouteCell>>,
+    route_packets: u64,
+    route_bytes: u64,
     replies: std::collections::VecDeque<Outgoing>,
     done_packets: usize,
     done_bytes: usize,
@@ -91,9 +96,11 @@ impl ConnIo {
         };
         // (Proxy.) An accepted peer gets a client id that routes back to it (§7.4)
         let mut attributed = 0;
+        let mut route = new.route;
         if let (true, Some(routes)) = (new.server, inner.routes.as_ref()) {
             attributed = routes.attribute(&new.shared);
             template.peer_id = attributed;
+            route = Some(routes.client_cell.clone());
         }
         let _ = new.sock.set_nodelay(true);
         let (conn, template) = match new.tls {
@@ -124,6 +131,9 @@ impl ConnIo {
             forwards: Vec::new(),
             fhead: 0,
             attributed,
+            route,
+            route_packets: 0,
+            route_bytes: 0,
             replies: Default::default(),
             done_packets: 0,
             done_bytes: 0,
@@ -196,6 +206,7 @@ impl ConnIo {
 
     fn finish_round(&mut self, ctx: &Ctx<'_>) {
         self.shared.stats.publish(&self.counters);
+        self.publish_route();
         let mut d = self.conn.as_ref().and_then(|c| c.poll_timeout());
         for extra in [self.next_ping, self.close_by] {
             d = match (d, extra) {
@@ -211,6 +222,18 @@ impl ConnIo {
         }
         self.deadline = d;
         let _ = ctx;
+    }
+
+    /// (Proxy.) Adds this round's forwarded packets to the route's counters.
+    fn publish_route(&mut self) {
+        if self.route_packets == 0 {
+            return;
+        }
+        if let Some(cell) = &self.route {
+            cell.add_forwarded(self.route_packets, self.route_bytes);
+        }
+        self.route_packets = 0;
+        self.route_bytes = 0;
     }
 
     fn check_connected(&mut self) -> bool {
@@ -380,6 +403,8 @@ impl ConnIo {
                 Ok(()) if p.header.kind == Kind::Data => {
                     self.counters.packets_out += 1;
                     self.counters.payload_out += p.payload.len() as u64;
+                    self.route_packets += 1;
+                    self.route_bytes += p.payload.len() as u64;
                 }
                 Ok(()) => {}
                 Err(
@@ -561,17 +586,25 @@ impl ConnIo {
                 Event::Forward { packet, received } => {
                     // spec §7.3: by the routing header alone; the packet is already
                     // stamped (§7.4) and its payload is never decoded here
-                    let code = match ctx.routes.map(|t| t.lookup(packet.header.route.node)) {
-                        Some(Lookup::Egress(egress)) => match enqueue(inner, egress, packet) {
-                            Ok(()) => {
-                                self.counters.forwarded += 1;
-                                continue;
+                    let data = packet.header.kind == Kind::Data;
+                    let (code, cell) = match ctx.routes.map(|t| t.lookup(packet.header.route.node))
+                    {
+                        Some(Lookup::Egress(egress, cell)) => {
+                            match enqueue(inner, egress, packet) {
+                                Ok(()) => {
+                                    self.counters.forwarded += 1;
+                                    continue;
+                                }
+                                Err(()) => (ErrorCode::UNREACHABLE, Some(cell)),
                             }
-                            Err(()) => ErrorCode::UNREACHABLE,
-                        },
-                        Some(Lookup::Unreachable) => ErrorCode::UNREACHABLE,
-                        Some(Lookup::NoRoute) | None => ErrorCode::NO_ROUTE,
+                        }
+                        Some(Lookup::Unreachable(cell)) => (ErrorCode::UNREACHABLE, Some(cell)),
+                        Some(Lookup::NoRoute(cell)) => (ErrorCode::NO_ROUTE, Some(cell)),
+                        None => (ErrorCode::NO_ROUTE, None),
                     };
+                    if let (true, Some(cell)) = (data, cell) {
+                        cell.refused(code);
+                    }
                     conn.report_unroutable(&received, code);
                 }
                 Event::Closed {
@@ -739,6 +772,7 @@ impl ConnIo {
             delivered,
         });
         self.shared.stats.publish(&self.counters);
+        self.publish_route();
         lock(&ctx.inner.conns).remove(&self.id);
         if let Some(routes) = ctx.inner.routes.as_ref() {
             routes.release(self.attributed, self.id);

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::conn::ConnIo;
 use super::handler::SharedHandler;
-use super::proxy::Table;
+use super::proxy::{RouteCell, Table};
 use super::shared::{lock, ConnShared, Inner};
 use super::types::{AppEvent, ConnId};
 use crate::tls::TlsEndpoint;
@@ -47,6 +47,8 @@ pub(crate) struct NewConn {
     pub(crate) tls: Option<TlsEndpoint>,
     pub(crate) connecting: bool,
     pub(crate) server: bool,
+    /// (Proxy.) The counters of the route this connection serves.
+    pub(crate) route: Option<Arc<RouteCell>>,
 }
 
 /// Reused buffers of one IO thread.
@@ -290,6 +292,7 @@ impl IoThread {
                 tls,
                 connecting: false,
                 server: true,
+                route: None,
             };
             if thread == self.index {
                 self.adopt(new);
