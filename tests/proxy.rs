@@ -555,3 +555,97 @@ fn route_stats_count_forwarded_and_refused_packets() {
         t.join().unwrap();
     }
 }
+
+/// Collects packet errors for a while after the expected ones: there must be no more.
+fn assert_no_more_errors(engine: &Engine) {
+    let until = Instant::now() + Duration::from_millis(300);
+    let mut events = Vec::new();
+    while Instant::now() < until {
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            assert!(
+                !matches!(e, AppEvent::PacketError { .. } | AppEvent::Message(_)),
+                "unexpected {e:?}"
+            );
+        }
+    }
+}
+
+// trace: route.egress-closed
+#[test]
+fn packets_queued_for_a_closed_egress_answered_unreachable() {
+    const SENT: usize = 20;
+    const SIZE: usize = 8;
+    let node_listener = TcpListener::bind(local()).unwrap();
+    let proxy = proxy(&[(5, node_listener.local_addr().unwrap())]);
+    let (sock, _) = node_listener.accept().unwrap();
+    drop(node_listener); // the proxy's reconnection attempts fail from now on
+                         // a node that grants credit for 4 packets and never grants more: the rest stay
+                         // queued in the proxy
+    let mut config = Config {
+        trust_source: true,
+        ..Config::node(5)
+    };
+    config.limits.initial_credit_packets = 4;
+    let mut node = Raw::new(sock, config);
+    node.event(|e| matches!(e, Event::Established { .. }));
+
+    let (engine, conn) = engine_client(proxy.local_addr());
+    send_many(&engine, conn, 5, SENT, SIZE);
+    let egress = proxy.route_conn(5).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        assert!(Instant::now() < deadline, "the proxy never queued the rest");
+        node.pump();
+        let queued = proxy.engine().stats(egress).unwrap().send_queue_packets;
+        if wire_data(&node.got).len() == 4 && queued == (SENT - 4) as u64 {
+            break;
+        }
+    }
+    // the node goes away with 16 packets queued for it in the proxy
+    let delivered = wire_data(&node.got).len();
+    drop(node);
+    let (echoes, codes) = collect_answers(&engine, 0, SENT - delivered);
+    assert!(echoes.is_empty());
+    assert_eq!(codes, vec![ErrorCode::UNREACHABLE; SENT - delivered]);
+    assert_no_more_errors(&engine);
+    assert_eq!(delivered + codes.len(), SENT, "delivered + answered = sent");
+    let stats = proxy.route_stats()[&RouteKey::Node(5)];
+    assert_eq!(
+        stats,
+        RouteStats {
+            packets: delivered as u64,
+            bytes: (delivered * SIZE) as u64,
+            no_route: 0,
+            unreachable: (SENT - delivered) as u64,
+        }
+    );
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+// trace: route.no-route
+#[test]
+fn every_packet_to_a_dead_route_answered_unreachable() {
+    // a route to a port where nobody listens: its connection fails, again and again.
+    // Each packet is refused by the ingress (no connection, or a closed queue) or
+    // queued and answered when the connection attempt fails: one ERROR each.
+    const SENT: usize = 12;
+    let dead = TcpListener::bind(local()).unwrap().local_addr().unwrap();
+    let proxy = proxy(&[(5, dead)]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    for _ in 0..SENT {
+        send_many(&engine, conn, 5, 1, 3);
+        thread::sleep(Duration::from_millis(50)); // across reconnection attempts
+    }
+    let (_, codes) = collect_answers(&engine, 0, SENT);
+    assert_eq!(codes, vec![ErrorCode::UNREACHABLE; SENT]);
+    assert_no_more_errors(&engine);
+    let expected = RouteStats {
+        unreachable: SENT as u64,
+        ..RouteStats::default()
+    };
+    assert_eq!(proxy.route_stats()[&RouteKey::Node(5)], expected);
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(1));
+}

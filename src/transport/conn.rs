@@ -10,7 +10,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use super::io::{Ctx, NewConn, Scratch};
-use super::proxy::{enqueue, Lookup, RouteCell};
+use super::proxy::{bounce, enqueue, Forwarded, Lookup, RouteCell};
 use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
 use super::stats::Counters;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
@@ -19,7 +19,6 @@ use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
 use crate::control::Role;
 use crate::error::ErrorCode;
 use crate::header::Kind;
-use crate::packet::Packet;
 use crate::tls::TlsEndpoint;
 
 /// Socket reads per round before other connections get their turn.
@@ -63,7 +62,7 @@ pub(crate) struct ConnIo {
     pending: Vec<Outgoing>,
     head: usize,
     /// (Proxy.) Forwarded packets taken from the queue, from `fhead` on still unwritten.
-    forwards: Vec<Packet>,
+    forwards: Vec<Forwarded>,
     fhead: usize,
     /// (Proxy.) The client id attributed to the peer (routed back to it), 0 for none.
     attributed: u16,
@@ -368,10 +367,12 @@ impl ConnIo {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
+        let mut bounced = Vec::new();
         if self.sched && conn.is_established() {
             self.sched = false;
             let mut q = lock(&self.shared.sendq);
             q.scheduled = false;
+            std::mem::swap(&mut bounced, &mut q.bounced);
             if self.head == self.pending.len() {
                 self.pending.clear();
                 self.head = 0;
@@ -387,6 +388,11 @@ impl ConnIo {
                 self.forwards.append(&mut q.forwards);
             }
         }
+        // (Proxy.) spec §7.3 [[route.egress-closed]]: packets we forwarded whose egress
+        // connection closed before writing them, answered to their source (§5.7)
+        for received in &bounced {
+            conn.report_unroutable(received, ErrorCode::UNREACHABLE);
+        }
         self.more_sends = false;
         let mut round = 0usize;
         // (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order
@@ -398,7 +404,7 @@ impl ConnIo {
             if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER {
                 break;
             }
-            let p = &self.forwards[self.fhead];
+            let p = &self.forwards[self.fhead].packet;
             match conn.forward(p) {
                 Ok(()) if p.header.kind == Kind::Data => {
                     self.counters.packets_out += 1;
@@ -590,7 +596,12 @@ impl ConnIo {
                     let (code, cell) = match ctx.routes.map(|t| t.lookup(packet.header.route.node))
                     {
                         Some(Lookup::Egress(egress, cell)) => {
-                            match enqueue(inner, egress, packet) {
+                            let forward = Forwarded {
+                                packet,
+                                received,
+                                from: self.id,
+                            };
+                            match enqueue(inner, egress, forward) {
                                 Ok(()) => {
                                     self.counters.forwarded += 1;
                                     continue;
@@ -741,18 +752,29 @@ impl ConnIo {
         if std::mem::replace(&mut self.reported, true) {
             return;
         }
-        let queued = {
+        let (queued, forwards) = {
             let mut q = lock(&self.shared.sendq);
             q.closed = true;
             let waker = q.waker.take();
             let n = q.items.len() + (self.pending.len() - self.head);
+            let forwards = std::mem::take(&mut q.forwards);
             drop(q);
             self.shared.send_cv.notify_all();
             if let Some(w) = waker {
                 w.wake();
             }
-            n as u64
+            (n as u64, forwards)
         };
+        // (Proxy.) spec §7.3 [[route.egress-closed]]: forwarded packets never written
+        // go back to their ingress connections, to be answered UNREACHABLE; no more
+        // are accepted (the queue is closed)
+        let unwritten = self.forwards.drain(self.fhead..).chain(forwards);
+        let bounced = bounce(ctx.inner, unwritten);
+        self.forwards.clear();
+        self.fhead = 0;
+        if let (true, Some(cell)) = (bounced > 0, &self.route) {
+            cell.add_unreachable(bounced);
+        }
         let unconfirmed = self.data_sent.saturating_sub(delivered.unwrap_or(0));
         if queued + unconfirmed > 0 {
             s.out.push(AppEvent::Undelivered {

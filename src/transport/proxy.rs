@@ -16,6 +16,10 @@
 //!   node answers a client by the stamped source.
 //! - No route: ERROR NO_ROUTE to the packet's source; a route whose connection is
 //!   closed or whose bounded queue is full: UNREACHABLE (spec §7.3 `[[route.no-route]]`).
+//! - An egress connection that closes with forwarded packets still queued hands each
+//!   one's header back to its ingress connection, whose IO thread answers it with
+//!   UNREACHABLE: nothing accepted for forwarding is dropped silently (spec §7.3
+//!   `[[route.egress-closed]]`).
 //! - Order: one ingress connection is serviced by one IO thread in arrival order and
 //!   each egress queue is FIFO, so packets keep their order per ingress → egress pair
 //!   (spec §7.3 `[[route.order]]`).
@@ -41,6 +45,7 @@ use super::types::{AppEvent, ConnId, Listener, TlsOptions};
 use super::{Engine, EngineConfig};
 use crate::control::Role;
 use crate::error::ErrorCode;
+use crate::header::{Header, Kind};
 use crate::packet::Packet;
 
 /// How long a route whose connection closed waits before reconnecting.
@@ -71,6 +76,11 @@ impl RouteCell {
             &self.unreachable
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts DATA packets answered UNREACHABLE because the egress connection closed.
+    pub(crate) fn add_unreachable(&self, packets: u64) {
+        self.unreachable.fetch_add(packets, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> RouteStats {
@@ -216,17 +226,28 @@ impl RouteState {
     }
 }
 
+/// A packet queued for an egress connection, with what its ingress connection needs to
+/// answer it should it never be written (spec §7.3 `[[route.egress-closed]]`).
+pub(crate) struct Forwarded {
+    /// The packet, stamped (§7.4), as it is written.
+    pub(crate) packet: Packet,
+    /// Its header as the ingress connection received it (§5.7).
+    pub(crate) received: Header,
+    /// The ingress connection.
+    pub(crate) from: ConnId,
+}
+
 /// Pushes a forwarded packet onto the egress connection's bounded queue (spec §7.3)
 /// and tells the egress IO thread when its queue was idle. `Err` when the queue is
 /// closed or full: the caller reports UNREACHABLE.
-pub(crate) fn enqueue(inner: &Inner, egress: &ConnShared, packet: Packet) -> Result<(), ()> {
+pub(crate) fn enqueue(inner: &Inner, egress: &ConnShared, forward: Forwarded) -> Result<(), ()> {
     let cfg = &inner.config;
-    let cost = packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
+    let cost = forward.packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
     let mut q = lock(&egress.sendq);
     if q.closed || q.packets >= cfg.send_queue_packets || q.bytes + cost > cfg.send_queue_bytes {
         return Err(());
     }
-    q.forwards.push(packet);
+    q.forwards.push(forward);
     q.packets += 1;
     q.bytes += cost;
     let schedule = !q.scheduled;
@@ -236,6 +257,43 @@ pub(crate) fn enqueue(inner: &Inner, egress: &ConnShared, packet: Packet) -> Res
         inner.io[egress.thread].ready(egress.id);
     }
     Ok(())
+}
+
+/// Hands packets that their closed egress connection never wrote back to their
+/// ingress connections, whose IO threads answer each DATA packet with ERROR
+/// UNREACHABLE to its source (spec §7.3 `[[route.egress-closed]]`). ERROR packets are
+/// discarded silently (§5.7 `[[error.no-loop]]`), and so are packets whose ingress
+/// connection is gone (there is nowhere to answer). Returns the DATA packets bounced.
+pub(crate) fn bounce(inner: &Inner, unwritten: impl IntoIterator<Item = Forwarded>) -> u64 {
+    let mut by_ingress: BTreeMap<ConnId, Vec<Header>> = BTreeMap::new();
+    let mut data = 0;
+    for f in unwritten {
+        if f.packet.header.kind == Kind::Data {
+            by_ingress.entry(f.from).or_default().push(f.received);
+            data += 1;
+        }
+    }
+    if by_ingress.is_empty() {
+        return 0;
+    }
+    let ingress: Vec<(Arc<ConnShared>, Vec<Header>)> = {
+        let conns = lock(&inner.conns);
+        by_ingress
+            .into_iter()
+            .filter_map(|(id, headers)| Some((conns.get(&id)?.clone(), headers)))
+            .collect()
+    };
+    for (conn, headers) in ingress {
+        let mut q = lock(&conn.sendq);
+        q.bounced.extend(headers);
+        let schedule = !q.scheduled;
+        q.scheduled = true;
+        drop(q);
+        if schedule {
+            inner.io[conn.thread].ready(conn.id);
+        }
+    }
+    data
 }
 
 /// Names a route of [`Proxy::route_stats`].
