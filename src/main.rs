@@ -874,7 +874,7 @@ mod conformance_cli {
 mod proxy_cli {
     use std::collections::BTreeMap;
     use std::io::Write;
-    use std::net::{SocketAddr, ToSocketAddrs};
+    use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -921,6 +921,13 @@ mod proxy_cli {
         /// Plaintext TCP, without TLS. Must be chosen explicitly (spec §2).
         #[arg(long)]
         plaintext: bool,
+        /// Trust peer proxies at this IP address to stamp the source of what they forward
+        /// (X = 1) without a proxy certificate: the explicit local configuration of a
+        /// trusted link (spec §7.4), for plaintext links between proxies. Applies to
+        /// connections from and routes to that address. Repeatable. Only for peers on
+        /// loopback or a private network.
+        #[arg(long, value_name = "IP")]
+        trust_peer: Vec<IpAddr>,
         /// Shut down gracefully when standard input ends.
         #[arg(long)]
         stop_on_stdin_eof: bool,
@@ -982,6 +989,7 @@ mod proxy_cli {
             .ok_or_else(|| format!("bad --client-ids {}", args.client_ids))?;
         config.client_ids = lo..=hi;
         config.routes = routes(args)?;
+        config.trusted_peers = args.trust_peer.clone();
         if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
             let (cert, key) = (read_file(cert)?, read_file(key)?);
             let server = server_config(&cert, &key, None).map_err(|e| e.to_string())?;

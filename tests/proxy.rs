@@ -649,3 +649,98 @@ fn every_packet_to_a_dead_route_answered_unreachable() {
     drop(engine);
     proxy.shutdown(Duration::from_secs(1));
 }
+
+/// Waits for the engine client's handshake; returns the id its proxy attributed to it.
+fn attributed_id(engine: &Engine) -> u16 {
+    let deadline = Instant::now() + DEADLINE;
+    let mut events = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "no handshake");
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            if let AppEvent::Connected { peer, .. } = e {
+                return peer.attributed_id;
+            }
+        }
+    }
+}
+
+/// Client → proxy A (10) → proxy B (11) → echo node 2 and back, over plaintext on
+/// loopback. A attributes client ids from 40000; B routes the client's id back to A.
+/// With `trust`, each proxy lists 127.0.0.1 in `trusted_peers`. Returns the client's
+/// id, the echo's source and route if one came back within 2 s, and how many packets B
+/// forwarded to node 2.
+fn through_two_proxies(trust: bool) -> (u16, Option<(u16, Route)>, u64) {
+    let (node_addr, stop, node) = echo_node(2);
+    let trusted = if trust {
+        vec!["127.0.0.1".parse().unwrap()]
+    } else {
+        Vec::new()
+    };
+    let mut b_config = ProxyConfig::new(11, local());
+    b_config.client_ids = 50000..=50099;
+    b_config.routes.insert(2, node_addr);
+    b_config.trusted_peers = trusted.clone();
+    let b = Proxy::start(b_config).unwrap();
+    let mut a_config = ProxyConfig::new(10, local());
+    a_config.client_ids = 40000..=40099;
+    a_config.routes.insert(2, b.local_addr());
+    a_config.trusted_peers = trusted;
+    let a = Proxy::start(a_config).unwrap();
+
+    let (engine, conn) = engine_client(a.local_addr());
+    let me = attributed_id(&engine);
+    assert!((40000..=40099).contains(&me), "attributed id {me}");
+    let back: BTreeMap<u16, SocketAddr> = [(2, node_addr), (me, a.local_addr())].into();
+    b.set_routes(&back).unwrap();
+    engine
+        .send(
+            conn,
+            Route::new(2, 7, 3),
+            Bytes::from_static(b"two hops"),
+            SendFlags::default(),
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut events = Vec::new();
+    let mut echo = None;
+    while echo.is_none() && Instant::now() < deadline {
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            match e {
+                AppEvent::Message(m) => {
+                    assert_eq!(&m.payload[..], b"two hops");
+                    echo = Some((m.source, m.route));
+                }
+                AppEvent::PacketError { code, .. } => panic!("packet error {code}"),
+                _ => {}
+            }
+        }
+    }
+    let forwarded = b.route_stats()[&RouteKey::Node(2)].packets;
+    drop(engine);
+    a.shutdown(Duration::from_secs(1));
+    b.shutdown(Duration::from_secs(1));
+    stop.trigger();
+    node.join().unwrap();
+    (me, echo, forwarded)
+}
+
+// trace: src.trust, src.stamp
+#[test]
+fn two_proxies_over_plaintext_trust_each_other_when_configured() {
+    let (me, echo, forwarded) = through_two_proxies(true);
+    // the node saw the client's id as stamped by A and relayed by B, answered it, and
+    // the client sees node 2 as the source, as stamped by B and relayed by A
+    assert_eq!(echo, Some((2, Route::new(me, 7, 3))));
+    assert_eq!(forwarded, 1);
+}
+
+// trace: src.trust
+#[test]
+fn two_proxies_over_plaintext_refuse_stamps_without_trust() {
+    // B does not honour A's stamp (SOURCE_FORGED closes the link): nothing reaches the
+    // node, nothing comes back
+    let (_, echo, forwarded) = through_two_proxies(false);
+    assert_eq!((echo, forwarded), (None, 0));
+}

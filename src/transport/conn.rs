@@ -101,6 +101,10 @@ impl ConnIo {
             template.peer_id = attributed;
             route = Some(routes.client_cell.clone());
         }
+        // (Proxy.) spec §7.4 [[src.trust]]: a link configured locally as trusted
+        if inner.routes.as_ref().is_some_and(|r| r.trusts(new.peer)) {
+            template.trust_source = true;
+        }
         let _ = new.sock.set_nodelay(true);
         let (conn, template) = match new.tls {
             // spec §6.5: over plaintext the connection opens with the TCP connection

@@ -204,6 +204,7 @@ impl Engine {
             tls,
             connecting: true,
             server: false,
+            peer: addr,
             route,
         };
         self.inner.io[thread].command(Command::Adopt(Box::new(new)));

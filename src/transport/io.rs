@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,8 @@ pub(crate) struct NewConn {
     pub(crate) tls: Option<TlsEndpoint>,
     pub(crate) connecting: bool,
     pub(crate) server: bool,
+    /// The peer's address: accepted from, or connecting to.
+    pub(crate) peer: SocketAddr,
     /// (Proxy.) The counters of the route this connection serves.
     pub(crate) route: Option<Arc<RouteCell>>,
 }
@@ -292,6 +295,7 @@ impl IoThread {
                 tls,
                 connecting: false,
                 server: true,
+                peer: peer_addr,
                 route: None,
             };
             if thread == self.index {

@@ -11,6 +11,10 @@
 //!   it in under a version counter. IO threads compare the version once per round and
 //!   take the lock only when it changed (to clone one `Arc`), so the per-packet path
 //!   never touches a lock held by a writer (the same scheme as native handlers).
+//! - Trust (spec §7.4): a peer proxy's stamped source is honoured when it authenticated
+//!   with a proxy identity (mutual TLS), or when its IP address is listed in
+//!   [`ProxyConfig::trusted_peers`] (explicit local configuration of a trusted link, for
+//!   plaintext proxy-to-proxy links).
 //! - Clients that connect to the proxy get an id from [`ProxyConfig::client_ids`]
 //!   (HELLO `peer_id`, spec §5.2); the table routes that id back to the client, so a
 //!   node answers a client by the stamped source.
@@ -33,7 +37,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -149,10 +153,12 @@ pub(crate) struct RouteState {
     /// The counters of the client-id routes, aggregated.
     pub(crate) client_cell: Arc<RouteCell>,
     unrouted: Arc<RouteCell>,
+    /// Peers trusted to stamp sources, by address ([`ProxyConfig::trusted_peers`]).
+    trusted: Vec<IpAddr>,
 }
 
 impl RouteState {
-    fn new(client_ids: RangeInclusive<u16>) -> RouteState {
+    fn new(client_ids: RangeInclusive<u16>, trusted: &[IpAddr]) -> RouteState {
         let first = *client_ids.start();
         let client_cell = Arc::new(RouteCell::default());
         let unrouted = Arc::new(RouteCell::default());
@@ -170,7 +176,14 @@ impl RouteState {
             next_client: Mutex::new(first),
             client_cell,
             unrouted,
+            trusted: trusted.iter().map(IpAddr::to_canonical).collect(),
         }
+    }
+
+    /// Whether a connection to or from `peer` is a trusted link (spec §7.4
+    /// `[[src.trust]]`): X = 1 from it is honoured when its role is proxy.
+    pub(crate) fn trusts(&self, peer: SocketAddr) -> bool {
+        self.trusted.contains(&peer.ip().to_canonical())
     }
 
     pub(crate) fn version(&self) -> u64 {
@@ -369,6 +382,8 @@ impl std::error::Error for RouteError {}
 /// use fleetwire::transport::proxy::ProxyConfig;
 /// let mut config = ProxyConfig::new(9, "127.0.0.1:0".parse().unwrap());
 /// config.routes.insert(2, "127.0.0.1:7402".parse().unwrap());
+/// // a plaintext link to a peer proxy on this host: honour its stamped sources (§7.4)
+/// config.trusted_peers.push("127.0.0.1".parse().unwrap());
 /// assert!(config.check_routes(&config.routes).is_ok());
 /// config.routes.insert(9, "127.0.0.1:7409".parse().unwrap()); // to itself: a loop
 /// assert!(config.check_routes(&config.routes).is_err());
@@ -389,6 +404,14 @@ pub struct ProxyConfig {
     /// Ids attributed to clients that connect (HELLO `peer_id`); must not overlap the
     /// routes' node ids.
     pub client_ids: RangeInclusive<u16>,
+    /// Peers trusted to stamp sources without authenticating as a proxy: the explicit
+    /// local configuration of a trusted link of spec §7.4 `[[src.trust]]`, for
+    /// plaintext links between proxies. Connections accepted from, and routes connected
+    /// to, these IP addresses honour X = 1 when the peer's HELLO announces role proxy
+    /// (clients and nodes still may not set it, §7.4 `[[src.forbid]]`). Over mutual TLS a
+    /// proxy identity is trusted without this. An address is as trustworthy as the
+    /// network it is reached over: list only peers on loopback or a private network.
+    pub trusted_peers: Vec<IpAddr>,
     /// Engine settings; both connection templates get role proxy and `node_id`.
     pub engine: EngineConfig,
 }
@@ -408,6 +431,7 @@ impl ProxyConfig {
             connect_tls: None,
             routes: BTreeMap::new(),
             client_ids: 40000..=65534,
+            trusted_peers: Vec::new(),
             engine: EngineConfig::default(),
         }
     }
@@ -518,7 +542,10 @@ impl Proxy {
             c.role = Role::Proxy;
             c.node_id = config.node_id;
         }
-        let routes = Arc::new(RouteState::new(config.client_ids.clone()));
+        let routes = Arc::new(RouteState::new(
+            config.client_ids.clone(),
+            &config.trusted_peers,
+        ));
         let engine = Engine::build(config.engine.clone(), Some(routes.clone()))?;
         let Listener { local_addr, .. } =
             engine.listen(config.listen, config.listen_tls.clone())?;
