@@ -197,6 +197,11 @@ impl ConnIo {
         self.timers(ctx);
         self.drain_sends(s, ctx);
         self.deliver(s, ctx);
+        if !self.replies.is_empty() {
+            // native handlers' replies go out with this round's write, not whenever
+            // the next event happens to wake the connection
+            self.drain_sends(s, ctx);
+        }
         self.transmit(s);
         if self.phase == Phase::Open && (self.eof || self.broken.is_some()) {
             let drained = self.conn.as_ref().is_none_or(|c| c.peek_event().is_none());
