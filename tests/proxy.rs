@@ -744,3 +744,125 @@ fn two_proxies_over_plaintext_refuse_stamps_without_trust() {
     let (_, echo, forwarded) = through_two_proxies(false);
     assert_eq!((echo, forwarded), (None, 0));
 }
+
+/// The `fleetwire proxy` and `fleetwire cluster` commands, run as the built binary.
+#[cfg(feature = "cli")]
+mod cli {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Output, Stdio};
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// Waits for `child` to exit by itself, at most `limit`; kills it otherwise. (Its
+    /// output is small: it fits in the pipes while we wait.)
+    fn output_within(mut child: Child, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("fleetwire did not exit within {limit:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    // trace: route.stamp
+    #[test]
+    fn proxy_command_forwards_and_exits_cleanly_on_stdin_eof() {
+        let (node_addr, stop, node) = echo_node(1);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+            .args(["proxy", "--plaintext", "--listen", "127.0.0.1:0"])
+            .args(["--node-id", "100", "--route", &format!("1={node_addr}")])
+            .arg("--stop-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fleetwire proxy");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(DEADLINE).expect("no 'listening on' line");
+        // fleetwire proxy 100 listening on 127.0.0.1:PORT (plaintext), 1 routes
+        let addr: SocketAddr = line
+            .split_once(" listening on ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        assert!(line.contains("(plaintext), 1 routes"), "{line}");
+
+        let mut client = connect(addr, client_options()).unwrap();
+        client
+            .send(
+                Route::new(1, 7, 3),
+                b"via the binary",
+                SendOptions::default(),
+            )
+            .unwrap();
+        let echo = client.recv().unwrap();
+        assert_eq!(&echo.payload[..], b"via the binary");
+        assert_eq!(echo.source, 1);
+        assert_eq!(client.close().unwrap().code, ErrorCode::NO_ERROR);
+
+        drop(child.stdin.take()); // end of standard input: a graceful stop
+        let out = output_within(child, DEADLINE);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+        stop.trigger();
+        node.join().unwrap();
+    }
+
+    /// Runs `fleetwire cluster ARGS`; returns, per node id, the packets/s of its rows.
+    fn cluster(args: &[&str]) -> BTreeMap<u16, Vec<f64>> {
+        let child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+            .arg("cluster")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fleetwire cluster");
+        let out = output_within(child, Duration::from_secs(30));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        // "    1s  node 1          57835     3.701    0.645ms    5.708ms        0"
+        let mut rows: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
+        for line in stdout.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [time, "node", id, rate, ..] = fields[..] {
+                assert!(time.ends_with('s'), "{line}");
+                let rate: f64 = rate.parse().unwrap_or_else(|_| panic!("{line}"));
+                rows.entry(id.parse().unwrap()).or_default().push(rate);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn cluster_command_reports_traffic_to_both_nodes() {
+        let rows = cluster(&["--seconds", "2"]);
+        assert_eq!(rows.keys().copied().collect::<Vec<u16>>(), vec![1, 2]);
+        for (node, rates) in &rows {
+            assert_eq!(rates.len(), 2, "one row per second for node {node}");
+            assert!(rates.iter().any(|r| *r > 0.0), "node {node}: {rates:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_command_over_tls() {
+        let rows = cluster(&["--seconds", "1", "--tls", "--clients", "3"]);
+        assert_eq!(rows.keys().copied().collect::<Vec<u16>>(), vec![1, 2]);
+        assert!(
+            rows.values().all(|r| r.len() == 1 && r[0] > 0.0),
+            "{rows:?}"
+        );
+    }
+}
