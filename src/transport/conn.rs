@@ -10,7 +10,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use super::io::{Ctx, NewConn, Scratch};
-use super::proxy::{bounce, enqueue, Forwarded, Lookup, RouteCell};
+use super::proxy::{bounce, route, Forwarded, RouteCell};
 use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
 use super::stats::Counters;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
@@ -601,31 +601,15 @@ impl ConnIo {
                 Event::Forward { packet, received } => {
                     // spec §7.3: by the routing header alone; the packet is already
                     // stamped (§7.4) and its payload is never decoded here
-                    let data = packet.header.kind == Kind::Data;
-                    let (code, cell) = match ctx.routes.map(|t| t.lookup(packet.header.route.node))
-                    {
-                        Some(Lookup::Egress(egress, cell)) => {
-                            let forward = Forwarded {
-                                packet,
-                                received,
-                                from: self.id,
-                            };
-                            match enqueue(inner, egress, forward) {
-                                Ok(()) => {
-                                    self.counters.forwarded += 1;
-                                    continue;
-                                }
-                                Err(()) => (ErrorCode::UNREACHABLE, Some(cell)),
-                            }
-                        }
-                        Some(Lookup::Unreachable(cell)) => (ErrorCode::UNREACHABLE, Some(cell)),
-                        Some(Lookup::NoRoute(cell)) => (ErrorCode::NO_ROUTE, Some(cell)),
-                        None => (ErrorCode::NO_ROUTE, None),
+                    let forward = Forwarded {
+                        packet,
+                        received,
+                        from: self.id,
                     };
-                    if let (true, Some(cell)) = (data, cell) {
-                        cell.refused(code);
+                    match route(inner, ctx.routes, forward) {
+                        Ok(()) => self.counters.forwarded += 1,
+                        Err(code) => conn.report_unroutable(&received, code),
                     }
-                    conn.report_unroutable(&received, code);
                 }
                 Event::Closed {
                     code,

@@ -121,14 +121,14 @@ pub(crate) struct Table {
 }
 
 /// What the table says about a destination node, with the counters to charge.
-pub(crate) enum Lookup<'a> {
+enum Lookup<'a> {
     NoRoute(&'a RouteCell),
     Unreachable(&'a RouteCell),
     Egress(&'a Arc<ConnShared>, &'a RouteCell),
 }
 
 impl Table {
-    pub(crate) fn lookup(&self, node: u16) -> Lookup<'_> {
+    fn lookup(&self, node: u16) -> Lookup<'_> {
         match self.nodes.get(&node) {
             Some(NodeRoute {
                 conn: Some(c),
@@ -250,10 +250,35 @@ pub(crate) struct Forwarded {
     pub(crate) from: ConnId,
 }
 
+/// Routes a packet an ingress connection received for another node (spec §7.3): queues
+/// it for the egress connection the table names, or returns the code to answer it with
+/// (NO_ROUTE or UNREACHABLE, `[[route.no-route]]`), counting a refused DATA packet on
+/// its route.
+pub(crate) fn route(
+    inner: &Inner,
+    table: Option<&Table>,
+    forward: Forwarded,
+) -> Result<(), ErrorCode> {
+    let data = forward.packet.header.kind == Kind::Data;
+    let (code, cell) = match table.map(|t| t.lookup(forward.packet.header.route.node)) {
+        Some(Lookup::Egress(egress, cell)) => match enqueue(inner, egress, forward) {
+            Ok(()) => return Ok(()),
+            Err(()) => (ErrorCode::UNREACHABLE, Some(cell)),
+        },
+        Some(Lookup::Unreachable(cell)) => (ErrorCode::UNREACHABLE, Some(cell)),
+        Some(Lookup::NoRoute(cell)) => (ErrorCode::NO_ROUTE, Some(cell)),
+        None => (ErrorCode::NO_ROUTE, None),
+    };
+    if let (true, Some(cell)) = (data, cell) {
+        cell.refused(code);
+    }
+    Err(code)
+}
+
 /// Pushes a forwarded packet onto the egress connection's bounded queue (spec §7.3)
 /// and tells the egress IO thread when its queue was idle. `Err` when the queue is
 /// closed or full: the caller reports UNREACHABLE.
-pub(crate) fn enqueue(inner: &Inner, egress: &ConnShared, forward: Forwarded) -> Result<(), ()> {
+fn enqueue(inner: &Inner, egress: &ConnShared, forward: Forwarded) -> Result<(), ()> {
     let cfg = &inner.config;
     let cost = forward.packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
     let mut q = lock(&egress.sendq);
