@@ -55,6 +55,12 @@ enum Command {
     /// Run a proxy (spec §7.3): forwards DATA and ERROR packets by their routing header
     /// alone, payload bytes unchanged, stamping the source (§7.4).
     Proxy(proxy_cli::ProxyArgs),
+    /// Run a local cluster in one process on loopback: one proxy, two echo nodes (ids 1
+    /// and 2) and N clients sending steady traffic to both nodes. Prints, once per
+    /// second, per route: packets/s and MB/s forwarded, refused packets, and the round
+    /// trip p50/p99 the clients measure. Runs until --seconds, Ctrl-C or the end of
+    /// standard input.
+    Cluster(proxy_cli::ClusterArgs),
     /// The transport engine against tokio + tokio-util (build with
     /// `--release --features cli,transport-bench`).
     #[cfg(feature = "transport-bench")]
@@ -109,6 +115,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => conformance_cli::conformance(*args),
         Command::Testee(args) => conformance_cli::testee(args),
         Command::Proxy(args) => proxy_cli::proxy(args),
+        Command::Cluster(args) => proxy_cli::cluster(args),
         #[cfg(feature = "transport-bench")]
         Command::Bench(args) => proxy_cli::bench(args),
     }
@@ -874,7 +881,7 @@ mod conformance_cli {
 mod proxy_cli {
     use std::collections::BTreeMap;
     use std::io::Write;
-    use std::net::{SocketAddr, ToSocketAddrs};
+    use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -921,6 +928,13 @@ mod proxy_cli {
         /// Plaintext TCP, without TLS. Must be chosen explicitly (spec §2).
         #[arg(long)]
         plaintext: bool,
+        /// Trust peer proxies at this IP address to stamp the source of what they forward
+        /// (X = 1) without a proxy certificate: the explicit local configuration of a
+        /// trusted link (spec §7.4), for plaintext links between proxies. Applies to
+        /// connections from and routes to that address. Repeatable. Only for peers on
+        /// loopback or a private network.
+        #[arg(long, value_name = "IP")]
+        trust_peer: Vec<IpAddr>,
         /// Shut down gracefully when standard input ends.
         #[arg(long)]
         stop_on_stdin_eof: bool,
@@ -982,6 +996,7 @@ mod proxy_cli {
             .ok_or_else(|| format!("bad --client-ids {}", args.client_ids))?;
         config.client_ids = lo..=hi;
         config.routes = routes(args)?;
+        config.trusted_peers = args.trust_peer.clone();
         if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
             let (cert, key) = (read_file(cert)?, read_file(key)?);
             let server = server_config(&cert, &key, None).map_err(|e| e.to_string())?;
@@ -1051,6 +1066,97 @@ mod proxy_cli {
             }
         }
         proxy.shutdown(Duration::from_secs(5));
+        ExitCode::SUCCESS
+    }
+
+    #[derive(Args)]
+    pub(crate) struct ClusterArgs {
+        /// Stop after this many seconds (default: run until Ctrl-C or the end of
+        /// standard input).
+        #[arg(long, value_name = "S")]
+        seconds: Option<u64>,
+        /// Clients connected to the proxy.
+        #[arg(long, value_name = "N", default_value_t = 2,
+              value_parser = clap::value_parser!(u16).range(1..=1000))]
+        clients: u16,
+        /// Payload bytes per packet (the first 8 carry the send time).
+        #[arg(long, value_name = "BYTES", default_value_t = 64,
+              value_parser = clap::value_parser!(u16).range(8..))]
+        size: u16,
+        /// Packets each client keeps in flight to each node.
+        #[arg(long, value_name = "N", default_value_t = 32,
+              value_parser = clap::value_parser!(u16).range(1..))]
+        window: u16,
+        /// TLS 1.3 with a throw-away test PKI (node and proxy identities, spec §10.2);
+        /// plaintext otherwise.
+        #[arg(long)]
+        tls: bool,
+    }
+
+    fn millis(d: Option<Duration>) -> String {
+        d.map_or_else(|| "-".into(), |d| format!("{:.3}ms", d.as_secs_f64() * 1e3))
+    }
+
+    pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
+        use fleetwire::transport::cluster::{Cluster, ClusterConfig, NODES, PROXY_ID};
+        let config = ClusterConfig {
+            clients: usize::from(args.clients),
+            size: usize::from(args.size),
+            window: usize::from(args.window),
+            tls: args.tls,
+        };
+        let mut cluster = match Cluster::start(config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("fleetwire cluster: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mode = if args.tls { "TLS 1.3" } else { "plaintext" };
+        println!(
+            "fleetwire cluster: proxy {PROXY_ID} on {} ({mode}), nodes {NODES:?}, {} clients, \
+             {}-byte payloads, {} in flight per client and node",
+            cluster.proxy().local_addr(),
+            args.clients,
+            args.size,
+            args.window
+        );
+        println!(
+            "{:>6}  {:<8} {:>11} {:>9} {:>10} {:>10} {:>8}",
+            "time", "route", "packets/s", "MB/s", "rtt p50", "rtt p99", "refused"
+        );
+        let _ = std::io::stdout().flush();
+        let stop = Arc::new(AtomicBool::new(false));
+        if args.seconds.is_none() {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                stop.store(true, Ordering::SeqCst);
+            });
+        }
+        let start = std::time::Instant::now();
+        let mut tick = 0u64;
+        while !stop.load(Ordering::SeqCst) && args.seconds.is_none_or(|s| tick < s) {
+            tick += 1;
+            let next = start + Duration::from_secs(tick);
+            while std::time::Instant::now() < next && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for r in cluster.report() {
+                println!(
+                    "{:>5}s  {:<8} {:>11.0} {:>9.3} {:>10} {:>10} {:>8}",
+                    tick,
+                    r.route.to_string(),
+                    r.packets_per_sec,
+                    r.mbytes_per_sec,
+                    millis(r.rtt_p50),
+                    millis(r.rtt_p99),
+                    r.refused
+                );
+            }
+            let _ = std::io::stdout().flush();
+        }
+        cluster.stop();
         ExitCode::SUCCESS
     }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use fleetwire::connection::{Config, Connection, Event, SendOptions};
 use fleetwire::node::{connect, serve, ClientOptions, ClientSecurity, NodeError, NodeOptions};
 use fleetwire::node::{NodeSecurity, Shutdown};
-use fleetwire::transport::proxy::{Proxy, ProxyConfig};
+use fleetwire::transport::proxy::{Proxy, ProxyConfig, RouteKey, RouteStats};
 use fleetwire::transport::{AppEvent, ConnId, Engine, EngineConfig, SendFlags, TlsOptions};
 use fleetwire::{check_preface, Packets};
 use fleetwire::{Codec, ErrorCode, Kind, Route, Status};
@@ -454,4 +454,415 @@ fn routing_table_loops_rejected() {
     proxy.shutdown(Duration::from_secs(2));
     stop.trigger();
     node.join().unwrap();
+}
+
+/// Waits until `proxy.route_stats()` equals `expected` (the egress IO threads add to
+/// the counters once per round), then compares them.
+fn assert_route_stats(proxy: &Proxy, expected: &BTreeMap<RouteKey, RouteStats>) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut stats = proxy.route_stats();
+    while stats != *expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+        stats = proxy.route_stats();
+    }
+    assert_eq!(stats, *expected);
+}
+
+/// Sends `count` packets of `size` bytes to `node` from an engine client.
+fn send_many(engine: &Engine, conn: ConnId, node: u16, count: usize, size: usize) {
+    for _ in 0..count {
+        let payload = Bytes::from(vec![0x5a; size]);
+        engine
+            .send(conn, Route::new(node, 1, 0), payload, SendFlags::default())
+            .unwrap();
+    }
+}
+
+/// Collects `messages` echoes and `errors` packet errors; returns the echoes' sources
+/// and payload sizes, and the errors' codes.
+fn collect_answers(
+    engine: &Engine,
+    messages: usize,
+    errors: usize,
+) -> (Vec<(u16, usize)>, Vec<ErrorCode>) {
+    let deadline = Instant::now() + DEADLINE;
+    let (mut got, mut codes, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    while got.len() < messages || codes.len() < errors {
+        assert!(
+            Instant::now() < deadline,
+            "got {} of {messages} echoes, {} of {errors} errors",
+            got.len(),
+            codes.len()
+        );
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            match e {
+                AppEvent::Message(m) => got.push((m.source, m.payload.len())),
+                AppEvent::PacketError { code, .. } => codes.push(code),
+                AppEvent::Closed { reason, .. } => panic!("closed: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    (got, codes)
+}
+
+#[test]
+fn route_stats_count_forwarded_and_refused_packets() {
+    let (a_addr, a_stop, a) = echo_node(2);
+    let (b_addr, b_stop, b) = echo_node(3);
+    let proxy = proxy(&[(2, a_addr), (3, b_addr)]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    send_many(&engine, conn, 2, 100, 10);
+    send_many(&engine, conn, 3, 40, 300);
+    send_many(&engine, conn, 77, 7, 5); // no route, outside the client range
+    send_many(&engine, conn, 65000, 3, 5); // a client id nobody holds
+    let (echoes, codes) = collect_answers(&engine, 140, 10);
+    assert_eq!(echoes.iter().filter(|(s, _)| *s == 2).count(), 100);
+    assert_eq!(codes, vec![ErrorCode::NO_ROUTE; 10]);
+
+    let node = |packets, bytes| RouteStats {
+        packets,
+        bytes,
+        ..RouteStats::default()
+    };
+    let expected: BTreeMap<RouteKey, RouteStats> = [
+        (RouteKey::Node(2), node(100, 1000)),
+        (RouteKey::Node(3), node(40, 12_000)),
+        // the echoes, back to the client
+        (
+            RouteKey::Clients,
+            RouteStats {
+                no_route: 3,
+                ..node(140, 13_000)
+            },
+        ),
+        (
+            RouteKey::Unrouted,
+            RouteStats {
+                no_route: 7,
+                ..RouteStats::default()
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_route_stats(&proxy, &expected);
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(2));
+    for (stop, t) in [(a_stop, a), (b_stop, b)] {
+        stop.trigger();
+        t.join().unwrap();
+    }
+}
+
+/// Collects packet errors for a while after the expected ones: there must be no more.
+fn assert_no_more_errors(engine: &Engine) {
+    let until = Instant::now() + Duration::from_millis(300);
+    let mut events = Vec::new();
+    while Instant::now() < until {
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            assert!(
+                !matches!(e, AppEvent::PacketError { .. } | AppEvent::Message(_)),
+                "unexpected {e:?}"
+            );
+        }
+    }
+}
+
+// trace: route.egress-closed
+#[test]
+fn packets_queued_for_a_closed_egress_answered_unreachable() {
+    const SENT: usize = 20;
+    const SIZE: usize = 8;
+    let node_listener = TcpListener::bind(local()).unwrap();
+    let proxy = proxy(&[(5, node_listener.local_addr().unwrap())]);
+    let (sock, _) = node_listener.accept().unwrap();
+    drop(node_listener); // the proxy's reconnection attempts fail from now on
+                         // a node that grants credit for 4 packets and never grants more: the rest stay
+                         // queued in the proxy
+    let mut config = Config {
+        trust_source: true,
+        ..Config::node(5)
+    };
+    config.limits.initial_credit_packets = 4;
+    let mut node = Raw::new(sock, config);
+    node.event(|e| matches!(e, Event::Established { .. }));
+
+    let (engine, conn) = engine_client(proxy.local_addr());
+    send_many(&engine, conn, 5, SENT, SIZE);
+    let egress = proxy.route_conn(5).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        assert!(Instant::now() < deadline, "the proxy never queued the rest");
+        node.pump();
+        let queued = proxy.engine().stats(egress).unwrap().send_queue_packets;
+        if wire_data(&node.got).len() == 4 && queued == (SENT - 4) as u64 {
+            break;
+        }
+    }
+    // the node goes away with 16 packets queued for it in the proxy
+    let delivered = wire_data(&node.got).len();
+    drop(node);
+    let (echoes, codes) = collect_answers(&engine, 0, SENT - delivered);
+    assert!(echoes.is_empty());
+    assert_eq!(codes, vec![ErrorCode::UNREACHABLE; SENT - delivered]);
+    assert_no_more_errors(&engine);
+    assert_eq!(delivered + codes.len(), SENT, "delivered + answered = sent");
+    let stats = proxy.route_stats()[&RouteKey::Node(5)];
+    assert_eq!(
+        stats,
+        RouteStats {
+            packets: delivered as u64,
+            bytes: (delivered * SIZE) as u64,
+            no_route: 0,
+            unreachable: (SENT - delivered) as u64,
+        }
+    );
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+// trace: route.no-route
+#[test]
+fn every_packet_to_a_dead_route_answered_unreachable() {
+    // a route to a port where nobody listens: its connection fails, again and again.
+    // Each packet is refused by the ingress (no connection, or a closed queue) or
+    // queued and answered when the connection attempt fails: one ERROR each.
+    const SENT: usize = 12;
+    let dead = TcpListener::bind(local()).unwrap().local_addr().unwrap();
+    let proxy = proxy(&[(5, dead)]);
+    let (engine, conn) = engine_client(proxy.local_addr());
+    for _ in 0..SENT {
+        send_many(&engine, conn, 5, 1, 3);
+        thread::sleep(Duration::from_millis(50)); // across reconnection attempts
+    }
+    let (_, codes) = collect_answers(&engine, 0, SENT);
+    assert_eq!(codes, vec![ErrorCode::UNREACHABLE; SENT]);
+    assert_no_more_errors(&engine);
+    let expected = RouteStats {
+        unreachable: SENT as u64,
+        ..RouteStats::default()
+    };
+    assert_eq!(proxy.route_stats()[&RouteKey::Node(5)], expected);
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// Waits for the engine client's handshake; returns the id its proxy attributed to it.
+fn attributed_id(engine: &Engine) -> u16 {
+    let deadline = Instant::now() + DEADLINE;
+    let mut events = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "no handshake");
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            if let AppEvent::Connected { peer, .. } = e {
+                return peer.attributed_id;
+            }
+        }
+    }
+}
+
+/// Client → proxy A (10) → proxy B (11) → echo node 2 and back, over plaintext on
+/// loopback. A attributes client ids from 40000; B routes the client's id back to A.
+/// With `trust`, each proxy lists 127.0.0.1 in `trusted_peers`. Returns the client's
+/// id, the echo's source and route if one came back within 2 s, and how many packets B
+/// forwarded to node 2.
+fn through_two_proxies(trust: bool) -> (u16, Option<(u16, Route)>, u64) {
+    let (node_addr, stop, node) = echo_node(2);
+    let trusted = if trust {
+        vec!["127.0.0.1".parse().unwrap()]
+    } else {
+        Vec::new()
+    };
+    let mut b_config = ProxyConfig::new(11, local());
+    b_config.client_ids = 50000..=50099;
+    b_config.routes.insert(2, node_addr);
+    b_config.trusted_peers = trusted.clone();
+    let b = Proxy::start(b_config).unwrap();
+    let mut a_config = ProxyConfig::new(10, local());
+    a_config.client_ids = 40000..=40099;
+    a_config.routes.insert(2, b.local_addr());
+    a_config.trusted_peers = trusted;
+    let a = Proxy::start(a_config).unwrap();
+
+    let (engine, conn) = engine_client(a.local_addr());
+    let me = attributed_id(&engine);
+    assert!((40000..=40099).contains(&me), "attributed id {me}");
+    let back: BTreeMap<u16, SocketAddr> = [(2, node_addr), (me, a.local_addr())].into();
+    b.set_routes(&back).unwrap();
+    engine
+        .send(
+            conn,
+            Route::new(2, 7, 3),
+            Bytes::from_static(b"two hops"),
+            SendFlags::default(),
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut events = Vec::new();
+    let mut echo = None;
+    while echo.is_none() && Instant::now() < deadline {
+        engine.recv_batch(&mut events, Duration::from_millis(50));
+        for e in events.drain(..) {
+            match e {
+                AppEvent::Message(m) => {
+                    assert_eq!(&m.payload[..], b"two hops");
+                    echo = Some((m.source, m.route));
+                }
+                AppEvent::PacketError { code, .. } => panic!("packet error {code}"),
+                _ => {}
+            }
+        }
+    }
+    let forwarded = b.route_stats()[&RouteKey::Node(2)].packets;
+    drop(engine);
+    a.shutdown(Duration::from_secs(1));
+    b.shutdown(Duration::from_secs(1));
+    stop.trigger();
+    node.join().unwrap();
+    (me, echo, forwarded)
+}
+
+// trace: src.trust, src.stamp
+#[test]
+fn two_proxies_over_plaintext_trust_each_other_when_configured() {
+    let (me, echo, forwarded) = through_two_proxies(true);
+    // the node saw the client's id as stamped by A and relayed by B, answered it, and
+    // the client sees node 2 as the source, as stamped by B and relayed by A
+    assert_eq!(echo, Some((2, Route::new(me, 7, 3))));
+    assert_eq!(forwarded, 1);
+}
+
+// trace: src.trust
+#[test]
+fn two_proxies_over_plaintext_refuse_stamps_without_trust() {
+    // B does not honour A's stamp (SOURCE_FORGED closes the link): nothing reaches the
+    // node, nothing comes back
+    let (_, echo, forwarded) = through_two_proxies(false);
+    assert_eq!((echo, forwarded), (None, 0));
+}
+
+/// The `fleetwire proxy` and `fleetwire cluster` commands, run as the built binary.
+#[cfg(feature = "cli")]
+mod cli {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Output, Stdio};
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// Waits for `child` to exit by itself, at most `limit`; kills it otherwise. (Its
+    /// output is small: it fits in the pipes while we wait.)
+    fn output_within(mut child: Child, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("fleetwire did not exit within {limit:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    // trace: route.stamp
+    #[test]
+    fn proxy_command_forwards_and_exits_cleanly_on_stdin_eof() {
+        let (node_addr, stop, node) = echo_node(1);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+            .args(["proxy", "--plaintext", "--listen", "127.0.0.1:0"])
+            .args(["--node-id", "100", "--route", &format!("1={node_addr}")])
+            .arg("--stop-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fleetwire proxy");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(DEADLINE).expect("no 'listening on' line");
+        // fleetwire proxy 100 listening on 127.0.0.1:PORT (plaintext), 1 routes
+        let addr: SocketAddr = line
+            .split_once(" listening on ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        assert!(line.contains("(plaintext), 1 routes"), "{line}");
+
+        let mut client = connect(addr, client_options()).unwrap();
+        client
+            .send(
+                Route::new(1, 7, 3),
+                b"via the binary",
+                SendOptions::default(),
+            )
+            .unwrap();
+        let echo = client.recv().unwrap();
+        assert_eq!(&echo.payload[..], b"via the binary");
+        assert_eq!(echo.source, 1);
+        assert_eq!(client.close().unwrap().code, ErrorCode::NO_ERROR);
+
+        drop(child.stdin.take()); // end of standard input: a graceful stop
+        let out = output_within(child, DEADLINE);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+        stop.trigger();
+        node.join().unwrap();
+    }
+
+    /// Runs `fleetwire cluster ARGS`; returns, per node id, the packets/s of its rows.
+    fn cluster(args: &[&str]) -> BTreeMap<u16, Vec<f64>> {
+        let child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+            .arg("cluster")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fleetwire cluster");
+        let out = output_within(child, Duration::from_secs(30));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        // "    1s  node 1          57835     3.701    0.645ms    5.708ms        0"
+        let mut rows: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
+        for line in stdout.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [time, "node", id, rate, ..] = fields[..] {
+                assert!(time.ends_with('s'), "{line}");
+                let rate: f64 = rate.parse().unwrap_or_else(|_| panic!("{line}"));
+                rows.entry(id.parse().unwrap()).or_default().push(rate);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn cluster_command_reports_traffic_to_both_nodes() {
+        let rows = cluster(&["--seconds", "2"]);
+        assert_eq!(rows.keys().copied().collect::<Vec<u16>>(), vec![1, 2]);
+        for (node, rates) in &rows {
+            assert_eq!(rates.len(), 2, "one row per second for node {node}");
+            assert!(rates.iter().any(|r| *r > 0.0), "node {node}: {rates:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_command_over_tls() {
+        let rows = cluster(&["--seconds", "1", "--tls", "--clients", "3"]);
+        assert_eq!(rows.keys().copied().collect::<Vec<u16>>(), vec![1, 2]);
+        assert!(
+            rows.values().all(|r| r.len() == 1 && r[0] > 0.0),
+            "{rows:?}"
+        );
+    }
 }

@@ -569,6 +569,40 @@ fn native_handler_messages_never_reach_the_app_queue() {
     assert_eq!((st.handled_natively, st.packets_in), (1000, 1010));
 }
 
+#[test]
+fn native_handler_reply_written_in_the_round_that_produced_it() {
+    let _fds = shared();
+    // no PINGs: nothing but the request itself wakes the server's connection, so a
+    // reply left for a later round would wait for the keepalive timer
+    let quiet = EngineConfig {
+        ping_interval: None,
+        ..EngineConfig::default()
+    };
+    let plain = || TlsOptions::Plaintext;
+    let (client, c, server, _) = pair_with(quiet.clone(), quiet, plain(), plain());
+    server.register_handler(
+        7,
+        Box::new(|m, reply| reply.send(m.route, m.payload.clone(), SendFlags::default())),
+    );
+    std::thread::sleep(Duration::from_millis(20)); // next IO round picks it up
+    for i in 0..5u32 {
+        let start = Instant::now();
+        let payload = Bytes::copy_from_slice(&i.to_be_bytes());
+        client
+            .send(
+                c,
+                Route::new(0, 7, 0),
+                payload.clone(),
+                SendFlags::default(),
+            )
+            .unwrap();
+        let ev = recv_until(&client, 10, |e| matches!(e, AppEvent::Message(_)));
+        assert_eq!(messages(&ev)[0].payload, payload);
+        let rtt = start.elapsed();
+        assert!(rtt < Duration::from_secs(2), "echo {i} took {rtt:?}");
+    }
+}
+
 /// Needs the tokio timer and `join!` that feature `transport-bench` enables.
 #[cfg(feature = "transport-bench")]
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use super::io::{Ctx, NewConn, Scratch};
-use super::proxy::{enqueue, Lookup};
+use super::proxy::{bounce, route, Forwarded, RouteCell};
 use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
 use super::stats::Counters;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
@@ -19,7 +19,6 @@ use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
 use crate::control::Role;
 use crate::error::ErrorCode;
 use crate::header::Kind;
-use crate::packet::Packet;
 use crate::tls::TlsEndpoint;
 
 /// Socket reads per round before other connections get their turn.
@@ -63,10 +62,15 @@ pub(crate) struct ConnIo {
     pending: Vec<Outgoing>,
     head: usize,
     /// (Proxy.) Forwarded packets taken from the queue, from `fhead` on still unwritten.
-    forwards: Vec<Packet>,
+    forwards: Vec<Forwarded>,
     fhead: usize,
     /// (Proxy.) The client id attributed to the peer (routed back to it), 0 for none.
     attributed: u16,
+    /// (Proxy.) The counters of the route this connection serves, and what this round
+    /// wrote for it (added to the cell once per round).
+    route: Option<Arc<RouteCell>>,
+    route_packets: u64,
+    route_bytes: u64,
     replies: std::collections::VecDeque<Outgoing>,
     done_packets: usize,
     done_bytes: usize,
@@ -94,9 +98,15 @@ impl ConnIo {
         };
         // (Proxy.) An accepted peer gets a client id that routes back to it (§7.4)
         let mut attributed = 0;
+        let mut route = new.route;
         if let (true, Some(routes)) = (new.server, inner.routes.as_ref()) {
             attributed = routes.attribute(&new.shared);
             template.peer_id = attributed;
+            route = Some(routes.client_cell.clone());
+        }
+        // (Proxy.) spec §7.4 [[src.trust]]: a link configured locally as trusted
+        if inner.routes.as_ref().is_some_and(|r| r.trusts(new.peer)) {
+            template.trust_source = true;
         }
         let _ = new.sock.set_nodelay(true);
         let (conn, template) = match new.tls {
@@ -127,6 +137,9 @@ impl ConnIo {
             forwards: Vec::new(),
             fhead: 0,
             attributed,
+            route,
+            route_packets: 0,
+            route_bytes: 0,
             replies: Default::default(),
             done_packets: 0,
             done_bytes: 0,
@@ -193,6 +206,11 @@ impl ConnIo {
         self.timers(ctx);
         self.drain_sends(s, ctx);
         self.deliver(s, ctx);
+        if !self.replies.is_empty() {
+            // native handlers' replies go out with this round's write, not whenever
+            // the next event happens to wake the connection
+            self.drain_sends(s, ctx);
+        }
         self.transmit(s);
         if self.phase == Phase::Open && (self.eof || self.broken.is_some()) {
             let drained = self.conn.as_ref().is_none_or(|c| c.peek_event().is_none());
@@ -205,6 +223,7 @@ impl ConnIo {
 
     fn finish_round(&mut self, ctx: &Ctx<'_>) {
         self.shared.stats.publish(&self.counters);
+        self.publish_route();
         let mut d = self.conn.as_ref().and_then(|c| c.poll_timeout());
         for extra in [self.next_ping, self.close_by] {
             d = match (d, extra) {
@@ -220,6 +239,18 @@ impl ConnIo {
         }
         self.deadline = d;
         let _ = ctx;
+    }
+
+    /// (Proxy.) Adds this round's forwarded packets to the route's counters.
+    fn publish_route(&mut self) {
+        if self.route_packets == 0 {
+            return;
+        }
+        if let Some(cell) = &self.route {
+            cell.add_forwarded(self.route_packets, self.route_bytes);
+        }
+        self.route_packets = 0;
+        self.route_bytes = 0;
     }
 
     fn check_connected(&mut self) -> bool {
@@ -354,10 +385,12 @@ impl ConnIo {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
+        let mut bounced = Vec::new();
         if self.sched && conn.is_established() {
             self.sched = false;
             let mut q = lock(&self.shared.sendq);
             q.scheduled = false;
+            std::mem::swap(&mut bounced, &mut q.bounced);
             if self.head == self.pending.len() {
                 self.pending.clear();
                 self.head = 0;
@@ -373,6 +406,11 @@ impl ConnIo {
                 self.forwards.append(&mut q.forwards);
             }
         }
+        // (Proxy.) spec §7.3 [[route.egress-closed]]: packets we forwarded whose egress
+        // connection closed before writing them, answered to their source (§5.7)
+        for received in &bounced {
+            conn.report_unroutable(received, ErrorCode::UNREACHABLE);
+        }
         self.more_sends = false;
         let mut round = 0usize;
         // (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order
@@ -384,11 +422,13 @@ impl ConnIo {
             if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER {
                 break;
             }
-            let p = &self.forwards[self.fhead];
+            let p = &self.forwards[self.fhead].packet;
             match conn.forward(p) {
                 Ok(()) if p.header.kind == Kind::Data => {
                     self.counters.packets_out += 1;
                     self.counters.payload_out += p.payload.len() as u64;
+                    self.route_packets += 1;
+                    self.route_bytes += p.payload.len() as u64;
                 }
                 Ok(()) => {}
                 Err(
@@ -576,18 +616,15 @@ impl ConnIo {
                 Event::Forward { packet, received } => {
                     // spec §7.3: by the routing header alone; the packet is already
                     // stamped (§7.4) and its payload is never decoded here
-                    let code = match ctx.routes.map(|t| t.lookup(packet.header.route.node)) {
-                        Some(Lookup::Egress(egress)) => match enqueue(inner, egress, packet) {
-                            Ok(()) => {
-                                self.counters.forwarded += 1;
-                                continue;
-                            }
-                            Err(()) => ErrorCode::UNREACHABLE,
-                        },
-                        Some(Lookup::Unreachable) => ErrorCode::UNREACHABLE,
-                        Some(Lookup::NoRoute) | None => ErrorCode::NO_ROUTE,
+                    let forward = Forwarded {
+                        packet,
+                        received,
+                        from: self.id,
                     };
-                    conn.report_unroutable(&received, code);
+                    match route(inner, ctx.routes, forward) {
+                        Ok(()) => self.counters.forwarded += 1,
+                        Err(code) => conn.report_unroutable(&received, code),
+                    }
                 }
                 Event::Closed {
                     code,
@@ -723,18 +760,29 @@ impl ConnIo {
         if std::mem::replace(&mut self.reported, true) {
             return;
         }
-        let queued = {
+        let (queued, forwards) = {
             let mut q = lock(&self.shared.sendq);
             q.closed = true;
             let waker = q.waker.take();
             let n = q.items.len() + (self.pending.len() - self.head);
+            let forwards = std::mem::take(&mut q.forwards);
             drop(q);
             self.shared.send_cv.notify_all();
             if let Some(w) = waker {
                 w.wake();
             }
-            n as u64
+            (n as u64, forwards)
         };
+        // (Proxy.) spec §7.3 [[route.egress-closed]]: forwarded packets never written
+        // go back to their ingress connections, to be answered UNREACHABLE; no more
+        // are accepted (the queue is closed)
+        let unwritten = self.forwards.drain(self.fhead..).chain(forwards);
+        let bounced = bounce(ctx.inner, unwritten);
+        self.forwards.clear();
+        self.fhead = 0;
+        if let (true, Some(cell)) = (bounced > 0, &self.route) {
+            cell.add_unreachable(bounced);
+        }
         let unconfirmed = self.data_sent.saturating_sub(delivered.unwrap_or(0));
         if queued + unconfirmed > 0 {
             s.out.push(AppEvent::Undelivered {
@@ -754,6 +802,7 @@ impl ConnIo {
             delivered,
         });
         self.shared.stats.publish(&self.counters);
+        self.publish_route();
         lock(&ctx.inner.conns).remove(&self.id);
         if let Some(routes) = ctx.inner.routes.as_ref() {
             routes.release(self.attributed, self.id);

@@ -12,7 +12,7 @@ use mio::{Poll, Waker};
 
 use super::handler::{Handler, HandlerTable};
 use super::io::{Command, IoThread, NewConn, WAKER};
-use super::proxy::RouteState;
+use super::proxy::{RouteCell, RouteState};
 use super::shared::{
     lock, AppQueue, ConnMap, ConnShared, Inbox, Inner, IoHandle, QUEUE_ENTRY_OVERHEAD,
 };
@@ -172,6 +172,17 @@ impl Engine {
     /// assert!(engine.stats(conn).is_some());
     /// ```
     pub fn connect(&self, addr: SocketAddr, tls: TlsOptions) -> io::Result<ConnId> {
+        self.connect_routed(addr, tls, None)
+    }
+
+    /// (Proxy.) [`connect`](Engine::connect) for a route, whose forwarded packets the
+    /// connection counts in `route`.
+    pub(crate) fn connect_routed(
+        &self,
+        addr: SocketAddr,
+        tls: TlsOptions,
+        route: Option<Arc<RouteCell>>,
+    ) -> io::Result<ConnId> {
         let tls = match tls {
             TlsOptions::Plaintext => None,
             TlsOptions::Client {
@@ -193,6 +204,8 @@ impl Engine {
             tls,
             connecting: true,
             server: false,
+            peer: addr,
+            route,
         };
         self.inner.io[thread].command(Command::Adopt(Box::new(new)));
         Ok(id)

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::conn::ConnIo;
 use super::handler::SharedHandler;
-use super::proxy::Table;
+use super::proxy::{RouteCell, Table};
 use super::shared::{lock, ConnShared, Inner};
 use super::types::{AppEvent, ConnId};
 use crate::tls::TlsEndpoint;
@@ -47,6 +48,10 @@ pub(crate) struct NewConn {
     pub(crate) tls: Option<TlsEndpoint>,
     pub(crate) connecting: bool,
     pub(crate) server: bool,
+    /// The peer's address: accepted from, or connecting to.
+    pub(crate) peer: SocketAddr,
+    /// (Proxy.) The counters of the route this connection serves.
+    pub(crate) route: Option<Arc<RouteCell>>,
 }
 
 /// Reused buffers of one IO thread.
@@ -290,6 +295,8 @@ impl IoThread {
                 tls,
                 connecting: false,
                 server: true,
+                peer: peer_addr,
+                route: None,
             };
             if thread == self.index {
                 self.adopt(new);

@@ -24,7 +24,11 @@
 //!   a slow consumer stops the IO thread from taking packets, so no credit is granted
 //!   back and the peer's sender slows (spec §8).
 //! - **Stats** per connection ([`Engine::stats`]): packets and bytes on the wire and
-//!   before compression, queue depths, RTT from PING/PONG, errors by code.
+//!   before compression, queue depths, RTT from PING/PONG, errors by code; per route of
+//!   a proxy ([`proxy::Proxy::route_stats`]).
+//! - **Local cluster** ([`cluster::Cluster`], `fleetwire cluster`): a proxy, two echo
+//!   nodes and clients in one process on loopback, with per-route throughput and
+//!   round-trip latency.
 //!
 //! With feature `transport-async`: [`EventStream`] and [`MessageSink`] (a
 //! `futures_core::Stream` and a `futures_sink::Sink`) for tokio users, and
@@ -55,6 +59,7 @@
 //! }
 //! ```
 
+pub mod cluster;
 mod config;
 mod conn;
 mod engine;

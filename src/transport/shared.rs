@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use super::handler::HandlerTable;
 use super::io::Command;
-use super::proxy::RouteState;
+use super::proxy::{Forwarded, RouteState};
 use super::stats::StatsCell;
 use super::types::{AppEvent, ConnId, Outgoing};
 use super::EngineConfig;
-use crate::packet::Packet;
+use crate::header::Header;
 
 /// Bytes charged per queued message on top of its payload (bookkeeping, so that empty
 /// messages also count against the byte budgets).
@@ -54,7 +54,11 @@ pub(crate) struct SendQueue {
     pub(crate) items: Vec<Outgoing>,
     /// (Proxy.) Packets forwarded from other connections, header and payload as they
     /// are written (spec §7.3); drained before `items`, in order.
-    pub(crate) forwards: Vec<Packet>,
+    pub(crate) forwards: Vec<Forwarded>,
+    /// (Proxy.) Headers, as received here, of packets this connection forwarded whose
+    /// egress connection closed before writing them: each is answered with ERROR
+    /// UNREACHABLE on this connection (spec §7.3 `[[route.egress-closed]]`).
+    pub(crate) bounced: Vec<Header>,
     /// Messages accepted and not yet written to the connection (here and on the IO
     /// thread's side), and their charged bytes: the bound.
     pub(crate) packets: usize,
