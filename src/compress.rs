@@ -164,9 +164,7 @@ impl Decompressor {
     /// let _d = fleetwire::compress::Decompressor::new();
     /// ```
     pub fn new() -> Decompressor {
-        Decompressor {
-            inflater: None,
-        }
+        Decompressor { inflater: None }
     }
 
     /// Decompresses one `codec` payload and appends the result to `out`.
@@ -260,7 +258,6 @@ impl Decompressor {
             }
         }
     }
-
 }
 
 /// One inflate call; returns its status and the number of bytes written to `dst`.
