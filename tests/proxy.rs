@@ -650,6 +650,52 @@ fn every_packet_to_a_dead_route_answered_unreachable() {
     proxy.shutdown(Duration::from_secs(1));
 }
 
+// trace: route.no-route
+#[test]
+fn packets_too_large_for_the_next_hop_answered_unreachable() {
+    // the node takes payloads of at most 1024 bytes; the client's limit is 65535
+    let node_listener = TcpListener::bind(local()).unwrap();
+    let proxy = proxy(&[(5, node_listener.local_addr().unwrap())]);
+    let (sock, _) = node_listener.accept().unwrap();
+    let mut config = Config {
+        trust_source: true,
+        ..Config::node(5)
+    };
+    config.limits.max_payload = 1024;
+    let mut node = Raw::new(sock, config);
+    node.event(|e| matches!(e, Event::Established { .. }));
+    let (engine, conn) = engine_client(proxy.local_addr());
+    // at the limit, limit + 1, small, limit + 1, at the limit: in this order
+    for size in [1024, 1025, 10, 1025, 1024] {
+        send_many(&engine, conn, 5, 1, size);
+    }
+    let (_, codes) = collect_answers(&engine, 0, 2);
+    assert_eq!(codes, vec![ErrorCode::UNREACHABLE; 2]);
+    let deadline = Instant::now() + DEADLINE;
+    while wire_data(&node.got).len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the node got {:?}",
+            wire_data(&node.got)
+        );
+        node.pump();
+    }
+    let sizes: Vec<usize> = wire_data(&node.got).iter().map(|(_, p)| p.len()).collect();
+    assert_eq!(sizes, [1024, 10, 1024]);
+    assert_no_more_errors(&engine);
+    let expected = RouteStats {
+        packets: 3,
+        bytes: 2058,
+        no_route: 0,
+        unreachable: 2,
+    };
+    let mut all: BTreeMap<RouteKey, RouteStats> = proxy.route_stats();
+    all.insert(RouteKey::Node(5), expected);
+    assert_route_stats(&proxy, &all);
+    drop(engine);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
 /// Waits for the engine client's handshake; returns the id its proxy attributed to it.
 fn attributed_id(engine: &Engine) -> u16 {
     let deadline = Instant::now() + DEADLINE;

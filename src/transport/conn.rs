@@ -413,6 +413,7 @@ impl ConnIo {
         }
         self.more_sends = false;
         let mut round = 0usize;
+        let mut refused = Vec::new();
         // (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order
         while self.fhead < self.forwards.len() {
             if round >= ROUND_BYTES {
@@ -436,8 +437,9 @@ impl ConnIo {
                     | ConnSendError::NotEstablished
                     | ConnSendError::Closing,
                 ) => break,
-                // too large for this peer, or not routable: dropped
-                Err(_) => {}
+                // spec §7.3 [[route.no-route]]: the next hop cannot take it (larger than
+                // its max_payload): back to the ingress, answered UNREACHABLE
+                Err(_) => refused.push(self.forwards[self.fhead].clone()),
             }
             round += p.payload.len() + 16;
             self.done_packets += 1;
@@ -447,6 +449,12 @@ impl ConnIo {
         if self.fhead == self.forwards.len() {
             self.forwards.clear();
             self.fhead = 0;
+        }
+        if !refused.is_empty() {
+            let bounced = bounce(ctx.inner, refused);
+            if let (true, Some(cell)) = (bounced > 0, &self.route) {
+                cell.add_unreachable(bounced);
+            }
         }
         while let Some(o) = self.replies.front() {
             match conn.send_data(o.route, &o.payload, o.flags.options()) {

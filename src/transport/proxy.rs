@@ -241,6 +241,7 @@ impl RouteState {
 
 /// A packet queued for an egress connection, with what its ingress connection needs to
 /// answer it should it never be written (spec §7.3 `[[route.egress-closed]]`).
+#[derive(Clone)]
 pub(crate) struct Forwarded {
     /// The packet, stamped (§7.4), as it is written.
     pub(crate) packet: Packet,
