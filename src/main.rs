@@ -289,6 +289,10 @@ mod node_cli {
         /// Preferred codec for echoed DATA, when the peer announced it (spec §9.2).
         #[arg(long, value_enum, default_value = "none")]
         echo_codec: CodecArg,
+        /// Trust a proxy connecting from this IP address to stamp sources (spec §7.4),
+        /// e.g. a plaintext `fleetwire proxy` on this host. Repeatable.
+        #[arg(long, value_name = "IP")]
+        trust_peer: Vec<std::net::IpAddr>,
     }
 
     #[derive(Clone, Copy, ValueEnum)]
@@ -344,6 +348,7 @@ mod node_cli {
         let mut opts = NodeOptions::new(args.node_id, security);
         opts.echo_codec = args.echo_codec.into();
         opts.max_conns = args.max_conns;
+        opts.trusted_peers = args.trust_peer.clone();
         opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
         if args.stop_on_stdin_eof {
             let stop = opts.shutdown.clone();

@@ -865,6 +865,77 @@ mod cli {
         node.join().unwrap();
     }
 
+    /// Spawns `fleetwire ARGS --stop-on-stdin-eof`; returns it and the address of its
+    /// "... listening on ADDR ..." line.
+    fn spawn_listening(args: &[&str]) -> (Child, SocketAddr) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+            .args(args)
+            .arg("--stop-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fleetwire");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(DEADLINE).expect("no 'listening on' line");
+        let addr = line
+            .split_once(" listening on ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        (child, addr)
+    }
+
+    // trace: src.trust
+    #[test]
+    fn node_command_behind_proxy_command_over_a_trusted_plaintext_link() {
+        let (mut node, node_addr) = spawn_listening(&[
+            "node",
+            "--plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "1",
+            "--trust-peer",
+            "127.0.0.1",
+        ]);
+        let route = format!("1={node_addr}");
+        let (mut proxy, proxy_addr) = spawn_listening(&[
+            "proxy",
+            "--plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "100",
+            "--route",
+            &route,
+        ]);
+        let mut client = connect(proxy_addr, client_options()).unwrap();
+        for i in 0..3u8 {
+            client
+                .send(Route::new(1, 7, i), &[i; 40], SendOptions::default())
+                .unwrap();
+            let echo = client.recv().unwrap();
+            assert_eq!((&echo.payload[..], echo.source), (&[i; 40][..], 1));
+        }
+        assert_eq!(client.close().unwrap().code, ErrorCode::NO_ERROR);
+        for child in [&mut proxy, &mut node] {
+            drop(child.stdin.take());
+        }
+        for child in [proxy, node] {
+            let out = output_within(child, DEADLINE);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+            assert!(!stderr.contains("SOURCE_FORGED"), "{stderr}");
+        }
+    }
+
     /// Runs `fleetwire cluster ARGS`; returns, per node id, the packets/s of its rows.
     fn cluster(args: &[&str]) -> BTreeMap<u16, Vec<f64>> {
         let child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))

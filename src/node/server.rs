@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -58,6 +58,18 @@ pub struct NodeOptions {
     pub log: Option<LogFn>,
     /// Triggers a graceful shutdown: GOAWAY NO_ERROR on every connection (spec §6.4).
     pub shutdown: Shutdown,
+    /// Addresses whose connections are trusted proxy links (spec §7.4 `[[src.trust]]`:
+    /// "explicit local configuration of a trusted link"): a peer connecting from one of
+    /// them that announces role proxy may stamp sources. For plaintext links on
+    /// loopback or a private network; over TLS a `fleetwire:proxy:<id>` certificate
+    /// authenticates a proxy without it.
+    ///
+    /// ```
+    /// use fleetwire::node::{NodeOptions, NodeSecurity};
+    /// let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    /// opts.trusted_peers.push("127.0.0.1".parse().unwrap()); // a proxy on this host
+    /// ```
+    pub trusted_peers: Vec<IpAddr>,
 }
 
 impl NodeOptions {
@@ -76,6 +88,7 @@ impl NodeOptions {
             max_conns: None,
             log: None,
             shutdown: Shutdown::new(),
+            trusted_peers: Vec::new(),
         }
     }
 }
@@ -88,6 +101,7 @@ impl fmt::Debug for NodeOptions {
             .field("echo_codec", &self.echo_codec)
             .field("max_conns", &self.max_conns)
             .field("log", &self.log.is_some())
+            .field("trusted_peers", &self.trusted_peers)
             .finish_non_exhaustive()
     }
 }
@@ -258,7 +272,7 @@ fn serve_connection(sock: TcpStream, peer: SocketAddr, id: usize, opts: &NodeOpt
     };
     log(format!("conn {id} open from {peer} ({transport})"));
     let mut stats = Counters::default();
-    let result = run_connection(sock, opts, &mut stats);
+    let result = run_connection(sock, peer, opts, &mut stats);
     let who = stats
         .peer
         .map_or_else(String::new, |p| format!(" peer {p}"));
@@ -295,12 +309,15 @@ impl fmt::Display for PeerLabel {
 /// Handshakes, then echoes until the connection closes.
 fn run_connection(
     sock: TcpStream,
+    peer: SocketAddr,
     opts: &NodeOptions,
     stats: &mut Counters,
 ) -> Result<CloseInfo, NodeError> {
     let clock = Clock::new();
     let handshake = Duration::from_millis(opts.config.limits.handshake_timeout_ms);
     let mut config = opts.config.clone();
+    // spec §7.4 [[src.trust]]: a link configured as trusted
+    config.trust_source |= opts.trusted_peers.contains(&peer.ip());
     let io = match &opts.security {
         NodeSecurity::Plaintext => Transport::new(sock, None)?,
         NodeSecurity::Tls {
