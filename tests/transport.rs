@@ -708,3 +708,65 @@ fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
     );
     assert_eq!(none.len(), 1);
 }
+
+/// Regression: with sends left queued because unwritten output was above the
+/// high-water mark, a round that then wrote everything out scheduled no further round
+/// (no socket event follows a write the socket took whole): the sender stalled for good
+/// with thousands of messages queued. Seen with two IO threads and 1 KiB messages.
+#[test]
+fn sends_left_at_the_write_high_water_mark_are_taken_up() {
+    let _fds = shared();
+    let mut cfg = EngineConfig {
+        io_threads: 2,
+        ping_interval: None,
+        // any unwritten byte holds the sends back: every writable event that finds
+        // some left over (and writes it out) is the case
+        write_high_water: 0,
+        ..EngineConfig::default()
+    };
+    // a window wide enough for the sender to fill its socket
+    for c in [&mut cfg.client, &mut cfg.server] {
+        c.limits.initial_credit_packets = 64 * 1024;
+        c.limits.initial_credit_bytes = 32 * 1024 * 1024;
+    }
+    cfg.recv_budget_bytes = 64 * 1024 * 1024;
+    let engine = Engine::new(cfg).unwrap();
+    let l = engine.listen(local(), TlsOptions::Plaintext).unwrap();
+    let tx = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    let mut connected = 0;
+    recv_until(&engine, 10, |e| {
+        connected += usize::from(matches!(e, AppEvent::Connected { .. }));
+        connected == 2
+    });
+    let payload = Bytes::from(vec![7u8; 1024]);
+    let n = 100_000;
+    let (mut sent, mut received) = (0, 0);
+    let (mut out, mut batch) = (Vec::new(), Vec::new());
+    let mut progress = Instant::now();
+    while received < n {
+        // fill the send queue: a full queue takes nothing, so no new send wakes the
+        // IO thread; only the IO thread itself can take the queued sends up again
+        loop {
+            while sent + out.len() < n && out.len() < 256 {
+                out.push(Outgoing::new(Route::new(0, 1, 0), payload.clone()));
+            }
+            sent += engine.send_many(tx, &mut out).unwrap();
+            if !out.is_empty() || sent == n {
+                break;
+            }
+        }
+        engine.recv_batch(&mut batch, Duration::from_millis(20));
+        let before = received;
+        received += messages(&batch).len();
+        batch.clear();
+        if received > before {
+            progress = Instant::now();
+        }
+        assert!(
+            progress.elapsed() < Duration::from_secs(5),
+            "stalled: sent {sent}, received {received}, sender {:?}",
+            engine.stats(tx)
+        );
+    }
+    assert_eq!(received, n);
+}

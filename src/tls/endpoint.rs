@@ -347,6 +347,40 @@ impl TlsEndpoint {
         out.len() - before
     }
 
+    /// Writes pending ciphertext straight to `w` — normally the non-blocking socket —
+    /// without the copy of [`take_tls`](Self::take_tls): rustls hands its records over
+    /// in vectored writes. What `w` does not take stays pending; call again when it is
+    /// writable. Returns the bytes written.
+    ///
+    /// # Errors
+    ///
+    /// `w`'s error (`WouldBlock` only when nothing was written).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fleetwire::tls::{client_config, generate_test_pki, TlsEndpoint};
+    /// let pki = generate_test_pki(&["localhost"], None).unwrap();
+    /// let config = client_config(pki.ca_cert_pem.as_bytes(), None).unwrap();
+    /// let mut client = TlsEndpoint::client(config, "localhost").unwrap();
+    /// let mut socket = Vec::new(); // any io::Write
+    /// let n = client.write_tls_to(&mut socket).unwrap();
+    /// assert_eq!(n, socket.len()); // the ClientHello
+    /// assert!(!client.pending_tls());
+    /// ```
+    pub fn write_tls_to(&mut self, w: &mut dyn io::Write) -> io::Result<usize> {
+        let mut total = 0;
+        while self.conn.wants_write() {
+            match self.conn.write_tls(w) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) if total > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
     /// `true` until the handshake has completed and passed the checks of spec §10.1.
     ///
     /// # Examples

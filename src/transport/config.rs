@@ -49,6 +49,10 @@ pub struct EngineConfig {
     pub linger: Duration,
     /// Bytes per socket read (one reused buffer per IO thread).
     pub read_buffer: usize,
+    /// Unwritten bytes of a connection (the socket did not take them yet) above which
+    /// its IO thread encodes no more of its sends until the socket drains: what a slow
+    /// reader can make a connection hold beyond its send queue.
+    pub write_high_water: usize,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +75,7 @@ impl Default for EngineConfig {
             close_timeout: Duration::from_secs(5),
             linger: Duration::from_secs(1),
             read_buffer: 64 * 1024,
+            write_high_water: 1024 * 1024,
         }
     }
 }

@@ -26,8 +26,6 @@ const MAX_READS: usize = 16;
 /// Payload bytes moved from the send queue into the connection per round: enough to
 /// amortise the round's fixed costs, small enough to stay in cache.
 const ROUND_BYTES: usize = 256 * 1024;
-/// Unwritten bytes above which no more sends are encoded until the socket drains.
-const WRITE_HIGH_WATER: usize = 1024 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -59,6 +57,13 @@ pub(crate) struct ConnIo {
     eof: bool,
     wbuf: Vec<u8>,
     wpos: usize,
+    /// (TLS.) rustls holds records the socket did not take (it writes them straight to
+    /// the socket, without a copy into `wbuf`): encode nothing more until they are out.
+    tls_blocked: bool,
+    /// Sends were left queued because unwritten output was above the high-water mark:
+    /// once `transmit` has written it out, another round must take them up (no socket
+    /// event will come if the socket took everything).
+    write_bound: bool,
     pending: Vec<Outgoing>,
     head: usize,
     /// (Proxy.) Forwarded packets taken from the queue, from `fhead` on still unwritten.
@@ -132,6 +137,8 @@ impl ConnIo {
             eof: false,
             wbuf: Vec::new(),
             wpos: 0,
+            tls_blocked: false,
+            write_bound: false,
             pending: Vec::new(),
             head: 0,
             forwards: Vec::new(),
@@ -212,6 +219,12 @@ impl ConnIo {
             self.drain_sends(s, ctx);
         }
         self.transmit(s);
+        if std::mem::take(&mut self.write_bound)
+            && !self.tls_blocked
+            && self.wbuf.len() - self.wpos <= ctx.inner.config.write_high_water
+        {
+            self.more_sends = true;
+        }
         if self.phase == Phase::Open && (self.eof || self.broken.is_some()) {
             let drained = self.conn.as_ref().is_none_or(|c| c.peek_event().is_none());
             if drained {
@@ -412,6 +425,7 @@ impl ConnIo {
             conn.report_unroutable(received, ErrorCode::UNREACHABLE);
         }
         self.more_sends = false;
+        let high_water = ctx.inner.config.write_high_water;
         let mut round = 0usize;
         let mut refused = Vec::new();
         // (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order
@@ -420,7 +434,8 @@ impl ConnIo {
                 self.more_sends = true;
                 break;
             }
-            if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER {
+            if self.tls_blocked || self.wbuf.len() - self.wpos > high_water {
+                self.write_bound = true;
                 break;
             }
             let p = &self.forwards[self.fhead].packet;
@@ -473,7 +488,8 @@ impl ConnIo {
                 self.more_sends = true;
                 break;
             }
-            if self.wbuf.len() - self.wpos > WRITE_HIGH_WATER {
+            if self.tls_blocked || self.wbuf.len() - self.wpos > high_water {
+                self.write_bound = true;
                 break;
             }
             let o = &self.pending[self.head];
@@ -683,10 +699,36 @@ impl ConnIo {
                     tls.send_close_notify();
                     self.close_notify = false;
                 }
-                tls.take_tls(&mut self.wbuf);
+                // Behind bytes of ours still unwritten, records queue after them;
+                // otherwise `flush` has rustls write them to the socket directly.
+                if self.wpos < self.wbuf.len() {
+                    tls.take_tls(&mut self.wbuf);
+                }
             }
         }
         self.flush();
+    }
+
+    /// (TLS.) Has rustls write its pending records to the socket (one vectored write
+    /// per call, no copy); notes when the socket is full.
+    fn write_tls_direct(&mut self) {
+        let Some(tls) = self.tls.as_mut() else {
+            return;
+        };
+        self.tls_blocked = false;
+        while tls.pending_tls() && self.broken.is_none() {
+            match tls.write_tls_to(&mut self.sock) {
+                Ok(0) => self.broken = Some("write returned 0".into()),
+                Ok(n) => self.counters.wire_out += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    self.tls_blocked = true;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.broken = Some(e.to_string()),
+            }
+        }
     }
 
     fn flush(&mut self) {
@@ -699,6 +741,7 @@ impl ConnIo {
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
+            self.write_tls_direct();
         }
     }
 
@@ -727,7 +770,8 @@ impl ConnIo {
             return;
         };
         self.transmit(s);
-        if !shut && self.wbuf.is_empty() {
+        let tls_pending = self.tls.as_ref().is_some_and(TlsEndpoint::pending_tls);
+        if !shut && self.wbuf.is_empty() && !tls_pending {
             let _ = self.sock.shutdown(Shutdown::Write);
             self.phase = Phase::Lingering { until, shut: true };
         }
