@@ -435,7 +435,7 @@ impl Ours {
         let io_threads = std::env::var("FW_BENCH_IO_THREADS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+            .unwrap_or(2);
         let mut cfg = EngineConfig {
             io_threads,
             ping_interval: None,
