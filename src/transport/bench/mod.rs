@@ -8,9 +8,10 @@
 //! The baseline is tuned as the BRIEF measured it best: one write (= flush) every 256
 //! messages and at the end; ours hands messages over with
 //! [`Engine::send_many`](super::Engine::send_many), 256 at a time. Both use the same TLS configuration (TLS 1.3, AES-128-GCM
-//! forced by the server's preference) and two threads: ours one application thread
-//! plus one IO thread, the baseline a two-worker tokio runtime with a writer task and a
-//! reader task.
+//! forced by the server's preference) and this machine's two cores: ours one
+//! application thread plus two IO threads (the sending connection on one, the receiving
+//! one on the other; `FW_BENCH_IO_THREADS` changes the count), the baseline a two-worker
+//! tokio runtime with a writer task and a reader task.
 //!
 //! Application CPU: ours is the CPU time of the one application thread (it sends and
 //! receives every message), per message; the baseline has no separate application
