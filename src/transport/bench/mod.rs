@@ -22,7 +22,10 @@
 //! and TLS records included; the handshake excluded).
 //!
 //! Ping rows (`bench/latency.rs`): PING/PONG RTT against a ping frame echoed in the
-//! baseline's stream, idle and under a flood. Memory rows (`bench/memory.rs`): resident set
+//! baseline's stream, idle and under a flood. Ours runs with the protocol's default
+//! window of 1024 packets (`FW_BENCH_PING_WINDOW` changes it): the window bounds what
+//! can queue ahead of a PING. Measured: p99 under the flood 0.23 ms at 1024, 2.6 ms at
+//! 4096, for 15 % less flood. Memory rows (`bench/memory.rs`): resident set
 //! growth per idle TLS connection of a server holding 10,000.
 //!
 //! Proxy rows: the proxy's own work per message on one thread (messages per second per
@@ -442,10 +445,18 @@ impl Ours {
             ping_interval: None,
             ..EngineConfig::default()
         };
+        let window: u32 = std::env::var("FW_BENCH_PING_WINDOW")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024);
         for c in [&mut cfg.client, &mut cfg.server] {
             if wide {
                 c.limits.initial_credit_packets = 64 * 1024;
                 c.limits.initial_credit_bytes = 32 * 1024 * 1024;
+            } else {
+                // the protocol's default window (the engine's is 16 Ki packets): it
+                // bounds what can queue ahead of a PING (§8)
+                c.limits.initial_credit_packets = window;
             }
             if mode == Mode::TlsSnappyForced {
                 c.compress_threshold = 0;
