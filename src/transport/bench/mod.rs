@@ -416,7 +416,7 @@ fn tls_pair() -> (TlsOptions, TlsOptions) {
 }
 
 /// Our engine: one application thread (this one) sending on one connection and
-/// receiving on its peer, one IO thread.
+/// receiving on its peer; two IO threads (`FW_BENCH_IO_THREADS`), one per connection.
 struct Ours {
     engine: Engine,
     tx: ConnId,
