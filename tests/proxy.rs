@@ -819,29 +819,18 @@ mod cli {
     #[test]
     fn proxy_command_forwards_and_exits_cleanly_on_stdin_eof() {
         let (node_addr, stop, node) = echo_node(1);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
-            .args(["proxy", "--plaintext", "--listen", "127.0.0.1:0"])
-            .args(["--node-id", "100", "--route", &format!("1={node_addr}")])
-            .arg("--stop-on-stdin-eof")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fleetwire proxy");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx.recv_timeout(DEADLINE).expect("no 'listening on' line");
+        let route = format!("1={node_addr}");
+        let (mut child, addr, line) = spawn_listening(&[
+            "proxy",
+            "--plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "100",
+            "--route",
+            &route,
+        ]);
         // fleetwire proxy 100 listening on 127.0.0.1:PORT (plaintext), 1 routes
-        let addr: SocketAddr = line
-            .split_once(" listening on ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         assert!(line.contains("(plaintext), 1 routes"), "{line}");
 
         let mut client = connect(addr, client_options()).unwrap();
@@ -865,9 +854,9 @@ mod cli {
         node.join().unwrap();
     }
 
-    /// Spawns `fleetwire ARGS --stop-on-stdin-eof`; returns it and the address of its
-    /// "... listening on ADDR ..." line.
-    fn spawn_listening(args: &[&str]) -> (Child, SocketAddr) {
+    /// Spawns `fleetwire ARGS --stop-on-stdin-eof`; returns it, the address of its
+    /// first line "... listening on ADDR ...", and that line.
+    fn spawn_listening(args: &[&str]) -> (Child, SocketAddr, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
             .args(args)
             .arg("--stop-on-stdin-eof")
@@ -889,13 +878,13 @@ mod cli {
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        (child, addr)
+        (child, addr, line)
     }
 
     // trace: src.trust
     #[test]
     fn node_command_behind_proxy_command_over_a_trusted_plaintext_link() {
-        let (mut node, node_addr) = spawn_listening(&[
+        let (mut node, node_addr, _) = spawn_listening(&[
             "node",
             "--plaintext",
             "--listen",
@@ -906,7 +895,7 @@ mod cli {
             "127.0.0.1",
         ]);
         let route = format!("1={node_addr}");
-        let (mut proxy, proxy_addr) = spawn_listening(&[
+        let (mut proxy, proxy_addr, _) = spawn_listening(&[
             "proxy",
             "--plaintext",
             "--listen",
