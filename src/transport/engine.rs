@@ -14,7 +14,7 @@ use super::handler::{Handler, HandlerTable};
 use super::io::{Command, IoThread, NewConn, WAKER};
 use super::proxy::{RouteCell, RouteState};
 use super::shared::{
-    lock, AppQueue, ConnMap, ConnShared, Inbox, Inner, IoHandle, QUEUE_ENTRY_OVERHEAD,
+    lock, AppQueue, ConnMap, ConnShared, Inbox, Inner, IoHandle, ReadyHook, QUEUE_ENTRY_OVERHEAD,
 };
 use super::stats::ConnStats;
 use super::types::{AppEvent, ConnId, Listener, Outgoing, SendError, SendFlags, TlsOptions};
@@ -326,6 +326,43 @@ impl Engine {
     /// ```
     pub fn recv_batch(&self, out: &mut Vec<AppEvent>, timeout: Duration) -> usize {
         recv_into(&self.inner, out, timeout)
+    }
+
+    /// Sets (or, with `None`, removes) a function the IO threads call each time events
+    /// arrive in an empty application queue: the edge "nothing ready → something
+    /// ready". An event loop that cannot block in [`recv_batch`](Engine::recv_batch)
+    /// (asyncio, a GUI loop) uses it to make a file descriptor readable, then drains
+    /// with `recv_batch(.., Duration::ZERO)`. Call `recv_batch` after clearing the
+    /// signal, never before: events arriving in between are taken by that call, and
+    /// events arriving after it find the queue empty and call the hook again.
+    ///
+    /// The hook runs on an IO thread with no engine lock held: keep it short and never
+    /// block (a non-blocking write to a pipe or an eventfd). It may be called once more
+    /// when nothing is left (a harmless spurious wake-up).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
+    ///
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let c = calls.clone();
+    /// engine.set_ready_hook(Some(Arc::new(move || {
+    ///     c.fetch_add(1, Ordering::SeqCst);
+    /// })));
+    /// let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// let mut events = Vec::new();
+    /// while events.len() < 3 {
+    ///     // Accepted, and a Connected on each side
+    ///     engine.recv_batch(&mut events, Duration::from_secs(5));
+    /// }
+    /// assert!(calls.load(Ordering::SeqCst) >= 1);
+    /// ```
+    pub fn set_ready_hook(&self, hook: Option<ReadyHook>) {
+        lock(&self.inner.app).hook = hook;
     }
 
     /// The connection's counters, or `None` once it is closed and reported.

@@ -81,7 +81,7 @@ pub mod bench;
 pub use config::EngineConfig;
 pub use engine::{ConnSender, Engine};
 pub use handler::{Handler, Reply};
-pub use shared::QUEUE_ENTRY_OVERHEAD;
+pub use shared::{ReadyHook, QUEUE_ENTRY_OVERHEAD};
 pub use stats::ConnStats;
 pub use types::{AppEvent, ConnId, Listener, Message, Outgoing, SendError, SendFlags, TlsOptions};
 

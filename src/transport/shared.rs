@@ -108,7 +108,14 @@ pub(crate) struct AppQueue {
     pub(crate) waiting: bool,
     /// An async stream waiting for events.
     pub(crate) waker: Option<Waker>,
+    /// Called when events arrive in an empty queue; see
+    /// [`Engine::set_ready_hook`](super::Engine::set_ready_hook).
+    pub(crate) hook: Option<ReadyHook>,
 }
+
+/// A function the IO threads call when events arrive in an empty application queue;
+/// see [`Engine::set_ready_hook`](super::Engine::set_ready_hook).
+pub type ReadyHook = Arc<dyn Fn() + Send + Sync>;
 
 /// What the application asks of one IO thread.
 #[derive(Default)]
@@ -184,11 +191,13 @@ impl Inner {
             return;
         }
         let mut q = lock(&self.app);
-        if q.events.is_empty() {
+        let hook = if q.events.is_empty() {
             std::mem::swap(&mut q.events, events);
+            q.hook.clone()
         } else {
             q.events.append(events);
-        }
+            None
+        };
         let notify = q.waiting;
         let waker = q.waker.take();
         drop(q);
@@ -197,6 +206,9 @@ impl Inner {
         }
         if let Some(w) = waker {
             w.wake();
+        }
+        if let Some(hook) = hook {
+            hook();
         }
     }
 
