@@ -22,6 +22,9 @@ PYTHONPATH=conformance/impls/python "$fw" conformance codec \
   --expected conformance/expected/python.txt
 "$fw" conformance mutants
 
+echo "== Python package (python/): pip install, pytest, its codec testee"
+bash python/ci.sh "$fw"
+
 echo "== conformance peer: the Python implementation as a live server"
 port=$((20000 + RANDOM % 20000))
 log=$(mktemp)

@@ -369,6 +369,15 @@ impl PyDeframer {
         pre + self.d.offset()
     }
 
+    /// Whether the stream so far ends on a packet boundary (after the whole preface,
+    /// when one is expected): false while a packet or the preface is unfinished.
+    #[getter]
+    fn complete(&self) -> bool {
+        self.failed.is_none()
+            && self.preface.as_ref().is_none_or(|p| p.len() == 8)
+            && self.d.buffered() == 0
+    }
+
     /// Bytes buffered towards the next packet.
     #[getter]
     fn buffered(&self) -> usize {

@@ -3,8 +3,8 @@
     fleetwire conformance codec --testee "python -m fleetwire.testee"
 
 A thin adapter: every operation calls ``fleetwire.codec`` (the Rust codec through the
-binding) and converts to and from the JSON forms of the golden vectors. It claims the
-codec level only (spec §15); endpoint cases (connection transcripts) are unsupported.
+binding) and converts to and from the JSON forms of the golden vectors. Connection
+transcripts (the ``connection`` operation) are not offered: they show as UNSUPPORTED.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def op_decode_stream(req: Dict[str, Any]) -> Dict[str, Any]:
             r.update(packets=packets, status="error", offset=e.offset)
             return r
         packets.extend(form(p) for p in got)
-    return {"packets": packets, "status": "incomplete" if d.buffered else "complete"}
+    return {"packets": packets, "status": "complete" if d.complete else "incomplete"}
 
 
 def op_decompress(req: Dict[str, Any]) -> Dict[str, Any]:
@@ -226,7 +226,11 @@ def answer(msg: Dict[str, Any]) -> Dict[str, Any]:
             "protocol": PROTOCOL_VERSION,
             "name": "fleetwire-python-binding",
             "version": __version__,
-            "levels": ["codec"],
+            # endpoint: for its decompression cases (§9.3, through the binding's
+            # decompress); transcripts need the `connection` operation, not offered
+            # here (the engine drives the reference's state machine, which the
+            # reference testee covers), so they show as UNSUPPORTED.
+            "levels": ["codec", "endpoint"],
             "operations": sorted(OPERATIONS),
         }
     rid = msg.get("id")
