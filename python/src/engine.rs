@@ -633,11 +633,11 @@ impl PyEngine {
             }
         }
         py.check_signals()?;
-        let list = PyList::empty(py);
-        for e in events {
-            list.append(event_to_py(py, e)?)?;
-        }
-        Ok(list)
+        let objects = events
+            .into_iter()
+            .map(|e| event_to_py(py, e))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, objects)
     }
 
     /// Sends a PING now; `Pong(conn, rtt)` reports the round trip. PONGs to the peer's
@@ -835,6 +835,62 @@ fn test_pki(py: Python<'_>, names: Vec<String>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// (Benchmark helper.) A load generator with no Python in its loop, the counterpart of
+/// a C-level `sendall` loop: connects to (host, port) with its own engine and sends
+/// `size`-byte messages to `route` as fast as the send queue takes them, for
+/// `seconds`, with the GIL released; with `echo`, takes (and drops) what comes back.
+/// Returns how many messages were queued.
+#[pyfunction]
+#[pyo3(signature = (host, port, size, seconds, *, route = (0, 1, 0), echo = false, tls = None))]
+#[allow(clippy::too_many_arguments)]
+fn bench_load(
+    py: Python<'_>,
+    host: &str,
+    port: u16,
+    size: usize,
+    seconds: f64,
+    route: (u16, u8, u8),
+    echo: bool,
+    tls: Option<&Bound<'_, ClientTls>>,
+) -> PyResult<u64> {
+    let addr = resolve(py, host, port)?;
+    let opts = match tls {
+        Some(t) => TlsOptions::Client {
+            config: t.get().config.clone(),
+            server_name: t.get().server_name.clone(),
+        },
+        None => TlsOptions::Plaintext,
+    };
+    let run = secs(seconds)?;
+    py.detach(move || -> std::io::Result<u64> {
+        let engine = Engine::new(EngineConfig::default())?;
+        let conn = engine.connect(addr, opts)?;
+        let sender = engine
+            .sender(conn)
+            .ok_or_else(|| std::io::Error::other("connection gone"))?;
+        let route = Route::new(route.0, route.1, route.2);
+        let payload = Bytes::from(vec![b'x'; size]);
+        let deadline = std::time::Instant::now() + run;
+        let (mut sent, mut events) = (0u64, Vec::new());
+        while std::time::Instant::now() < deadline {
+            let mut batch = vec![Outgoing::new(route, payload.clone()); 256];
+            match sender.send_many(&mut batch) {
+                Ok(n) => sent += n as u64,
+                Err(_) => break,
+            }
+            if !batch.is_empty() {
+                sender.wait_room(Duration::from_millis(5));
+            }
+            if echo {
+                engine.recv_batch(&mut events, Duration::ZERO);
+                events.clear();
+            }
+        }
+        Ok(sent)
+    })
+    .map_err(|e| PyOSError::new_err(e.to_string()))
+}
+
 fn secs(s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| PyValueError::new_err(format!("bad duration {s}")))
 }
@@ -855,6 +911,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Closed>()?;
     m.add_class::<Counter>()?;
     m.add_function(wrap_pyfunction!(test_pki, m)?)?;
+    m.add_function(wrap_pyfunction!(bench_load, m)?)?;
     m.add("SNAPPY", SNAPPY)?;
     m.add("ZLIB", ZLIB)?;
     m.add("SECRET", SECRET)?;
