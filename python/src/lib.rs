@@ -5,6 +5,7 @@
 //! Python users import `fleetwire`; this crate is built by maturin (`pip install
 //! ./python`) as one abi3 extension for CPython >= 3.9.
 
+mod blast;
 mod codec;
 mod engine;
 mod errors;

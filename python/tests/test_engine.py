@@ -219,3 +219,18 @@ def test_peer_killed_mid_stream(engine):
     engine.send(c, (0, 1, 0), b"still here")
     ev = collect(engine, lambda ev: len(messages(ev)) == 1)
     assert bytes(messages(ev)[0].payload) == b"still here"
+
+
+def test_close_from_another_thread_ends_a_waiting_recv_batch():
+    eng = fleetwire.Engine()
+    out = []
+    t = threading.Thread(target=lambda: out.append(eng.recv_batch(None)))
+    t.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    assert eng.close(2.0)
+    t.join(5)
+    assert not t.is_alive() and out == [[]]
+    assert time.monotonic() - start < 2.0
+    with pytest.raises(fleetwire.EngineClosed):
+        eng.recv_batch(0)

@@ -1,0 +1,133 @@
+//! (Benchmark helper.) A plaintext Fleetwire load generator over a blocking-free std
+//! socket: prebuilt DATA frames written as they are, the handshake and flow control
+//! done by hand with the codec: the counterpart of the baselines' `sendall` of
+//! prebuilt length-prefixed bytes, so that the server under test is what is measured.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fleetwire::control::{Control, Credit, Hello, Ping, Pong, Role};
+use fleetwire::{Deframer, Kind, Limits, Packet, Route, PREFACE};
+
+/// DATA packets per prebuilt chunk.
+const CHUNK: u64 = 256;
+
+fn proto(e: fleetwire::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e))
+}
+
+/// Sends `size`-byte DATA packets to `route` for `run`, taking (and crediting back)
+/// what comes back when `echo`; returns how many were written.
+pub(crate) fn blast(addr: SocketAddr, size: usize, route: Route, run: Duration) -> io::Result<u64> {
+    let mut sock = TcpStream::connect(addr)?;
+    sock.set_nodelay(true)?;
+    let limits = Limits {
+        initial_credit_packets: 1 << 20,
+        initial_credit_bytes: i32::MAX as u32,
+        ..Limits::default()
+    };
+    let mut wbuf = PREFACE.to_vec();
+    Control::Hello(Hello::new(Role::Client, 0, &limits, 0)).encode_packet(&mut wbuf);
+    sock.write_all(&wbuf)?;
+    wbuf.clear();
+    let mut pre = [0u8; 8];
+    sock.read_exact(&mut pre)?;
+    let mut d = Deframer::new(u16::MAX);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut cp, mut cb) = 'hello: loop {
+        let n = sock.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        d.extend(&buf[..n]);
+        while let Some(p) = d.next_packet().map_err(proto)? {
+            if p.header.kind == Kind::Hello {
+                let h = Hello::parse(&p.payload).map_err(proto)?;
+                break 'hello (
+                    u64::from(h.initial_credit_packets),
+                    u64::from(h.initial_credit_bytes),
+                );
+            }
+        }
+    };
+    let mut chunk = Vec::new();
+    let pkt = Packet::data(route, Bytes::from(vec![b'x'; size]));
+    for _ in 0..CHUNK {
+        pkt.encode_to_vec(&mut chunk);
+    }
+    sock.set_nonblocking(true)?;
+    let (mut wpos, mut sent, mut ctl) = (0usize, 0u64, Vec::new());
+    let (mut got, mut got_bytes) = (0u32, 0u32);
+    let deadline = Instant::now() + run;
+    while Instant::now() < deadline {
+        let mut progress = false;
+        if wpos == wbuf.len() {
+            wbuf.clear();
+            wpos = 0;
+            wbuf.append(&mut ctl);
+            if cp >= CHUNK && cb >= CHUNK * size as u64 {
+                cp -= CHUNK;
+                cb -= CHUNK * size as u64;
+                wbuf.extend_from_slice(&chunk);
+                sent += CHUNK;
+            }
+        }
+        if wpos < wbuf.len() {
+            match sock.write(&wbuf[wpos..]) {
+                Ok(n) => {
+                    wpos += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                progress = true;
+                d.extend(&buf[..n]);
+                while let Some(p) = d.next_packet().map_err(proto)? {
+                    match p.header.kind {
+                        Kind::Data => {
+                            got += 1;
+                            got_bytes += u32::from(p.header.length);
+                        }
+                        Kind::Credit => {
+                            let c = Credit::parse(&p.payload).map_err(proto)?;
+                            cp += u64::from(c.packets);
+                            cb += u64::from(c.bytes);
+                        }
+                        Kind::Ping => {
+                            let ping = Ping::parse(&p.payload).map_err(proto)?;
+                            Control::Pong(Pong {
+                                id: ping.id,
+                                timestamp: ping.timestamp,
+                                hold_us: 0,
+                            })
+                            .encode_packet(&mut ctl);
+                        }
+                        Kind::Goaway => return Ok(sent),
+                        _ => {}
+                    }
+                }
+                if got >= 4096 {
+                    Control::Credit(Credit {
+                        packets: got,
+                        bytes: got_bytes.max(1),
+                    })
+                    .encode_packet(&mut ctl);
+                    (got, got_bytes) = (0, 0);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+    Ok(sent)
+}
