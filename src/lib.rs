@@ -38,6 +38,7 @@ mod error;
 mod header;
 pub mod limits;
 mod packet;
+mod setters;
 
 #[doc(hidden)]
 pub mod fuzzing;
