@@ -25,12 +25,12 @@ pub enum PeerSecurity {
     /// The runner is the TLS client (`--connect`).
     TlsClient {
         /// Trust anchors and optional client identity.
-        config: Arc<rustls::ClientConfig>,
+        config: Arc<fleetwire::tls::ClientConfig>,
         /// The name the server's certificate must carry.
         server_name: String,
     },
     /// The runner is the TLS server (`--listen`).
-    TlsServer(Arc<rustls::ServerConfig>),
+    TlsServer(Arc<fleetwire::tls::ServerConfig>),
 }
 
 impl std::fmt::Debug for PeerSecurity {
