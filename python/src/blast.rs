@@ -23,10 +23,13 @@ fn proto(e: fleetwire::Error) -> io::Error {
 pub(crate) fn blast(addr: SocketAddr, size: usize, route: Route, run: Duration) -> io::Result<u64> {
     let mut sock = TcpStream::connect(addr)?;
     sock.set_nodelay(true)?;
-    let limits = Limits {
-        initial_credit_packets: 1 << 20,
-        initial_credit_bytes: i32::MAX as u32,
-        ..Limits::default()
+    // Field by field: `Limits` is #[non_exhaustive].
+    #[allow(clippy::field_reassign_with_default)]
+    let limits = {
+        let mut l = Limits::default();
+        l.initial_credit_packets = 1 << 20;
+        l.initial_credit_bytes = i32::MAX as u32;
+        l
     };
     let mut wbuf = PREFACE.to_vec();
     Control::Hello(Hello::new(Role::Client, 0, &limits, 0)).encode_packet(&mut wbuf);
