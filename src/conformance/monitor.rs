@@ -137,8 +137,7 @@ pub const MONITOR_CHECKS: &[(&str, &str)] = &[
     ("ping.order", "a PONG before any packet queued after its PING was processed (synchronous)"),
     ("goaway.delivered", "delivered within the DATA packets received before the GOAWAY"),
     ("close.no-data-after", "no DATA after its own GOAWAY"),
-    ("close.no-data-after-recv", "no DATA after a GOAWAY it received (synchronous)"),
-    ("close.answer", "a GOAWAY NO_ERROR answered at once, an error GOAWAY not answered (synchronous)"),
+    ("close.answer", "a GOAWAY NO_ERROR answered before closing, an error GOAWAY not answered (synchronous)"),
     ("close.on-error", "nothing after its error GOAWAY, nothing in answer to input after a connection error"),
     ("neg.keepalive", "SHOULD: traffic within the peer's idle timeout (synchronous)"),
 ];
@@ -241,6 +240,7 @@ pub struct Monitor {
     goaway_sent_at_output: bool,
     last_sent: Duration,
     closed: bool,
+    peer_ended: bool,
     consumed: bool,
     outputs: u64,
     peer_goaway_output: u64,
@@ -286,6 +286,7 @@ impl Monitor {
             goaway_sent_at_output: false,
             last_sent: Duration::ZERO,
             closed: false,
+            peer_ended: false,
             consumed: false,
             outputs: 0,
             peer_goaway_output: 0,
@@ -330,6 +331,16 @@ impl Monitor {
     /// ```
     pub fn closed(&mut self) {
         self.closed = true;
+    }
+
+    /// The endpoint's input ended (the peer closed the byte stream, or it failed): an
+    /// answer to the peer's GOAWAY is no longer owed.
+    ///
+    /// ```
+    /// fleetwire::conformance::Monitor::new(Default::default()).input_ended();
+    /// ```
+    pub fn input_ended(&mut self) {
+        self.peer_ended = true;
     }
 
     /// The application has taken every event so far (synchronous drivers): the output of
@@ -584,17 +595,19 @@ impl Monitor {
     fn after_synchronous_output(&mut self, now: Duration, packets_now: usize) {
         let at = self.out_offset;
         let stopped = self.in_stop.is_some() || self.closed;
-        // §6.4 [[close.answer]]: a GOAWAY NO_ERROR is answered at once
-        if self.peer_goaway == Some(0)
+        // §6.4 [[close.answer]]: a GOAWAY NO_ERROR is answered before the endpoint
+        // closes (unless its input ended first)
+        if self.closed
+            && self.peer_goaway == Some(0)
             && self.peer.is_some()
             && !self.goaway_sent_at_output
-            && !stopped
-            && self.outputs > self.peer_goaway_output
+            && !self.peer_ended
+            && self.in_stop.is_none()
         {
             self.flag(
                 "close.answer",
                 at,
-                "the peer's GOAWAY NO_ERROR was not answered",
+                "closed without answering the peer's GOAWAY NO_ERROR",
             );
         }
         // §6.2 [[neg.keepalive]]
@@ -841,16 +854,6 @@ impl Monitor {
         let cod = (h[1] >> 4) & 0x03;
         if self.sent_goaway_ok || self.sent_goaway_err {
             self.flag("close.no-data-after", at, "DATA after its own GOAWAY");
-        }
-        if self.opts.synchronous
-            && self.peer_goaway.is_some()
-            && self.outputs > self.peer_goaway_output
-        {
-            self.flag(
-                "close.no-data-after-recv",
-                at,
-                "DATA after the peer's GOAWAY",
-            );
         }
         // §8 [[flow.send]]
         let left_p = self.peer_credit_packets.saturating_sub(self.data_out);

@@ -192,8 +192,6 @@ mutants! {
         "Sends DATA the application asks for even without credit left.";
     DataAfterOwnGoaway = "data-after-own-goaway", "close.no-data-after",
         "Sends DATA the application asks for after its own GOAWAY.";
-    DataAfterPeerGoaway = "data-after-peer-goaway", "close.no-data-after-recv",
-        "Sends DATA the application asks for after the peer's GOAWAY.";
     DataOverPeerMax = "data-over-peer-max", "hdr.length-send",
         "Sends DATA longer than the peer's max_payload.";
     CompressesUnannounced = "compresses-unannounced", "comp.send-negotiated",

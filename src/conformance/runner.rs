@@ -7,14 +7,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::cases::{Case, Level, Probe};
-use super::forms::{hex, unhex};
+use super::forms::unhex;
 use super::minimize::minimise;
 use super::monitor::{Monitor, MonitorOptions, Violation};
 use super::protocol::{Call, Reply, Testee, TesteeInfo};
-use crate::compress::{DecompressLimits, Decompressor};
 use crate::control::Role;
-use crate::vectors::verify_connection::{match_list, observe_sent};
-use crate::Codec;
+use crate::vectors::verify_connection::{match_list, observe_sent, with_decompressed};
 
 /// The grade of one case (Autobahn's vocabulary, plus UNSUPPORTED for what the testee
 /// declined).
@@ -402,6 +400,9 @@ fn replay_wire(probe: &Probe, result: &Value) -> Result<Wire, String> {
         if let Some(bytes) = s.get("recv").and_then(Value::as_str).and_then(unhex) {
             monitor.received(now, &bytes);
         }
+        if s.get("eof").is_some() {
+            monitor.input_ended();
+        }
         if ["expect_events", "expect_closed", "expect_open"]
             .iter()
             .any(|k| s.get(*k).is_some())
@@ -435,34 +436,6 @@ fn replay_wire(probe: &Probe, result: &Value) -> Result<Wire, String> {
     Ok(Wire { sent, violations })
 }
 
-/// A DATA item's decompressed payload, for patterns that check a compressed send
-/// (`decompressed`), decoded by the reference without limits.
-fn add_decompressed(item: &mut Value) {
-    if item["kind"] != "DATA" || item.get("decompressed").is_some() {
-        return;
-    }
-    let codec = match item["codec"].as_str() {
-        Some("snappy") => Codec::Snappy,
-        Some("zlib") => Codec::Zlib,
-        _ => return,
-    };
-    let Some(payload) = item["payload"].as_str().and_then(unhex) else {
-        return;
-    };
-    let limits = DecompressLimits {
-        max_decompressed: 16 << 20,
-        max_ratio: 255,
-        codecs: 3,
-    };
-    let mut plain = Vec::new();
-    if Decompressor::new()
-        .decompress(codec, &payload, &limits, &mut plain)
-        .is_ok()
-    {
-        item["decompressed"] = json!(hex(&plain));
-    }
-}
-
 /// Whether `patterns` match `sent` once a GOAWAY with an error code is left out of the
 /// patterns, and `sent` has no GOAWAY: a connection error closed without GOAWAY, which
 /// §6.4 `[[close.on-error]]` makes a SHOULD.
@@ -488,17 +461,35 @@ pub(crate) fn check_transcript(
     result: &Value,
     wire: bool,
 ) -> Result<Option<(String, Level)>, String> {
-    let empty = Vec::new();
-    let steps = probe.fields["steps"].as_array().unwrap_or(&empty);
-    let observations = result["observations"]
-        .as_array()
-        .ok_or("no observations array")?;
     let replay = if wire {
         Some(replay_wire(probe, result)?)
     } else {
         None
     };
-    let mut rebuilt = replay.as_ref().map(|w| w.sent.iter());
+    check_steps(probe, result, replay.as_ref()).map_err(|e| match &replay {
+        Some(w) if !w.violations.is_empty() => {
+            let all: Vec<String> = w
+                .violations
+                .iter()
+                .map(|(i, v)| format!("steps[{i}]: {v}"))
+                .collect();
+            format!("{e}; sender monitor: {}", all.join("; "))
+        }
+        _ => e,
+    })
+}
+
+fn check_steps(
+    probe: &Probe,
+    result: &Value,
+    replay: Option<&Wire>,
+) -> Result<Option<(String, Level)>, String> {
+    let empty = Vec::new();
+    let steps = probe.fields["steps"].as_array().unwrap_or(&empty);
+    let observations = result["observations"]
+        .as_array()
+        .ok_or("no observations array")?;
+    let mut rebuilt = replay.map(|w| w.sent.iter());
     let mut finding: Option<(String, Level)> = None;
     let mut obs = observations.iter();
     for (i, s) in steps.iter().enumerate() {
@@ -532,7 +523,7 @@ pub(crate) fn check_transcript(
                 .into_iter()
                 .filter(|p| !p["kind"].as_str().is_some_and(|k| ignore.contains(&k)))
                 .map(|mut p| {
-                    add_decompressed(&mut p);
+                    with_decompressed(&mut p);
                     p
                 })
                 .collect();
@@ -567,7 +558,7 @@ pub(crate) fn check_transcript(
             result["outcome"], probe.accept[0]
         ));
     }
-    if let Some(w) = &replay {
+    if let Some(w) = replay {
         let worst = w.violations.iter().max_by_key(|(_, v)| v.level);
         if let Some((i, v)) = worst {
             let all: Vec<String> = w

@@ -153,7 +153,12 @@ impl Run {
     /// Packets sent since the last call: header fields, payload, control fields.
     fn sent(&mut self) -> Result<Vec<Value>, String> {
         self.flush();
-        observe_sent(&self.out, &mut self.parsed, &mut self.preface_seen)
+        // what a mutant writes may not decode: say so in the observation, so that the
+        // runner (which decodes the raw bytes itself in protocol 2) names the fault
+        Ok(
+            observe_sent(&self.out, &mut self.parsed, &mut self.preface_seen)
+                .unwrap_or_else(|e| vec![json!({ "undecodable": e })]),
+        )
     }
 
     fn outcome(&mut self) -> Value {
@@ -258,7 +263,6 @@ fn refused_send(run: &mut Run, m: Mutant, e: SendError, route: Route, payload: &
         (Mutant::DataBeyondCredit, SendError::NoCredit) => true,
         (Mutant::DataOverPeerMax, SendError::TooLarge) => true,
         (Mutant::DataAfterOwnGoaway, SendError::Closing) => run.app_closed,
-        (Mutant::DataAfterPeerGoaway, SendError::Closing) => !run.app_closed,
         _ => false,
     };
     if send && !run.conn.is_closed() {
