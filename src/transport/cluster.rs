@@ -29,7 +29,7 @@ use bytes::Bytes;
 use super::proxy::{Proxy, ProxyConfig, RouteKey, RouteStats};
 use super::shared::lock;
 use super::types::{AppEvent, ConnId, SendFlags, TlsOptions};
-use super::{Engine, EngineConfig, Message, Reply};
+use super::{ConnMessage as Message, Engine, EngineConfig, Reply};
 use crate::connection::Identity;
 use crate::header::Route;
 use crate::tls::{client_config, generate_test_pki, server_config, TlsError};
@@ -387,7 +387,7 @@ fn start_node(id: u16, pki: Option<&Pki>, at: SocketAddr) -> io::Result<(Engine,
 
 /// Echoes a packet to its source (the client id the proxy stamped).
 fn echo(m: &Message, reply: &mut Reply) {
-    let back = Route::new(m.source, m.route.service, m.route.channel);
+    let back = m.reply_route();
     reply.send(back, m.payload.clone(), SendFlags::default());
 }
 

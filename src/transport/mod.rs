@@ -83,7 +83,9 @@ pub use engine::{ConnSender, Engine};
 pub use handler::{Handler, Reply};
 pub use shared::QUEUE_ENTRY_OVERHEAD;
 pub use stats::ConnStats;
-pub use types::{AppEvent, ConnId, Listener, Message, Outgoing, SendError, SendFlags, TlsOptions};
+pub use types::{
+    AppEvent, ConnId, ConnMessage, EnqueueError, Listener, Outgoing, SendFlags, TlsOptions,
+};
 
 #[cfg(feature = "transport-async")]
 pub use asyncio::{EventStream, MessageSink};
