@@ -294,13 +294,13 @@ impl Config {
     #[cfg(not(feature = "compression"))]
     pub const SUPPORTED_CODECS: u8 = 0x00;
 
-    /// The default [`Config::compress_threshold`]: below 128 bytes a codec's framing and
-    /// per-packet setup cost about as much as the few bytes it saves.
+    /// The default [`Config::compress_threshold`]:
+    /// [`limits::COMPRESS_THRESHOLD`](crate::limits::COMPRESS_THRESHOLD).
     ///
     /// ```
     /// assert_eq!(fleetwire::connection::Config::COMPRESS_THRESHOLD, 128);
     /// ```
-    pub const COMPRESS_THRESHOLD: usize = 128;
+    pub const COMPRESS_THRESHOLD: usize = crate::limits::COMPRESS_THRESHOLD;
 
     fn for_role(role: Role, node_id: u16) -> Config {
         Config {
