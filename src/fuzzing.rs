@@ -35,9 +35,9 @@ mod compression;
 #[cfg(feature = "compression")]
 pub use compression::decompress;
 
-#[cfg(feature = "tls")]
+#[cfg(feature = "test-certs")]
 mod tls;
-#[cfg(feature = "tls")]
+#[cfg(feature = "test-certs")]
 pub use tls::tls;
 
 /// Largest input the targets look at; longer inputs are cut (keeps runs fast and the

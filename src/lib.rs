@@ -40,6 +40,7 @@ pub mod limits;
 mod packet;
 mod setters;
 
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -72,4 +73,6 @@ pub use error::{Error, ErrorCode};
 pub use header::{Codec, Header, Kind, Route, Status};
 pub use limits::Limits;
 pub use packet::{check_preface, Packet, PacketRef, Packets, PREFACE};
+
+#[cfg(feature = "inspect")]
 pub mod inspect;

@@ -5,6 +5,8 @@
 //! regression found by the fuzzer stays fixed without a nightly toolchain. Inputs of bugs
 //! not fixed yet wait in `fuzz/pending/<target>/` (an ignored test replays them).
 
+#![cfg(feature = "fuzzing")]
+
 use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ fn target(name: &str) -> Option<Target> {
         "connection_pair" => fuzzing::connection_pair,
         #[cfg(feature = "compression")]
         "decompress" => fuzzing::decompress,
-        #[cfg(feature = "tls")]
+        #[cfg(feature = "test-certs")]
         "tls" => fuzzing::tls,
         _ => return None,
     })

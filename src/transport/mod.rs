@@ -59,6 +59,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "test-certs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-certs")))]
 pub mod cluster;
 mod config;
 mod conn;
