@@ -14,7 +14,7 @@
 //! | [`deframe_split`] | `ctl`, `seed`, then a stream of packets |
 //! | [`control`] | `kind selector`, then a control payload |
 //! | [`decompress`] | `mode`, `max_ratio`, `max_decompressed` (u24 BE), then a payload |
-//! | [`tls`] | `ctl`, `seed`, `pos` (u16 BE), then TLS bytes or a plaintext stream |
+//! | `tls` | `ctl`, `seed`, `pos` (u16 BE), then TLS bytes or a plaintext stream |
 //!
 //! Every oracle here is written from the spec text, not from the code under test, so a
 //! disagreement is a bug on one side or the other.

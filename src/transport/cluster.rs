@@ -10,7 +10,7 @@
 //!   can do, and nothing queues without bound. A payload starts with its send time; the
 //!   echo gives the round trip.
 //! - With [`ClusterConfig::tls`], a throw-away test PKI
-//!   ([`generate_test_pki`](crate::tls::generate_test_pki)): each node presents a
+//!   ([`crate::tls::generate_test_pki`]): each node presents a
 //!   `fleetwire:node:<id>` certificate and requires a client certificate; the proxy
 //!   presents a `fleetwire:proxy:<id>` certificate to clients and to nodes, which
 //!   therefore honour its stamps (spec §7.4, §10.2). Without it, plaintext, the nodes

@@ -232,6 +232,11 @@ impl Engine {
     /// because the peer withholds credit), [`EnqueueError::Closed`],
     /// [`EnqueueError::UnknownConnection`], [`EnqueueError::TooLarge`].
     ///
+    /// [`EnqueueError::QueueFull`]: super::EnqueueError::QueueFull
+    /// [`EnqueueError::Closed`]: super::EnqueueError::Closed
+    /// [`EnqueueError::UnknownConnection`]: super::EnqueueError::UnknownConnection
+    /// [`EnqueueError::TooLarge`]: super::EnqueueError::TooLarge
+    ///
     /// ```
     /// use bytes::Bytes;
     /// use fleetwire::transport::{ConnId, Engine, EngineConfig, EnqueueError, SendFlags};
@@ -275,6 +280,10 @@ impl Engine {
     /// nor on [`EnqueueError::TooLarge`], returned when the first message is too large (a
     /// too-large message later in `messages` ends the batch before it). A full queue is
     /// not an error: fewer (maybe none) are queued.
+    ///
+    /// [`EnqueueError::Closed`]: super::EnqueueError::Closed
+    /// [`EnqueueError::UnknownConnection`]: super::EnqueueError::UnknownConnection
+    /// [`EnqueueError::TooLarge`]: super::EnqueueError::TooLarge
     ///
     /// ```
     /// use bytes::Bytes;
