@@ -39,6 +39,18 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
+/// The corpus (24 MB, beside the cargo-fuzz package) is not shipped in the published
+/// crate: there (`Cargo.toml.orig` marks a packaged crate) the replay is skipped. In the
+/// repository a missing corpus still fails.
+fn skipped_in_package() -> bool {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let packaged = root.join("Cargo.toml.orig").is_file() && !fuzz_dir().exists();
+    if packaged {
+        eprintln!("packaged crate without fuzz/: corpus replay skipped");
+    }
+    packaged
+}
+
 /// Runs every file under `<fuzz>/<kind>/<target>/`; returns (files run, failures).
 fn replay(kind: &str) -> (usize, Vec<String>) {
     let root = fuzz_dir().join(kind);
@@ -79,6 +91,9 @@ fn replay(kind: &str) -> (usize, Vec<String>) {
 
 #[test]
 fn corpus_replays_without_failures() {
+    if skipped_in_package() {
+        return;
+    }
     let (run, failures) = replay("corpus");
     assert!(run > 0, "no corpus files found under fuzz/corpus");
     assert!(
@@ -90,6 +105,9 @@ fn corpus_replays_without_failures() {
 
 #[test]
 fn regressions_stay_fixed() {
+    if skipped_in_package() {
+        return;
+    }
     let (run, failures) = replay("regressions");
     assert!(
         failures.is_empty(),
@@ -113,6 +131,9 @@ fn pending_bugs_are_fixed() {
 
 #[test]
 fn every_target_has_seeds() {
+    if skipped_in_package() {
+        return;
+    }
     for name in [
         "header",
         "packet_roundtrip",
