@@ -325,7 +325,7 @@ pub struct CompressPolicy {
 impl Default for CompressPolicy {
     fn default() -> CompressPolicy {
         CompressPolicy {
-            threshold: crate::connection::Config::COMPRESS_THRESHOLD,
+            threshold: crate::limits::COMPRESS_THRESHOLD,
             zlib_level: 2,
         }
     }

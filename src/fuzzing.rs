@@ -14,7 +14,7 @@
 //! | [`deframe_split`] | `ctl`, `seed`, then a stream of packets |
 //! | [`control`] | `kind selector`, then a control payload |
 //! | [`decompress`] | `mode`, `max_ratio`, `max_decompressed` (u24 BE), then a payload |
-//! | [`tls`] | `ctl`, `seed`, `pos` (u16 BE), then TLS bytes or a plaintext stream |
+//! | `tls` | `ctl`, `seed`, `pos` (u16 BE), then TLS bytes or a plaintext stream |
 //!
 //! Every oracle here is written from the spec text, not from the code under test, so a
 //! disagreement is a bug on one side or the other.
@@ -35,9 +35,9 @@ mod compression;
 #[cfg(feature = "compression")]
 pub use compression::decompress;
 
-#[cfg(feature = "tls")]
+#[cfg(feature = "test-certs")]
 mod tls;
-#[cfg(feature = "tls")]
+#[cfg(feature = "test-certs")]
 pub use tls::tls;
 
 /// Largest input the targets look at; longer inputs are cut (keeps runs fast and the

@@ -22,6 +22,17 @@ pub mod bounds {
     pub const REASON_MAX_LEN: usize = 256;
 }
 
+/// The default compression threshold (spec §9.2 `[[comp.threshold]]`): DATA payloads
+/// shorter than this many bytes are sent uncompressed, since below it a codec's framing
+/// and per-packet setup cost about as much as the few bytes it saves. The default of
+/// [`Config::compress_threshold`](crate::connection::Config::compress_threshold) and of
+/// the compressor's policy.
+///
+/// ```
+/// assert_eq!(fleetwire::limits::COMPRESS_THRESHOLD, 128);
+/// ```
+pub const COMPRESS_THRESHOLD: usize = 128;
+
 /// The limits an endpoint announces in its HELLO and enforces locally.
 ///
 /// Start from [`Limits::default`] and adjust the fields, or use the `with_*` setters

@@ -174,22 +174,58 @@ impl Packet {
     ///
     /// # Panics
     ///
-    /// If `payload` is longer than 65,535 bytes.
+    /// If `payload` is longer than 65,535 bytes; [`Packet::try_data`] returns an error
+    /// instead.
     pub fn data(route: crate::Route, payload: Bytes) -> Packet {
-        let length = u16::try_from(payload.len()).expect("payload longer than 65535 bytes");
-        Packet {
+        Packet::try_data(route, payload).expect("payload longer than 65535 bytes")
+    }
+
+    /// A DATA packet with an uncompressed payload, or [`Error::PayloadTooLarge`] if
+    /// `payload` is longer than 65,535 bytes (no length field can carry it, §4.5).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use fleetwire::{Error, Packet, Route};
+    /// let ok = Packet::try_data(Route::new(1, 0, 0), Bytes::from(vec![0; 65535]));
+    /// assert_eq!(ok.map(|p| p.header.length), Ok(65535));
+    /// let too_long = Packet::try_data(Route::new(1, 0, 0), Bytes::from(vec![0; 65536]));
+    /// assert_eq!(too_long, Err(Error::PayloadTooLarge));
+    /// ```
+    pub fn try_data(route: crate::Route, payload: Bytes) -> Result<Packet, Error> {
+        let length = u16::try_from(payload.len()).map_err(|_| Error::PayloadTooLarge)?;
+        Ok(Packet {
             header: Header::data(route, length),
             payload,
-        }
+        })
     }
 
     /// Appends header and payload to `out`.
+    ///
+    /// The length field written is the payload's length: a hand-built `Packet` whose
+    /// `header.length` disagrees with its payload still encodes as one valid packet
+    /// instead of corrupting the stream from there on (§4.5).
+    ///
+    /// # Panics
+    ///
+    /// If the payload is longer than 65,535 bytes (only a hand-built `Packet` can be).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use fleetwire::{Header, Packet, Route};
+    /// let pkt = Packet { header: Header::data(Route::new(1, 0, 0), 10), payload: Bytes::from_static(b"abc") };
+    /// assert_eq!(pkt.to_vec()[3], 3); // the payload's length, not 10
+    /// ```
     pub fn encode_to_vec(&self, out: &mut Vec<u8>) {
-        self.header.encode_to_vec(out);
+        let length = u16::try_from(self.payload.len()).expect("payload longer than 65535 bytes");
+        Header {
+            length,
+            ..self.header
+        }
+        .encode_to_vec(out);
         out.extend_from_slice(&self.payload);
     }
 
-    /// Header and payload as one vector.
+    /// Header and payload as one vector; see [`Packet::encode_to_vec`].
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.header.packet_len());
         self.encode_to_vec(&mut out);
@@ -233,6 +269,32 @@ mod tests {
         };
         assert!(pkt.payload.is_empty() && rest.is_empty());
         assert_eq!(pkt.header.kind, Kind::Data);
+    }
+
+    #[test]
+    fn encoding_takes_the_length_from_the_payload() {
+        for claimed in [0, 2, 4, 65535] {
+            let bad = Packet {
+                header: Header::data(Route::new(1, 2, 3), claimed),
+                payload: Bytes::from_static(b"abc"),
+            };
+            let mut wire = bad.to_vec();
+            Packet::data(Route::new(4, 5, 6), Bytes::from_static(b"next")).encode_to_vec(&mut wire);
+            let got: Vec<_> = Packets::new(&wire, u16::MAX).map(|p| p.unwrap()).collect();
+            assert_eq!(got.len(), 2, "length field {claimed}");
+            assert_eq!((got[0].header.length, got[0].payload), (3, &b"abc"[..]));
+            assert_eq!(got[1].payload, b"next");
+        }
+    }
+
+    #[test]
+    fn try_data_at_the_limit_and_one_over() {
+        let at = Packet::try_data(Route::default(), Bytes::from(vec![7; 65535])).unwrap();
+        assert_eq!(at.to_vec().len(), Header::BASE_LEN + 65535);
+        assert_eq!(
+            Packet::try_data(Route::default(), Bytes::from(vec![7; 65536])),
+            Err(Error::PayloadTooLarge)
+        );
     }
 
     #[test]

@@ -10,15 +10,15 @@ cargo test --workspace --all-features
 
 echo "== Python implementation (venv with cramjam)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-.venv/bin/pip install -q -r conformance/impls/python/requirements.txt
+.venv/bin/pip install -q conformance/impls/python   # pyproject.toml: fleetwire-py-testee
 .venv/bin/python -m unittest discover -s conformance/impls/python/tests -t conformance/impls/python
 
 echo "== conformance: reference (spawned testee), Python implementation, mutants"
 cargo build -q --release -p fleetwire-cli
 fw=target/release/fleetwire
 "$fw" conformance --spawn-reference
-PYTHONPATH=conformance/impls/python "$fw" conformance codec \
-  --testee "$PWD/.venv/bin/python -m fleetwire_py.testee" \
+"$fw" conformance codec \
+  --testee "$PWD/.venv/bin/fleetwire-py-testee" \
   --expected conformance/expected/python.txt
 "$fw" conformance mutants
 

@@ -1,4 +1,5 @@
 //! `inspect` output snapshots (the CLI's exit codes: `cli/tests/inspect_cli.rs`).
+#![cfg(feature = "inspect")]
 
 use fleetwire::control::{Control, Credit, Goaway, Hello, Ping, Role};
 use fleetwire::inspect::{inspect, End, Options};

@@ -2,7 +2,7 @@
 //! `fleetwire::node::connect` as the client, plaintext and TLS.
 //!
 //! Everything runs on 127.0.0.1 and every wait is bounded (a few seconds).
-#![cfg(feature = "node")]
+#![cfg(all(feature = "node", feature = "test-certs"))]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -289,7 +289,7 @@ fn numbered_round_trip(engine: &Engine, conn: ConnId, node: u16, n: u32) -> Vec<
 fn collect(
     engine: &Engine,
     n: usize,
-    keep: impl Fn(&fleetwire::transport::Message) -> bool,
+    keep: impl Fn(&fleetwire::transport::ConnMessage) -> bool,
 ) -> Vec<u32> {
     let deadline = Instant::now() + DEADLINE;
     let mut got = Vec::new();

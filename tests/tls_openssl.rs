@@ -3,7 +3,7 @@
 //! Everything runs on 127.0.0.1, every wait is bounded (10 s), and child processes are
 //! killed when a test ends. The `openssl` command is required: without it these tests
 //! fail rather than pass silently (CI installs it).
-#![cfg(feature = "tls")]
+#![cfg(feature = "test-certs")]
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

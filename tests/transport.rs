@@ -1,6 +1,6 @@
 //! Integration tests of the transport engine over 127.0.0.1 (feature `transport`).
 //! Every test is bounded: helpers panic past their deadline (at most 10 s).
-#![cfg(feature = "transport")]
+#![cfg(all(feature = "transport", feature = "test-certs"))]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,7 +12,8 @@ use bytes::Bytes;
 use fleetwire::connection::{Config, Connection};
 use fleetwire::tls::{client_config, generate_test_pki, server_config};
 use fleetwire::transport::{
-    AppEvent, ConnId, Engine, EngineConfig, Message, Outgoing, SendError, SendFlags, TlsOptions,
+    AppEvent, ConnId, ConnMessage, Engine, EngineConfig, EnqueueError, Outgoing, SendFlags,
+    TlsOptions,
 };
 use fleetwire::{Codec, ErrorCode, Route};
 
@@ -55,7 +56,7 @@ fn recv_until(
     }
 }
 
-fn messages(events: &[AppEvent]) -> Vec<&Message> {
+fn messages(events: &[AppEvent]) -> Vec<&ConnMessage> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -174,7 +175,7 @@ fn hundred_thousand_small_messages_in_order_with_recv_batch() {
             loop {
                 match sender.send(msg.clone()) {
                     Ok(()) => break,
-                    Err(SendError::QueueFull) => {
+                    Err(EnqueueError::QueueFull) => {
                         sender.wait_room(Duration::from_secs(1));
                     }
                     Err(e) => panic!("{e}"),
@@ -227,7 +228,7 @@ fn slow_consumer_flood_stays_within_memory_budget() {
                 let msg = fleetwire::transport::Outgoing::new(Route::new(0, 1, 0), p.into());
                 match sender.send(msg) {
                     Ok(()) => i += 1,
-                    Err(SendError::QueueFull) => {
+                    Err(EnqueueError::QueueFull) => {
                         full.fetch_add(1, Ordering::Relaxed);
                         sender.wait_room(Duration::from_millis(10));
                     }
@@ -357,7 +358,7 @@ fn connection_reset_reports_queued_messages_undelivered() {
     ));
     assert_eq!(
         client.send(c, Route::default(), Bytes::new(), SendFlags::default()),
-        Err(SendError::UnknownConnection)
+        Err(EnqueueError::UnknownConnection)
     );
 }
 
@@ -678,19 +679,22 @@ fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
     assert_eq!(engine.send_many(conn, &mut batch), Ok(0));
     assert_eq!(
         engine.send(conn, Route::default(), Bytes::new(), SendFlags::default()),
-        Err(SendError::QueueFull)
+        Err(EnqueueError::QueueFull)
     );
     // a too-large first message is refused, nothing taken
     let mut huge = vec![Outgoing::new(
         Route::default(),
         Bytes::from(vec![0; 70_000]),
     )];
-    assert_eq!(engine.send_many(conn, &mut huge), Err(SendError::TooLarge));
+    assert_eq!(
+        engine.send_many(conn, &mut huge),
+        Err(EnqueueError::TooLarge)
+    );
     assert_eq!(huge.len(), 1);
     let mut none = vec![msg(0)];
     assert_eq!(
         engine.send_many(ConnId::from_raw(9999), &mut none),
-        Err(SendError::UnknownConnection)
+        Err(EnqueueError::UnknownConnection)
     );
     assert_eq!(none.len(), 1);
 }
@@ -753,4 +757,33 @@ fn sends_left_at_the_write_high_water_mark_are_taken_up() {
         );
     }
     assert_eq!(received, n);
+}
+
+#[test]
+fn connect_takes_any_socket_address_form_and_rejects_an_empty_address_list() {
+    let _fds = shared();
+    let (server, client) = (engine(), engine());
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let port = l.local_addr.port();
+    let text = format!("127.0.0.1:{port}");
+    // one at a time: recv_until drops the rest of the batch it stops in
+    for i in 0..2 {
+        let c = match i {
+            0 => client.connect(text.as_str(), TlsOptions::Plaintext),
+            _ => client.connect(("127.0.0.1", port), TlsOptions::Plaintext),
+        }
+        .unwrap();
+        let ev = recv_until(
+            &client,
+            10,
+            |e| matches!(e, AppEvent::Connected { conn, .. } | AppEvent::Closed { conn, .. } if *conn == c),
+        );
+        assert!(
+            matches!(ev.last(), Some(AppEvent::Connected { .. })),
+            "{ev:?}"
+        );
+    }
+    let none: &[SocketAddr] = &[];
+    let err = client.connect(none, TlsOptions::Plaintext).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }

@@ -101,7 +101,7 @@ pub struct Case {
 
 /// The level of every tag of the spec, read from the sentence each tag closes.
 pub(crate) fn tag_levels() -> BTreeMap<String, Level> {
-    let spec = include_str!("../../spec/fleetwire-v1.md");
+    let spec = include_str!("../spec/fleetwire-v1.md");
     let mut levels = BTreeMap::new();
     let mut last_end = 0;
     let mut rest_at = 0;

@@ -6,12 +6,17 @@ use std::path::{Path, PathBuf};
 
 use fleetwire_conformance::vectors;
 
-/// The repository root (this crate lives in `conformance/`).
+/// This crate's directory: `vectors/` and `spec/` are the repository's (symlinks in the
+/// repository, copies in the packaged crate).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("conformance/ has a parent")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository root, when the tests run in the repository (not in the packaged
+/// crate, which carries no other crate's sources).
+fn repo_root() -> Option<PathBuf> {
+    let repo = root().parent()?.to_path_buf();
+    repo.join("spec/TRACEABILITY.md").is_file().then_some(repo)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -53,7 +58,10 @@ fn regenerating_reproduces_the_committed_vectors_byte_for_byte() {
 /// runner compiled in (as `fleetwire vectors trace` does).
 #[test]
 fn traceability_matrix_is_complete_and_up_to_date() {
-    let root = root();
+    let Some(root) = repo_root() else {
+        eprintln!("not in the repository (packaged crate): the matrix covers every crate, skipped");
+        return;
+    };
     let report = vectors::trace_with_cases(
         &root.join("spec/fleetwire-v1.md"),
         &root.join("vectors"),
@@ -96,12 +104,5 @@ fn verify_reports_a_corrupted_vector() {
 #[ignore]
 fn regenerate() {
     let n = vectors::generate(&root().join("vectors")).expect("generate");
-    eprintln!("{n} vectors written");
-    let r = vectors::trace(
-        &root().join("spec/fleetwire-v1.md"),
-        &root().join("vectors"),
-        &[&root().join("src"), &root().join("tests")],
-    )
-    .expect("trace");
-    r.write().expect("write TRACEABILITY.md");
+    eprintln!("{n} vectors written; `fleetwire vectors trace` rewrites spec/TRACEABILITY.md");
 }

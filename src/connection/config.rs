@@ -229,6 +229,25 @@ pub struct Config {
     pub compress_threshold: usize,
 }
 
+/// A [`Config`] that fails [`Config::validate`], with the rule it breaks; see
+/// [`Connection::try_new`](super::Connection::try_new).
+///
+/// ```
+/// use fleetwire::connection::ConfigError;
+/// let e = ConfigError("max_empty_run below 32");
+/// assert_eq!(e.to_string(), "invalid fleetwire connection config: max_empty_run below 32");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ConfigError(pub &'static str);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid fleetwire connection config: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 impl Default for Config {
     /// [`Config::client`].
     ///
@@ -275,13 +294,13 @@ impl Config {
     #[cfg(not(feature = "compression"))]
     pub const SUPPORTED_CODECS: u8 = 0x00;
 
-    /// The default [`Config::compress_threshold`]: below 128 bytes a codec's framing and
-    /// per-packet setup cost about as much as the few bytes it saves.
+    /// The default [`Config::compress_threshold`]:
+    /// [`limits::COMPRESS_THRESHOLD`](crate::limits::COMPRESS_THRESHOLD).
     ///
     /// ```
     /// assert_eq!(fleetwire::connection::Config::COMPRESS_THRESHOLD, 128);
     /// ```
-    pub const COMPRESS_THRESHOLD: usize = 128;
+    pub const COMPRESS_THRESHOLD: usize = crate::limits::COMPRESS_THRESHOLD;
 
     fn for_role(role: Role, node_id: u16) -> Config {
         Config {

@@ -52,7 +52,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use config::{Config, Identity, IdentityRole, ServiceSet, MIN_MAX_EMPTY_RUN};
+pub use config::{Config, ConfigError, Identity, IdentityRole, ServiceSet, MIN_MAX_EMPTY_RUN};
 pub use event::{Event, PeerInfo, SendError, SendOptions};
 pub use pair::Pair;
 
@@ -160,7 +160,8 @@ impl Connection {
     /// # Panics
     ///
     /// If `config` fails [`Config::validate`]: an invalid local configuration is a
-    /// programming error, never the peer's doing.
+    /// programming error, never the peer's doing. [`Connection::try_new`] returns the
+    /// error instead, for configurations that come from outside the program.
     ///
     /// ```
     /// use fleetwire::connection::{Config, Connection};
@@ -168,9 +169,23 @@ impl Connection {
     /// assert!(!conn.is_established());
     /// ```
     pub fn new(config: Config, now: Duration) -> Connection {
-        if let Err(why) = config.validate() {
-            panic!("invalid fleetwire connection config: {why}");
+        match Connection::try_new(config, now) {
+            Ok(conn) => conn,
+            Err(e) => panic!("{e}"),
         }
+    }
+
+    /// [`Connection::new`], or the rule of [`Config::validate`] that `config` breaks.
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, ConfigError, Connection};
+    /// use std::time::Duration;
+    /// let err = Connection::try_new(Config::node(0), Duration::ZERO).err();
+    /// assert_eq!(err, Some(ConfigError("a node or proxy id is 1..=65534")));
+    /// assert!(Connection::try_new(Config::node(1), Duration::ZERO).is_ok());
+    /// ```
+    pub fn try_new(config: Config, now: Duration) -> Result<Connection, ConfigError> {
+        config.validate().map_err(ConfigError)?;
         let limits = config.limits;
         let mut conn = Connection {
             state: State::AwaitPreface,
@@ -211,7 +226,7 @@ impl Connection {
             config,
         };
         conn.queue_hello();
-        conn
+        Ok(conn)
     }
 
     fn queue_hello(&mut self) {

@@ -90,6 +90,23 @@ pub struct Message {
     pub never_compress: bool,
 }
 
+impl Message {
+    /// Where a reply goes: to the message's source, on the same service and channel
+    /// (spec §7.4). Echoing `route` back instead would address the receiver itself, and
+    /// through a proxy every such packet is a NO_ROUTE packet error that counts against
+    /// the connection's error budget (§12.3).
+    ///
+    /// ```
+    /// use fleetwire::node::Message;
+    /// use fleetwire::Route;
+    /// let m = Message { source: 40_000, route: Route::new(7, 2, 3), payload: "hi".into(), never_compress: false };
+    /// assert_eq!(m.reply_route(), Route::new(40_000, 2, 3));
+    /// ```
+    pub fn reply_route(&self) -> Route {
+        Route::new(self.source, self.route.service, self.route.channel)
+    }
+}
+
 /// Fleetwire bytes written and read by a connection (the plaintext stream, before TLS):
 /// compressed payloads count with their wire length.
 ///

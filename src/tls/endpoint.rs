@@ -491,7 +491,7 @@ impl TlsEndpoint {
     }
 
     /// The rustls connection, for tests that inspect what was negotiated.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "test-certs"))]
     pub(super) fn connection(&self) -> &Connection {
         &self.conn
     }

@@ -1,13 +1,15 @@
 //! TLS 1.3 for Fleetwire (spec §10), driven as a BIO pair: the engine owns sockets and
 //! buffers, this module only transforms bytes.
 //!
-//! - [`server_config`] / [`client_config`]: rustls with the aws-lc-rs provider, TLS 1.3
-//!   only, ALPN `fleetwire/1` only, AES-128-GCM preferred; mutual TLS optional.
+//! - [`server_config`] / [`client_config`]: rustls with the aws-lc-rs (or ring)
+//!   provider, TLS 1.3 only, ALPN `fleetwire/1` only, AES-128-GCM preferred; mutual TLS
+//!   optional.
 //! - [`TlsEndpoint`]: one connection; ciphertext in with [`TlsEndpoint::feed_tls`],
 //!   plaintext out with [`TlsEndpoint::read_plaintext`], and the reverse with
 //!   [`TlsEndpoint::write_plaintext_vectored`] and [`TlsEndpoint::take_tls`].
 //! - [`TlsEndpoint::peer_node_id`]: the node id bound to the peer's certificate (§10.2).
-//! - [`generate_test_pki`]: a CA and leaf certificates for tests and local use.
+//! - `generate_test_pki` (feature `test-certs`): a CA and leaf certificates for tests
+//!   and local use.
 //!
 //! ```
 //! use fleetwire::tls::{client_config, generate_test_pki, server_config, TlsEndpoint};
@@ -38,14 +40,17 @@ mod config;
 mod endpoint;
 mod error;
 mod node_id;
+#[cfg(feature = "test-certs")]
 mod pki;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "test-certs"))]
 mod tests;
 
 pub use config::{client_config, server_config};
 pub use endpoint::TlsEndpoint;
 pub use error::{CertificateProblem, TlsError};
+#[cfg(feature = "test-certs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-certs")))]
 pub use pki::{generate_test_pki, TestLeaf, TestPki};
 
 /// The rustls configurations this module builds and [`TlsEndpoint`] runs, re-exported

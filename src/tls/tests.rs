@@ -47,7 +47,7 @@ fn raw_client(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(super::config::backend::default_provider());
     let roots = roots_from_pem(fixture().pki.ca_cert_pem.as_bytes()).unwrap();
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
@@ -377,7 +377,7 @@ fn refuses_a_client_offering_no_alpn() {
 #[test]
 fn client_refuses_a_server_that_selects_no_alpn() {
     let f = fixture();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(super::config::backend::default_provider());
     let certs = CertificateDer::pem_slice_iter(f.pki.cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .unwrap();

@@ -10,7 +10,7 @@
 //!   can do, and nothing queues without bound. A payload starts with its send time; the
 //!   echo gives the round trip.
 //! - With [`ClusterConfig::tls`], a throw-away test PKI
-//!   ([`generate_test_pki`](crate::tls::generate_test_pki)): each node presents a
+//!   ([`crate::tls::generate_test_pki`]): each node presents a
 //!   `fleetwire:node:<id>` certificate and requires a client certificate; the proxy
 //!   presents a `fleetwire:proxy:<id>` certificate to clients and to nodes, which
 //!   therefore honour its stamps (spec §7.4, §10.2). Without it, plaintext, the nodes
@@ -29,7 +29,7 @@ use bytes::Bytes;
 use super::proxy::{Proxy, ProxyConfig, RouteKey, RouteStats};
 use super::shared::lock;
 use super::types::{AppEvent, ConnId, SendFlags, TlsOptions};
-use super::{Engine, EngineConfig, Message, Reply};
+use super::{ConnMessage as Message, Engine, EngineConfig, Reply};
 use crate::connection::Identity;
 use crate::header::Route;
 use crate::tls::{client_config, generate_test_pki, server_config, TlsError};
@@ -387,7 +387,7 @@ fn start_node(id: u16, pki: Option<&Pki>, at: SocketAddr) -> io::Result<(Engine,
 
 /// Echoes a packet to its source (the client id the proxy stamped).
 fn echo(m: &Message, reply: &mut Reply) {
-    let back = Route::new(m.source, m.route.service, m.route.channel);
+    let back = m.reply_route();
     reply.send(back, m.payload.clone(), SendFlags::default());
 }
 

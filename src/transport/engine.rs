@@ -1,7 +1,7 @@
 //! [`Engine`]: the application's handle on the IO threads.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -159,10 +159,14 @@ impl Engine {
     /// be sent right away: they are written once the handshake completes.
     /// [`AppEvent::Connected`] reports the handshake, [`AppEvent::Closed`] a failure.
     ///
+    /// `addr` is anything [`ToSocketAddrs`] takes (`"host:port"`, a [`SocketAddr`], an
+    /// `(IpAddr, u16)`); a host name is resolved here, blocking, and the first address
+    /// it resolves to is used.
+    ///
     /// # Errors
     ///
-    /// The socket cannot be created, or `tls` is a server configuration or names an
-    /// invalid server name (`InvalidInput`).
+    /// The address resolves to nothing, the socket cannot be created, or `tls` is a
+    /// server configuration or names an invalid server name (`InvalidInput`).
     ///
     /// ```
     /// use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
@@ -171,7 +175,11 @@ impl Engine {
     /// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
     /// assert!(engine.stats(conn).is_some());
     /// ```
-    pub fn connect(&self, addr: SocketAddr, tls: TlsOptions) -> io::Result<ConnId> {
+    pub fn connect(&self, addr: impl ToSocketAddrs, tls: TlsOptions) -> io::Result<ConnId> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| invalid("the address resolves to nothing"))?;
         self.connect_routed(addr, tls, None)
     }
 
@@ -220,18 +228,23 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`SendError::QueueFull`] (backpressure: the bounded queue is full, typically
-    /// because the peer withholds credit), [`SendError::Closed`],
-    /// [`SendError::UnknownConnection`], [`SendError::TooLarge`].
+    /// [`EnqueueError::QueueFull`] (backpressure: the bounded queue is full, typically
+    /// because the peer withholds credit), [`EnqueueError::Closed`],
+    /// [`EnqueueError::UnknownConnection`], [`EnqueueError::TooLarge`].
+    ///
+    /// [`EnqueueError::QueueFull`]: super::EnqueueError::QueueFull
+    /// [`EnqueueError::Closed`]: super::EnqueueError::Closed
+    /// [`EnqueueError::UnknownConnection`]: super::EnqueueError::UnknownConnection
+    /// [`EnqueueError::TooLarge`]: super::EnqueueError::TooLarge
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use fleetwire::transport::{ConnId, Engine, EngineConfig, SendError, SendFlags};
+    /// use fleetwire::transport::{ConnId, Engine, EngineConfig, EnqueueError, SendFlags};
     /// use fleetwire::Route;
     /// let engine = Engine::new(EngineConfig::default()).unwrap();
     /// let nobody = ConnId::from_raw(999);
     /// let r = engine.send(nobody, Route::default(), Bytes::from_static(b"x"), SendFlags::default());
-    /// assert_eq!(r, Err(SendError::UnknownConnection));
+    /// assert_eq!(r, Err(EnqueueError::UnknownConnection));
     /// ```
     pub fn send(
         &self,
@@ -263,10 +276,14 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// Nothing is queued on [`SendError::Closed`] and [`SendError::UnknownConnection`],
-    /// nor on [`SendError::TooLarge`], returned when the first message is too large (a
+    /// Nothing is queued on [`EnqueueError::Closed`] and [`EnqueueError::UnknownConnection`],
+    /// nor on [`EnqueueError::TooLarge`], returned when the first message is too large (a
     /// too-large message later in `messages` ends the batch before it). A full queue is
     /// not an error: fewer (maybe none) are queued.
+    ///
+    /// [`EnqueueError::Closed`]: super::EnqueueError::Closed
+    /// [`EnqueueError::UnknownConnection`]: super::EnqueueError::UnknownConnection
+    /// [`EnqueueError::TooLarge`]: super::EnqueueError::TooLarge
     ///
     /// ```
     /// use bytes::Bytes;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::shared::lock;
-use super::types::{ConnId, Message, Outgoing, SendFlags};
+use super::types::{ConnId, ConnMessage, Outgoing, SendFlags};
 use crate::header::Route;
 
 /// A native handler: called on the IO thread for each message of its service, with a
@@ -17,13 +17,13 @@ use crate::header::Route;
 /// stalls every connection of its IO thread).
 ///
 /// ```
-/// use fleetwire::transport::{Handler, Message, Reply};
-/// let echo: Handler = Box::new(|m: &Message, reply: &mut Reply| {
+/// use fleetwire::transport::{Handler, ConnMessage, Reply};
+/// let echo: Handler = Box::new(|m: &ConnMessage, reply: &mut Reply| {
 ///     reply.send(m.route, m.payload.clone(), Default::default());
 /// });
 /// # drop(echo);
 /// ```
-pub type Handler = Box<dyn FnMut(&Message, &mut Reply) + Send>;
+pub type Handler = Box<dyn FnMut(&ConnMessage, &mut Reply) + Send>;
 
 /// Messages a [`Handler`] sends back on the connection its message came from. They are
 /// written in the same round, after the handler returns, ahead of the application's

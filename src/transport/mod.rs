@@ -59,6 +59,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "test-certs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-certs")))]
 pub mod cluster;
 mod config;
 mod conn;
@@ -83,7 +85,9 @@ pub use engine::{ConnSender, Engine};
 pub use handler::{Handler, Reply};
 pub use shared::{ReadyHook, QUEUE_ENTRY_OVERHEAD};
 pub use stats::ConnStats;
-pub use types::{AppEvent, ConnId, Listener, Message, Outgoing, SendError, SendFlags, TlsOptions};
+pub use types::{
+    AppEvent, ConnId, ConnMessage, EnqueueError, Listener, Outgoing, SendFlags, TlsOptions,
+};
 
 #[cfg(feature = "transport-async")]
 pub use asyncio::{EventStream, MessageSink};

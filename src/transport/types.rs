@@ -175,13 +175,14 @@ impl SendFlags {
     }
 }
 
-/// One DATA packet received, decompressed and validated on an IO thread.
+/// One DATA packet received, decompressed and validated on an IO thread, with the
+/// connection it arrived on (the engine's counterpart of `node::Message`).
 ///
 /// ```
 /// use bytes::Bytes;
-/// use fleetwire::transport::{ConnId, Message};
+/// use fleetwire::transport::{ConnId, ConnMessage};
 /// use fleetwire::Route;
-/// let m = Message {
+/// let m = ConnMessage {
 ///     conn: ConnId::from_raw(1),
 ///     source: 0,
 ///     route: Route::new(0, 2, 3),
@@ -191,7 +192,7 @@ impl SendFlags {
 /// assert_eq!(m.route.service, 2);
 /// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Message {
+pub struct ConnMessage {
     /// The connection it arrived on.
     pub conn: ConnId,
     /// Its source node (spec §7.4).
@@ -204,6 +205,34 @@ pub struct Message {
     /// The sender marked it N = 1 (secrets).
     pub never_compress: bool,
 }
+
+impl ConnMessage {
+    /// Where a reply goes: to the message's source, on the same service and channel
+    /// (spec §7.4). Echoing `route` back instead would address the receiver itself, and
+    /// through a proxy every such packet is a NO_ROUTE packet error that counts against
+    /// the connection's error budget (§12.3).
+    ///
+    /// ```
+    /// use fleetwire::transport::{ConnId, ConnMessage};
+    /// use fleetwire::Route;
+    /// let m = ConnMessage {
+    ///     conn: ConnId::from_raw(1),
+    ///     source: 40_000,
+    ///     route: Route::new(7, 2, 3),
+    ///     payload: "hi".into(),
+    ///     never_compress: false,
+    /// };
+    /// assert_eq!(m.reply_route(), Route::new(40_000, 2, 3));
+    /// ```
+    pub fn reply_route(&self) -> Route {
+        Route::new(self.source, self.route.service, self.route.channel)
+    }
+}
+
+/// The engine's internal name of [`ConnMessage`].
+pub(crate) type Message = ConnMessage;
+/// The engine's internal name of [`EnqueueError`].
+pub(crate) type SendError = EnqueueError;
 
 /// What [`Engine::recv_batch`](super::Engine::recv_batch) hands to the application.
 ///
@@ -235,7 +264,7 @@ pub enum AppEvent {
         peer: PeerInfo,
     },
     /// A DATA packet for the application.
-    Message(Message),
+    Message(ConnMessage),
     /// The peer reported that one of our packets was discarded (spec §5.7).
     PacketError {
         /// The connection.
@@ -322,17 +351,18 @@ impl AppEvent {
     }
 }
 
-/// Why [`Engine::send`](super::Engine::send) refused a message. A refused message was
-/// not queued; an accepted one is delivered or reported ([`AppEvent::Undelivered`],
+/// Why [`Engine::send`](super::Engine::send) refused to enqueue a message (not to be
+/// confused with [`connection::SendError`](crate::connection::SendError), the sans-IO
+/// connection's). A refused message was not queued; an accepted one is delivered or reported ([`AppEvent::Undelivered`],
 /// [`AppEvent::SendFailed`]).
 ///
 /// ```
-/// use fleetwire::transport::SendError;
-/// assert_eq!(SendError::QueueFull.to_string(), "send queue full");
+/// use fleetwire::transport::EnqueueError;
+/// assert_eq!(EnqueueError::QueueFull.to_string(), "send queue full");
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SendError {
+pub enum EnqueueError {
     /// The connection's bounded send queue is full: backpressure; retry later.
     QueueFull,
     /// The connection is closing or closed.
@@ -343,7 +373,7 @@ pub enum SendError {
     TooLarge,
 }
 
-impl fmt::Display for SendError {
+impl fmt::Display for EnqueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SendError::QueueFull => "send queue full",
@@ -354,7 +384,7 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for EnqueueError {}
 
 /// A message to send, for [`Engine::sink`](super::Engine::sink) and
 /// [`ConnSender::send`](super::ConnSender::send).

@@ -18,7 +18,7 @@ use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 use super::{stream_pair, Mode, Ours};
 use crate::header::Route;
-use crate::transport::{AppEvent, SendError};
+use crate::transport::{AppEvent, EnqueueError as SendError};
 
 /// How far apart pings are under saturation.
 const INTERVAL: Duration = Duration::from_millis(1);

@@ -157,7 +157,7 @@ pub fn bench(quick: bool) -> Vec<BenchResult> {
     bench_sections(quick, &Section::ALL)
 }
 
-/// A part of [`bench`], to run alone.
+/// A part of [`bench`](fn@bench), to run alone.
 ///
 /// ```
 /// use fleetwire::transport::bench::Section;
@@ -176,7 +176,7 @@ pub enum Section {
 }
 
 impl Section {
-    /// Every section, in the order [`bench`] runs them.
+    /// Every section, in the order [`bench`](fn@bench) runs them.
     pub const ALL: [Section; 4] = [
         Section::Throughput,
         Section::Ping,
@@ -196,7 +196,7 @@ impl Section {
     }
 }
 
-/// [`bench`] restricted to `sections`.
+/// [`bench`](fn@bench) restricted to `sections`.
 ///
 /// ```no_run
 /// use fleetwire::transport::bench::{bench_sections, Section};
