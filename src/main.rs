@@ -289,8 +289,10 @@ mod node_cli {
         /// Preferred codec for echoed DATA, when the peer announced it (spec §9.2).
         #[arg(long, value_enum, default_value = "none")]
         echo_codec: CodecArg,
-        /// Trust a proxy connecting from this IP address to stamp sources (spec §7.4),
-        /// e.g. a plaintext `fleetwire proxy` on this host. Repeatable.
+        /// Trust a node or proxy connecting from this IP address, e.g. a plaintext
+        /// `fleetwire proxy` on this host: its role is accepted without a certificate and
+        /// a proxy's stamped sources are honoured (spec §7.4 `[[src.auth]]`). Without it
+        /// or mutual TLS, only role client is accepted. Repeatable.
         #[arg(long, value_name = "IP")]
         trust_peer: Vec<std::net::IpAddr>,
     }

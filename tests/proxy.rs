@@ -758,6 +758,11 @@ fn through_two_proxies(trust: bool) -> (u16, Option<(u16, Route)>, u64) {
                     assert_eq!(&m.payload[..], b"two hops");
                     echo = Some((m.source, m.route));
                 }
+                // without trust B refuses A's HELLO role proxy (spec §7.4 [[src.auth]]):
+                // A's route to node 2 is down, the client is told UNREACHABLE
+                AppEvent::PacketError { code, .. } if !trust => {
+                    assert_eq!(code, ErrorCode::UNREACHABLE);
+                }
                 AppEvent::PacketError { code, .. } => panic!("packet error {code}"),
                 _ => {}
             }
@@ -785,8 +790,9 @@ fn two_proxies_over_plaintext_trust_each_other_when_configured() {
 // trace: src.trust
 #[test]
 fn two_proxies_over_plaintext_refuse_stamps_without_trust() {
-    // B does not honour A's stamp (SOURCE_FORGED closes the link): nothing reaches the
-    // node, nothing comes back
+    // B does not accept A's role proxy without trust (BAD_HELLO, spec §7.4
+    // [[src.auth]]), so A has no link to forward on: nothing reaches the node, nothing
+    // comes back but UNREACHABLE
     let (_, echo, forwarded) = through_two_proxies(false);
     assert_eq!((echo, forwarded), (None, 0));
 }

@@ -404,6 +404,14 @@ fn take_events(driver: &mut Driver, opts: &NodeOptions, stats: &mut Counters) ->
                 });
                 None
             }
+            Event::GoawayReceived { .. } => {
+                // spec §6.4 [[close.answer]]: a half-close. Every DATA before the GOAWAY
+                // was taken above only once its echo was queued, so the answers are all
+                // sent: answer with our GOAWAY, whose `delivered` is final
+                let now = driver.now();
+                driver.conn.close(now, "");
+                None
+            }
             event @ Event::Closed { .. } => {
                 let info = CloseInfo::from_event(event);
                 driver.conn.poll_event();

@@ -103,14 +103,16 @@ impl ConnIo {
         };
         // (Proxy.) An accepted peer gets a client id that routes back to it (§7.4)
         let mut attributed = 0;
+        let dialled_route = !new.server && new.route.is_some();
         let mut route = new.route;
         if let (true, Some(routes)) = (new.server, inner.routes.as_ref()) {
             attributed = routes.attribute(&new.shared);
             template.peer_id = attributed;
             route = Some(routes.client_cell.clone());
         }
-        // (Proxy.) spec §7.4 [[src.trust]]: a link configured locally as trusted
-        if inner.routes.as_ref().is_some_and(|r| r.trusts(new.peer)) {
+        // (Proxy.) spec §7.4 [[src.trust]] [[src.auth]]: a link configured locally as
+        // trusted, or a route's node or proxy at the address configured for it
+        if inner.routes.as_ref().is_some_and(|r| r.trusts(new.peer)) || dialled_route {
             template.trust_source = true;
         }
         let _ = new.sock.set_nodelay(true);
@@ -217,6 +219,11 @@ impl ConnIo {
             // native handlers' replies go out with this round's write, not whenever
             // the next event happens to wake the connection
             self.drain_sends(s, ctx);
+        }
+        if self.close_by.is_some() {
+            // a requested close (the answer to a half-close, spec §6.4) goes out in the
+            // round that finds the queues drained, not at the next wake-up
+            self.timers(ctx);
         }
         self.transmit(s);
         if std::mem::take(&mut self.write_bound)
@@ -648,6 +655,13 @@ impl ConnIo {
                     match route(inner, ctx.routes, forward) {
                         Ok(()) => self.counters.forwarded += 1,
                         Err(code) => conn.report_unroutable(&received, code),
+                    }
+                }
+                Event::GoawayReceived { .. } => {
+                    // spec §6.4 [[close.answer]]: a half-close; our GOAWAY follows once
+                    // what is queued for the peer is written (or at the close timeout)
+                    if self.close_by.is_none() {
+                        self.close_by = Some(ctx.now + cfg.close_timeout);
                     }
                 }
                 Event::Closed {
