@@ -657,12 +657,10 @@ impl ConnIo {
                         Err(code) => conn.report_unroutable(&received, code),
                     }
                 }
-                Event::GoawayReceived { .. } => {
-                    // spec §6.4 [[close.answer]]: a half-close; our GOAWAY follows once
-                    // what is queued for the peer is written (or at the close timeout)
-                    if self.close_by.is_none() {
-                        self.close_by = Some(ctx.now + cfg.close_timeout);
-                    }
+                // spec §6.4 [[close.answer]]: a half-close; our GOAWAY follows once
+                // what is queued for the peer is written (or at the close timeout)
+                Event::GoawayReceived { .. } if self.close_by.is_none() => {
+                    self.close_by = Some(ctx.now + cfg.close_timeout);
                 }
                 Event::Closed {
                     code,
