@@ -398,11 +398,18 @@ class Connection:
         if dp or db:
             self.send_credit(dp, db)
 
-    def close(self, now_ms: int, code: int = ErrorCode.NO_ERROR, reason: str = "") -> None:
-        """Graceful shutdown (spec §6.4): GOAWAY NO_ERROR, then DRAINING until the peer's
-        GOAWAY or the drain timer. Before the handshake completes there is nothing to
-        drain, so the connection closes at once (A12). Any other code is a connection
-        error: GOAWAY with that code and close at once (close.on-error)."""
+    def close(self, now_ms: int, code: int = ErrorCode.NO_ERROR, reason: str = "") -> list[Event]:
+        """Graceful shutdown (spec §6.4), a half-close: GOAWAY NO_ERROR ("I send no more
+        DATA"), then DRAINING until the peer's GOAWAY or the drain timer, while the peer's
+        DATA is still processed (close.half). After the peer's own GOAWAY this is the
+        answer (close.answer): it closes at once. Before the handshake completes there is
+        nothing to drain, so the connection closes at once (A12). Any other code is a
+        connection error: GOAWAY with that code and close at once (close.on-error).
+        Returns the events this produced (the close, if any)."""
+        self._close(now_ms, code, reason)
+        return self._take_events()
+
+    def _close(self, now_ms: int, code: int, reason: str) -> None:
         if self.closed:
             return
         if code in LOCAL_ONLY_CODES:

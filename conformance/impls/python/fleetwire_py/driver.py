@@ -393,7 +393,7 @@ class Transcript:
                     self._send_data(step, t)
                 elif app == "close":
                     self._events += conn.tick(t)
-                    conn.close(t)
+                    self._events += conn.close(t)
                 elif app == "send_ping":
                     self._events += conn.tick(t)
                     if not conn.closed:

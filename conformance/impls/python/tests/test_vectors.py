@@ -256,7 +256,11 @@ class ConnectionVectors(VectorCase):
                     self.assertIsNone(failure, v["id"])
                 self.assertIn(outcome, options, (v["id"], failure))
         self.assertEqual(sorted(skipped), ["connection.route.error-dest-ffff", "connection.route.proxy-dest-ffff",
-                                           "connection.route.proxy-forwards"])
+                                           "connection.route.proxy-forwards",
+                                           "connection.source.auth-configured-proxy-accepts-node",
+                                           "connection.source.auth-configured-proxy-accepts-proxy",
+                                           "connection.source.auth-default-proxy-refuses-node",
+                                           "connection.source.auth-default-proxy-refuses-proxy"])
 
 
 if __name__ == "__main__":
