@@ -295,6 +295,10 @@ mod node_cli {
         /// or mutual TLS, only role client is accepted. Repeatable.
         #[arg(long, value_name = "IP")]
         trust_peer: Vec<std::net::IpAddr>,
+        /// The client ids the proxies in front of this node attribute, LO-HI: only
+        /// sources in it (and 0) are echoed through a proxy, never a node (spec §14.6).
+        #[arg(long, value_name = "LO-HI", default_value = "40000-65534")]
+        client_ids: String,
     }
 
     #[derive(Clone, Copy, ValueEnum)]
@@ -351,6 +355,17 @@ mod node_cli {
         opts.echo_codec = args.echo_codec.into();
         opts.max_conns = args.max_conns;
         opts.trusted_peers = args.trust_peer.clone();
+        match args
+            .client_ids
+            .split_once('-')
+            .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
+        {
+            Some((lo, hi)) => opts.client_sources = lo..=hi,
+            None => {
+                eprintln!("fleetwire node: bad --client-ids {}", args.client_ids);
+                return ExitCode::from(2);
+            }
+        }
         opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
         if args.stop_on_stdin_eof {
             let stop = opts.shutdown.clone();

@@ -978,3 +978,96 @@ mod cli {
         );
     }
 }
+
+// ---- issue 11: spoofed node identity, per-source limits behind a proxy ----
+
+// trace: src.auth, route.reflector
+#[test]
+fn a_client_claiming_to_be_a_node_is_refused_and_no_echo_loop_starts() {
+    // issue 11: a peer announcing "node 3" to the proxy had its packets stamped with
+    // source 3, and node 2's echo went to node 3, whose echo went to node 2, forever
+    let (addr2, stop2, node2) = echo_node(2);
+    let (addr3, stop3, node3) = echo_node(3);
+    let proxy = proxy(&[(2, addr2), (3, addr3)]);
+    for role in [Config::node(3), Config::proxy(3)] {
+        let config = Config {
+            require_auth: false,
+            ..role
+        };
+        let mut spoof = Raw::new(TcpStream::connect(proxy.local_addr()).unwrap(), config);
+        let Event::Closed { code, by_peer, .. } =
+            spoof.event(|e| matches!(e, Event::Closed { .. }))
+        else {
+            unreachable!()
+        };
+        assert_eq!((code, by_peer), (ErrorCode::BAD_HELLO, true));
+    }
+    // a client's packet to node 2 is echoed to that client only, once
+    let mut client = connect(proxy.local_addr(), client_options()).unwrap();
+    client
+        .send(Route::new(2, 0, 0), b"ping", SendOptions::default())
+        .unwrap();
+    assert_eq!(&client.recv().unwrap().payload[..], b"ping");
+    client.close().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let stats = proxy.route_stats();
+    assert_eq!(stats[&RouteKey::Node(2)].packets, 1, "one packet to node 2");
+    assert_eq!(
+        stats[&RouteKey::Node(3)].packets,
+        0,
+        "nothing ever reached node 3"
+    );
+    proxy.shutdown(Duration::from_secs(1));
+    for (stop, t) in [(stop2, node2), (stop3, node3)] {
+        stop.trigger();
+        t.join().unwrap();
+    }
+}
+
+// trace: limit.per-source, limit.proxy-polices
+#[test]
+fn one_client_cannot_make_a_node_close_the_proxy_link() {
+    // issue 11: 17 malformed-zlib DATA from one client closed the node's link to the
+    // proxy with TOO_MANY_ERRORS, and two clients interleaving empty DATA closed it with
+    // FLOOD. Counted per source now: the offender is told (and closed by the proxy),
+    // another client carries on.
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let mut bad = Raw::new(
+        TcpStream::connect(proxy.local_addr()).unwrap(),
+        Config::client(),
+    );
+    bad.event(|e| matches!(e, Event::Established { .. }));
+    let mut good = connect(proxy.local_addr(), client_options()).unwrap();
+    let link = proxy.route_conn(2).unwrap();
+    // 17 zlib payloads that are not zlib: DECOMPRESSION_FAILED at the node each time
+    let junk = fleetwire::Packet {
+        header: fleetwire::Header {
+            codec: Codec::Zlib,
+            ..fleetwire::Header::data(Route::new(2, 0, 0), 4)
+        },
+        payload: Bytes::from_static(b"junk"),
+    };
+    let mut wire = Vec::new();
+    for _ in 0..17 {
+        junk.encode_to_vec(&mut wire);
+    }
+    bad.sock.write_all(&wire).unwrap();
+    let Event::Closed { code, .. } = bad.event(|e| matches!(e, Event::Closed { .. })) else {
+        unreachable!()
+    };
+    assert_eq!(
+        code,
+        ErrorCode::TOO_MANY_ERRORS,
+        "the proxy closed the offender"
+    );
+    // the link and the other client are unaffected
+    good.send(Route::new(2, 0, 0), b"still here", SendOptions::default())
+        .unwrap();
+    assert_eq!(&good.recv().unwrap().payload[..], b"still here");
+    assert_eq!(proxy.route_conn(2), Some(link), "the same link to node 2");
+    good.close().unwrap();
+    proxy.shutdown(Duration::from_secs(1));
+    stop.trigger();
+    node.join().unwrap();
+}
