@@ -1071,3 +1071,25 @@ fn one_client_cannot_make_a_node_close_the_proxy_link() {
     stop.trigger();
     node.join().unwrap();
 }
+
+// trace: route.client-ids
+#[test]
+fn client_ids_never_name_a_node() {
+    // spec §14.6 [[route.client-ids]]: a client's answers must never be routed to a node
+    let mut config = ProxyConfig::new(PROXY_ID, local());
+    config.client_ids = 40000..=40099;
+    config.routes.insert(40050, "127.0.0.1:1".parse().unwrap());
+    let err = Proxy::start(config)
+        .err()
+        .expect("a route in the client id range");
+    assert!(err.to_string().contains("client id range"), "{err}");
+    // at the edges of the range too, and through set_routes
+    let proxy = proxy(&[]);
+    for node in [40000, 65534] {
+        let routes: BTreeMap<u16, SocketAddr> = [(node, "127.0.0.1:1".parse().unwrap())].into();
+        assert!(proxy.set_routes(&routes).is_err(), "node {node}");
+    }
+    let routes: BTreeMap<u16, SocketAddr> = [(39999, "127.0.0.1:1".parse().unwrap())].into();
+    assert!(proxy.set_routes(&routes).is_ok(), "just below the range");
+    proxy.shutdown(Duration::from_secs(1));
+}

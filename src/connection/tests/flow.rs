@@ -528,6 +528,7 @@ fn goaway_with_another_code_is_not_answered_and_reported_as_is() {
 
 #[test]
 fn after_the_peers_goaway_data_is_unexpected_and_a_second_goaway_ignored() {
+    // trace: close.answer-drain, state.permitted
     // the rest of the read that carried the GOAWAY is still processed (§6.4)
     let mut c = node();
     let bytes = [

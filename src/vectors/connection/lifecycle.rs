@@ -38,6 +38,24 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
         End::Closed("NO_ERROR"),
     ));
     let t = start(&n, &client_hello())
+        .recv(&[goaway_pkt(0, 0, b""), ping(7, 8)].concat())
+        .sent(vec![json!({ "kind": "PONG", "id": "7" })])
+        .open()
+        .app(json!({ "app": "close" }))
+        .sent(vec![
+            json!({ "kind": "GOAWAY", "code": 0, "delivered": "0" }),
+        ])
+        .closed("NO_ERROR");
+    v.push(tx(
+        "close.answer-drain",
+        "6.4",
+        &["close.answer-drain", "close.answer"],
+        "GOAWAY NO_ERROR then PING in one read: the input after the GOAWAY is still processed (PONG) before the application answers; then GOAWAY NO_ERROR and closed",
+        &n,
+        t,
+        End::Closed("NO_ERROR"),
+    ));
+    let t = start(&n, &client_hello())
         .recv(&[data(0, 0, b"1"), goaway_pkt(0, 0, b"")].concat())
         .tick(4999)
         .sent(vec![])
