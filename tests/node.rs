@@ -535,7 +535,6 @@ fn raw_session(
     mut conn: fleetwire::Connection,
     burst: impl FnOnce(&mut fleetwire::Connection, Duration),
 ) -> Vec<fleetwire::connection::Event> {
-    use fleetwire::connection::Event;
     let start = Instant::now();
     let mut sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(20)))
