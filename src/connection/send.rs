@@ -154,8 +154,10 @@ impl Connection {
     /// use bytes::Bytes;
     /// use fleetwire::connection::{Config, Event, Pair};
     /// use fleetwire::{Packet, Route};
-    /// // the node trusts this proxy link by configuration (§7.4 [[src.auth]])
-    /// let mut egress = Pair::new(Config::proxy(9), Config { trust_source: true, ..Config::node(2) });
+    /// // each side trusts the other by configuration (§7.4 [[src.auth]]): the proxy the
+    /// // address its route names, the node a trusted address
+    /// let trusting = |c: Config| Config { trust_source: true, ..c };
+    /// let mut egress = Pair::new(trusting(Config::proxy(9)), trusting(Config::node(2)));
     /// egress.drive();
     /// let mut packet = Packet::data(Route::new(2, 0, 0), Bytes::from_static(b"hi"));
     /// packet.header.source = Some(5); // stamped by the ingress connection
