@@ -53,10 +53,7 @@ fn handshake_server_first() {
 #[test]
 fn handshake_simultaneous_between_nodes() {
     // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
-    let trusting = |id| Config {
-        trust_source: true,
-        ..Config::node(id)
-    };
+    let trusting = |id| Config::node(id).with_trust_source(true);
     let mut pair = Pair::new(trusting(1), trusting(2));
     pair.drive();
     let (a, b) = (pair.events_a(), pair.events_b());
@@ -82,10 +79,7 @@ fn handshake_one_byte_at_a_time() {
 
 #[test]
 fn data_round_trip_both_ways_keeps_order_and_route() {
-    let server = Config {
-        peer_id: 40,
-        ..Config::node(1)
-    };
+    let server = Config::node(1).with_peer_id(40);
     let mut pair = Pair::new(Config::client(), server);
     pair.drive();
     for i in 0..20u8 {
@@ -286,24 +280,12 @@ fn idle_peers_stay_connected_through_keepalives() {
 /// client —— proxy(9) —— node(2): the proxy forwards by header and stamps the source.
 #[test]
 fn proxy_forwards_between_client_and_node() {
-    let mut ingress = Pair::new(
-        Config::client(),
-        Config {
-            peer_id: 300,
-            ..Config::proxy(9)
-        },
-    );
+    let mut ingress = Pair::new(Config::client(), Config::proxy(9).with_peer_id(300));
     // each side trusts the other by configuration: the node a configured trusted
     // address, the proxy the address its route names (spec §7.4 [[src.auth]])
     let mut egress = Pair::new(
-        Config {
-            trust_source: true,
-            ..Config::proxy(9)
-        },
-        Config {
-            trust_source: true,
-            ..Config::node(2)
-        },
+        Config::proxy(9).with_trust_source(true),
+        Config::node(2).with_trust_source(true),
     );
     ingress.drive();
     egress.drive();
@@ -409,10 +391,7 @@ fn config(is_client: bool, window: Option<(u32, u32)>) -> Config {
     let mut c = if is_client {
         Config::client()
     } else {
-        Config {
-            peer_id: 12,
-            ..Config::node(1)
-        }
+        Config::node(1).with_peer_id(12)
     };
     if let Some((packets, bytes)) = window {
         c.limits.max_payload = 1024;

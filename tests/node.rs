@@ -638,10 +638,7 @@ fn an_unauthenticated_peer_cannot_claim_role_node_or_proxy() {
     // accepted from a peer with neither mutual TLS nor a trusted address
     let node = TestNode::plaintext();
     for config in [Config::node(3), Config::proxy(3)] {
-        let config = Config {
-            require_auth: false,
-            ..config
-        };
+        let config = config.with_require_auth(false);
         let events = raw_session(
             node.addr,
             fleetwire::Connection::new(config, Duration::ZERO),
@@ -671,10 +668,7 @@ fn a_trusted_node_peer_is_accepted_but_never_echoed() {
     let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
     opts.trusted_peers.push("127.0.0.1".parse().unwrap());
     let node = TestNode::start(opts);
-    let config = Config {
-        trust_source: true,
-        ..Config::node(3)
-    };
+    let config = Config::node(3).with_trust_source(true);
     let events = raw_session(
         node.addr,
         fleetwire::Connection::new(config, Duration::ZERO),

@@ -62,7 +62,7 @@ impl Pair {
     /// ```
     /// use fleetwire::connection::{Config, Pair};
     /// // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
-    /// let trusting = |id| Config { trust_source: true, ..Config::node(id) };
+    /// let trusting = |id| Config::node(id).with_trust_source(true);
     /// let mut pair = Pair::new(trusting(1), trusting(2));
     /// pair.drive();
     /// assert_eq!(pair.a.peer().map(|p| p.node_id), Some(2));

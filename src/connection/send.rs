@@ -156,7 +156,7 @@ impl Connection {
     /// use fleetwire::{Packet, Route};
     /// // each side trusts the other by configuration (§7.4 [[src.auth]]): the proxy the
     /// // address its route names, the node a trusted address
-    /// let trusting = |c: Config| Config { trust_source: true, ..c };
+    /// let trusting = |c: Config| c.with_trust_source(true);
     /// let mut egress = Pair::new(trusting(Config::proxy(9)), trusting(Config::node(2)));
     /// egress.drive();
     /// let mut packet = Packet::data(Route::new(2, 0, 0), Bytes::from_static(b"hi"));
@@ -216,7 +216,7 @@ impl Connection {
     /// ```
     /// use fleetwire::connection::{Config, Event, Pair, SendOptions};
     /// use fleetwire::{ErrorCode, Route};
-    /// let mut pair = Pair::new(Config::client(), Config { peer_id: 300, ..Config::proxy(9) });
+    /// let mut pair = Pair::new(Config::client(), Config::proxy(9).with_peer_id(300));
     /// pair.drive();
     /// pair.a.send_data(Route::new(42, 0, 0), b"to 42", SendOptions::default()).unwrap();
     /// pair.drive();
