@@ -888,3 +888,59 @@ fn client_ids_never_name_a_node() {
     assert!(proxy.set_routes(&routes).is_ok(), "just below the range");
     proxy.shutdown(Duration::from_secs(1));
 }
+
+// trace: close.half, close.answer
+#[test]
+fn thousand_data_then_goaway_through_the_proxy_get_every_echo() {
+    // issue 11, through the proxy: the proxy answers the client's half-close only once
+    // the node's answers to its last requests have been forwarded
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let mut client = Raw::new(
+        TcpStream::connect(proxy.local_addr()).unwrap(),
+        Config::client(),
+    );
+    client.event(|e| matches!(e, Event::Established { .. }));
+    let now = client.start.elapsed();
+    for i in 0..1000u32 {
+        client
+            .conn
+            .send_data(
+                Route::new(2, 0, 0),
+                &i.to_be_bytes(),
+                SendOptions::default(),
+            )
+            .unwrap();
+    }
+    client.conn.close(now, "done");
+    client.flush(); // the 1,000 DATA and the GOAWAY in one write
+    let mut echoes = Vec::new();
+    let closed = loop {
+        match client.event(|e| matches!(e, Event::Data { .. } | Event::Closed { .. })) {
+            Event::Data { payload, .. } => {
+                echoes.push(u32::from_be_bytes(payload[..].try_into().unwrap()))
+            }
+            closed => break closed,
+        }
+    };
+    assert_eq!(
+        echoes,
+        (0..1000).collect::<Vec<_>>(),
+        "every answer, in order"
+    );
+    assert!(
+        matches!(
+            closed,
+            Event::Closed {
+                code: ErrorCode::NO_ERROR,
+                by_peer: false,
+                delivered: Some(1000),
+                ..
+            }
+        ),
+        "{closed:?}"
+    );
+    proxy.shutdown(Duration::from_secs(1));
+    stop.trigger();
+    node.join().unwrap();
+}
