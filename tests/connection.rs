@@ -52,7 +52,9 @@ fn handshake_server_first() {
 
 #[test]
 fn handshake_simultaneous_between_nodes() {
-    let mut pair = Pair::new(Config::node(1), Config::node(2));
+    // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
+    let trusting = |id| Config::node(id).with_trust_source(true);
+    let mut pair = Pair::new(trusting(1), trusting(2));
     pair.drive();
     let (a, b) = (pair.events_a(), pair.events_b());
     assert!(matches!(&a[..], [Event::Established { peer }] if peer.node_id == 2));
@@ -191,21 +193,34 @@ fn goaway_reports_how_many_data_packets_were_delivered() {
     pair.drive();
     let now = pair.now;
     pair.b.close(now, "shutting down");
-    // DATA the client queues before seeing the GOAWAY is discarded by the server
+    // spec §6.4: a half-close. DATA the client sends before its own GOAWAY, even after
+    // the server's, is still processed by the server
     pair.a
         .send_data(Route::default(), b"late", SendOptions::default())
         .unwrap();
+    pair.drive();
+    let a_events = pair.events_a();
+    assert!(matches!(
+        a_events.last(),
+        Some(Event::GoawayReceived { delivered: 5, .. })
+    ));
+    pair.a
+        .send_data(Route::default(), b"after", SendOptions::default())
+        .unwrap();
+    pair.a.close(now, "");
     pair.drive();
     assert_eq!(
         closed(&pair.events_a()),
         Some((ErrorCode::NO_ERROR, true, Some(5)))
     );
     let b_events = pair.events_b();
-    assert_eq!(data_events(&b_events).len(), 5);
+    assert_eq!(data_events(&b_events).len(), 7, "nothing lost");
+    // the client's answering GOAWAY: it processed none of b's DATA; b processed all 7
     assert_eq!(
         closed(&b_events),
         Some((ErrorCode::NO_ERROR, false, Some(0)))
     );
+    assert_eq!(pair.b.delivered(), 7);
 }
 
 #[test]
@@ -223,10 +238,12 @@ fn simultaneous_close_exchanges_one_goaway_each() {
     pair.b.close(now, "b done");
     pair.drive();
     let (a, b) = (pair.events_a(), pair.events_b());
-    // each GOAWAY was written before the other side's DATA arrived
+    // each GOAWAY was written before the other side's DATA arrived, so each counts 0;
+    // a half-close still delivers that DATA (spec §6.4 [[close.half]])
     assert_eq!(closed(&a), Some((ErrorCode::NO_ERROR, false, Some(0))));
     assert_eq!(closed(&b), Some((ErrorCode::NO_ERROR, false, Some(0))));
-    assert!(data_events(&a).is_empty() && data_events(&b).is_empty());
+    assert_eq!(data_events(&a), [Bytes::from_static(b"b1")]);
+    assert_eq!(data_events(&b), [Bytes::from_static(b"a1")]);
 }
 
 #[test]
@@ -264,7 +281,12 @@ fn idle_peers_stay_connected_through_keepalives() {
 #[test]
 fn proxy_forwards_between_client_and_node() {
     let mut ingress = Pair::new(Config::client(), Config::proxy(9).with_peer_id(300));
-    let mut egress = Pair::new(Config::proxy(9), Config::node(2).with_trust_source(true));
+    // each side trusts the other by configuration: the node a configured trusted
+    // address, the proxy the address its route names (spec §7.4 [[src.auth]])
+    let mut egress = Pair::new(
+        Config::proxy(9).with_trust_source(true),
+        Config::node(2).with_trust_source(true),
+    );
     ingress.drive();
     egress.drive();
     ingress.events_a();
@@ -317,21 +339,11 @@ fn proxy_forwards_between_client_and_node() {
     };
     assert_eq!(packet.header.source, Some(2));
     ingress.b.forward(&packet).unwrap();
-    // the client does not trust the proxy's stamp unless configured to
+    // spec §7.4 [[src.client-trusts-server]]: a default client honours its proxy
+    // server's stamp (document version 1.0 made this a MAY, off by default)
     ingress.b_to_a();
-    assert_eq!(
-        closed(&ingress.events_a()),
-        Some((ErrorCode::SOURCE_FORGED, false, None))
-    );
-    let client = Config::client().with_trust_source(true);
-    let mut trusted = Pair::new(client, Config::proxy(9).with_peer_id(300));
-    trusted.drive();
-    trusted.events_a();
-    trusted.drive();
-    trusted.b.forward(&packet).unwrap();
-    trusted.drive();
     assert!(matches!(
-        &trusted.events_a()[..],
+        &ingress.events_a()[..],
         [Event::Data { source: 2, .. }]
     ));
 }
@@ -468,9 +480,11 @@ proptest! {
             for (g, s) in got.iter().zip(peer_sent.iter()) {
                 prop_assert_eq!(&g[..], &s[..]);
             }
-            // and exactly as many as the receiver's GOAWAY said, when the peer saw it
+            // at least as many as the receiver's GOAWAY said, when the peer saw it: a
+            // half-close keeps delivering after the first GOAWAY (spec §6.4, §5.5
+            // [[goaway.delivered]])
             if let Some((_, _, Some(delivered))) = closed(peer_log) {
-                prop_assert_eq!(got.len() as u64, delivered);
+                prop_assert!(got.len() as u64 >= delivered);
             }
         }
     }

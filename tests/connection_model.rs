@@ -265,10 +265,7 @@ impl Model {
         } else {
             self.empty_run = 0;
         }
-        if let State::Draining { .. } = self.state {
-            // §6.4 [[close.discard]]: discarded, not a packet error
-            return;
-        }
+        // §6.4 [[close.half]]: after our GOAWAY the peer's DATA is still processed
         self.delivered += 1;
         if service == SERVICE {
             ex.events.push(Ev::Data { len });
@@ -291,7 +288,12 @@ impl Model {
         self.last_rx = self.now;
         let by_peer = match self.state {
             State::Open => {
-                // §6.4 [[close.answer]], §5.5 [[goaway.delivered]]
+                // §6.4: a half-close, reported to the application, which here has
+                // nothing more to send and answers at once ([[close.answer]], §5.5
+                // [[goaway.delivered]])
+                ex.events.push(Ev::Other(format!(
+                    "GoawayReceived {{ delivered: {peer_delivered}, reason: \"\" }}"
+                )));
                 ex.tx.push(Pkt::Goaway {
                     code: ErrorCode::NO_ERROR,
                     delivered: Some(self.delivered),
@@ -378,6 +380,8 @@ struct Harness {
 impl Harness {
     fn new(setup: &Setup) -> Harness {
         let mut config = Config::node(OWN_ID);
+        // the peer node is trusted by configuration (§7.4 [[src.auth]])
+        config.trust_source = true;
         config.limits.idle_timeout_ms = u32::try_from(IDLE_MS).unwrap();
         config.limits.drain_timeout_ms = DRAIN_MS;
         config.limits.max_packet_errors = setup.max_packet_errors;
@@ -565,6 +569,10 @@ fn step(model: &mut Model, h: &mut Harness, op: &Op, index: usize) -> Result<boo
                 reason: "",
             }));
             h.conn.handle_input(now, &wire);
+            // §6.4 [[close.answer]]: the application answers the half-close at once
+            if h.conn.peer_closing() {
+                h.conn.close(now, "");
+            }
             // §6.4 [[close.answer-then-close]]: it may close at once or wait for the end
             // of the stream; end the stream so that either way it must be closed.
             if !h.conn.is_closed() {
@@ -629,7 +637,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     // trace: flow.send, flow.overflow, credit.zero, ping.answer, ping.order, limit.empty-run,
-    // trace: err.budget, route.no-service, close.answer, close.discard, goaway.delivered,
+    // trace: err.budget, route.no-service, close.answer, close.half, goaway.delivered,
     // trace: timeout.boundary
     #[test]
     fn connection_matches_model(setup in setup(), ops in proptest::collection::vec(op(), 1..=60)) {

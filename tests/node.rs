@@ -524,3 +524,177 @@ fn echo_probe_measures_data_round_trips() {
     client.close().unwrap();
     node.stop();
 }
+
+// ---- spec 1.1: graceful close is a half-close; role authentication (issue 11) ----
+
+/// Drives `conn` over a blocking socket to `addr` until it closes (or 10 s pass): first
+/// its preface and HELLO, then, once established, `burst` queues packets that go out in
+/// ONE write. Returns every event.
+fn raw_session(
+    addr: SocketAddr,
+    mut conn: fleetwire::Connection,
+    burst: impl FnOnce(&mut fleetwire::Connection, Duration),
+) -> Vec<fleetwire::connection::Event> {
+    let start = Instant::now();
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    let mut burst = Some(burst);
+    let mut buf = vec![0u8; 64 * 1024];
+    while start.elapsed() < Duration::from_secs(10) {
+        let now = start.elapsed();
+        if conn.is_established() {
+            if let Some(f) = burst.take() {
+                f(&mut conn, now);
+            }
+        }
+        out.clear();
+        conn.poll_transmit(&mut out);
+        if !out.is_empty() && sock.write_all(&out).is_err() {
+            conn.handle_eof(start.elapsed());
+        }
+        while let Some(e) = conn.poll_event() {
+            events.push(e);
+        }
+        if conn.is_closed() {
+            break;
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => conn.handle_eof(start.elapsed()),
+            Ok(n) => conn.handle_input(start.elapsed(), &buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                conn.handle_timeout(start.elapsed())
+            }
+            Err(_) => conn.handle_eof(start.elapsed()),
+        }
+    }
+    while let Some(e) = conn.poll_event() {
+        events.push(e);
+    }
+    events
+}
+
+// trace: close.half, close.answer, goaway.delivered
+#[test]
+fn thousand_data_then_goaway_in_one_write_get_every_echo() {
+    use fleetwire::connection::Event;
+    // issue 11: 1,000 DATA then GOAWAY in one write got 0 echoes while the node's GOAWAY
+    // said delivered 1000; a half-close answers all of them, then closes
+    let node = TestNode::plaintext();
+    let conn = fleetwire::Connection::new(Config::client(), Duration::ZERO);
+    let events = raw_session(node.addr, conn, |c, now| {
+        for i in 0..1000u32 {
+            c.send_data(
+                Route::new(0, 0, 1),
+                &i.to_be_bytes(),
+                SendOptions::default(),
+            )
+            .unwrap();
+        }
+        c.close(now, "done");
+    });
+    let echoes: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Data { payload, .. } => {
+                Some(u32::from_be_bytes(payload[..].try_into().unwrap()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        echoes,
+        (0..1000).collect::<Vec<_>>(),
+        "every answer, in order"
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Closed {
+                code: ErrorCode::NO_ERROR,
+                by_peer: false,
+                delivered: Some(1000),
+                ..
+            })
+        ),
+        "{:?}",
+        events.last()
+    );
+    node.stop();
+}
+
+// trace: src.auth
+#[test]
+fn an_unauthenticated_peer_cannot_claim_role_node_or_proxy() {
+    use fleetwire::connection::Event;
+    // issue 11: any client could claim to be node 3; by default only role client is
+    // accepted from a peer with neither mutual TLS nor a trusted address
+    let node = TestNode::plaintext();
+    for config in [Config::node(3), Config::proxy(3)] {
+        let config = config.with_require_auth(false);
+        let events = raw_session(
+            node.addr,
+            fleetwire::Connection::new(config, Duration::ZERO),
+            |_, _| {},
+        );
+        assert!(
+            matches!(
+                events.last(),
+                Some(Event::Closed {
+                    code: ErrorCode::BAD_HELLO,
+                    by_peer: true,
+                    ..
+                })
+            ),
+            "{events:?}"
+        );
+    }
+    node.stop();
+}
+
+// trace: src.auth, route.reflector
+#[test]
+fn a_trusted_node_peer_is_accepted_but_never_echoed() {
+    use fleetwire::connection::Event;
+    // configured trust (a trusted address) accepts role node; an echo node still never
+    // answers a node, so two echo nodes cannot bounce a packet forever (§14.6)
+    let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    opts.trusted_peers.push("127.0.0.1".parse().unwrap());
+    let node = TestNode::start(opts);
+    let config = Config::node(3).with_trust_source(true);
+    let events = raw_session(
+        node.addr,
+        fleetwire::Connection::new(config, Duration::ZERO),
+        |c, now| {
+            c.send_data(Route::new(1, 0, 0), b"from node 3", SendOptions::default())
+                .unwrap();
+            c.close(now, "");
+        },
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Established { .. })));
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Data { .. })),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Closed {
+                code: ErrorCode::NO_ERROR,
+                delivered: Some(1),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    node.stop();
+}

@@ -740,6 +740,11 @@ fn through_two_proxies(trust: bool) -> (u16, Option<(u16, Route)>, u64) {
                     assert_eq!(&m.payload[..], b"two hops");
                     echo = Some((m.source, m.route));
                 }
+                // without trust B refuses A's HELLO role proxy (spec §7.4 [[src.auth]]):
+                // A's route to node 2 is down, the client is told UNREACHABLE
+                AppEvent::PacketError { code, .. } if !trust => {
+                    assert_eq!(code, ErrorCode::UNREACHABLE);
+                }
                 AppEvent::PacketError { code, .. } => panic!("packet error {code}"),
                 _ => {}
             }
@@ -767,8 +772,175 @@ fn two_proxies_over_plaintext_trust_each_other_when_configured() {
 // trace: src.trust
 #[test]
 fn two_proxies_over_plaintext_refuse_stamps_without_trust() {
-    // B does not honour A's stamp (SOURCE_FORGED closes the link): nothing reaches the
-    // node, nothing comes back
+    // B does not accept A's role proxy without trust (BAD_HELLO, spec §7.4
+    // [[src.auth]]), so A has no link to forward on: nothing reaches the node, nothing
+    // comes back but UNREACHABLE
     let (_, echo, forwarded) = through_two_proxies(false);
     assert_eq!((echo, forwarded), (None, 0));
+}
+
+// ---- issue 11: spoofed node identity, per-source limits behind a proxy ----
+
+// trace: src.auth, route.reflector
+#[test]
+fn a_client_claiming_to_be_a_node_is_refused_and_no_echo_loop_starts() {
+    // issue 11: a peer announcing "node 3" to the proxy had its packets stamped with
+    // source 3, and node 2's echo went to node 3, whose echo went to node 2, forever
+    let (addr2, stop2, node2) = echo_node(2);
+    let (addr3, stop3, node3) = echo_node(3);
+    let proxy = proxy(&[(2, addr2), (3, addr3)]);
+    for role in [Config::node(3), Config::proxy(3)] {
+        let config = role.with_require_auth(false);
+        let mut spoof = Raw::new(TcpStream::connect(proxy.local_addr()).unwrap(), config);
+        let Event::Closed { code, by_peer, .. } =
+            spoof.event(|e| matches!(e, Event::Closed { .. }))
+        else {
+            unreachable!()
+        };
+        assert_eq!((code, by_peer), (ErrorCode::BAD_HELLO, true));
+    }
+    // a client's packet to node 2 is echoed to that client only, once
+    let mut client = connect(proxy.local_addr(), client_options()).unwrap();
+    client
+        .send(Route::new(2, 0, 0), b"ping", SendOptions::default())
+        .unwrap();
+    assert_eq!(&client.recv().unwrap().payload[..], b"ping");
+    client.close().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let stats = proxy.route_stats();
+    assert_eq!(stats[&RouteKey::Node(2)].packets, 1, "one packet to node 2");
+    assert_eq!(
+        stats[&RouteKey::Node(3)].packets,
+        0,
+        "nothing ever reached node 3"
+    );
+    proxy.shutdown(Duration::from_secs(1));
+    for (stop, t) in [(stop2, node2), (stop3, node3)] {
+        stop.trigger();
+        t.join().unwrap();
+    }
+}
+
+// trace: limit.per-source, limit.proxy-polices
+#[test]
+fn one_client_cannot_make_a_node_close_the_proxy_link() {
+    // issue 11: 17 malformed-zlib DATA from one client closed the node's link to the
+    // proxy with TOO_MANY_ERRORS, and two clients interleaving empty DATA closed it with
+    // FLOOD. Counted per source now: the offender is told (and closed by the proxy),
+    // another client carries on.
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let mut bad = Raw::new(
+        TcpStream::connect(proxy.local_addr()).unwrap(),
+        Config::client(),
+    );
+    bad.event(|e| matches!(e, Event::Established { .. }));
+    let mut good = connect(proxy.local_addr(), client_options()).unwrap();
+    let link = proxy.route_conn(2).unwrap();
+    // 17 zlib payloads that are not zlib: DECOMPRESSION_FAILED at the node each time
+    let junk = fleetwire::Packet {
+        header: fleetwire::Header {
+            codec: Codec::Zlib,
+            ..fleetwire::Header::data(Route::new(2, 0, 0), 4)
+        },
+        payload: Bytes::from_static(b"junk"),
+    };
+    let mut wire = Vec::new();
+    for _ in 0..17 {
+        junk.encode_to_vec(&mut wire);
+    }
+    bad.sock.write_all(&wire).unwrap();
+    let Event::Closed { code, .. } = bad.event(|e| matches!(e, Event::Closed { .. })) else {
+        unreachable!()
+    };
+    assert_eq!(
+        code,
+        ErrorCode::TOO_MANY_ERRORS,
+        "the proxy closed the offender"
+    );
+    // the link and the other client are unaffected
+    good.send(Route::new(2, 0, 0), b"still here", SendOptions::default())
+        .unwrap();
+    assert_eq!(&good.recv().unwrap().payload[..], b"still here");
+    assert_eq!(proxy.route_conn(2), Some(link), "the same link to node 2");
+    good.close().unwrap();
+    proxy.shutdown(Duration::from_secs(1));
+    stop.trigger();
+    node.join().unwrap();
+}
+
+// trace: route.client-ids
+#[test]
+fn client_ids_never_name_a_node() {
+    // spec §14.6 [[route.client-ids]]: a client's answers must never be routed to a node
+    let mut config = ProxyConfig::new(PROXY_ID, local());
+    config.client_ids = 40000..=40099;
+    config.routes.insert(40050, "127.0.0.1:1".parse().unwrap());
+    let err = Proxy::start(config).unwrap_err(); // a route in the client id range
+    assert!(err.to_string().contains("client id range"), "{err}");
+    // at the edges of the range too, and through set_routes
+    let proxy = proxy(&[]);
+    for node in [40000, 65534] {
+        let routes: BTreeMap<u16, SocketAddr> = [(node, "127.0.0.1:1".parse().unwrap())].into();
+        assert!(proxy.set_routes(&routes).is_err(), "node {node}");
+    }
+    let routes: BTreeMap<u16, SocketAddr> = [(39999, "127.0.0.1:1".parse().unwrap())].into();
+    assert!(proxy.set_routes(&routes).is_ok(), "just below the range");
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+// trace: close.half, close.answer
+#[test]
+fn thousand_data_then_goaway_through_the_proxy_get_every_echo() {
+    // issue 11, through the proxy: the proxy answers the client's half-close only once
+    // the node's answers to its last requests have been forwarded
+    let (node_addr, stop, node) = echo_node(2);
+    let proxy = proxy(&[(2, node_addr)]);
+    let mut client = Raw::new(
+        TcpStream::connect(proxy.local_addr()).unwrap(),
+        Config::client(),
+    );
+    client.event(|e| matches!(e, Event::Established { .. }));
+    let now = client.start.elapsed();
+    for i in 0..1000u32 {
+        client
+            .conn
+            .send_data(
+                Route::new(2, 0, 0),
+                &i.to_be_bytes(),
+                SendOptions::default(),
+            )
+            .unwrap();
+    }
+    client.conn.close(now, "done");
+    client.flush(); // the 1,000 DATA and the GOAWAY in one write
+    let mut echoes = Vec::new();
+    let closed = loop {
+        match client.event(|e| matches!(e, Event::Data { .. } | Event::Closed { .. })) {
+            Event::Data { payload, .. } => {
+                echoes.push(u32::from_be_bytes(payload[..].try_into().unwrap()))
+            }
+            closed => break closed,
+        }
+    };
+    assert_eq!(
+        echoes,
+        (0..1000).collect::<Vec<_>>(),
+        "every answer, in order"
+    );
+    assert!(
+        matches!(
+            closed,
+            Event::Closed {
+                code: ErrorCode::NO_ERROR,
+                by_peer: false,
+                delivered: Some(1000),
+                ..
+            }
+        ),
+        "{closed:?}"
+    );
+    proxy.shutdown(Duration::from_secs(1));
+    stop.trigger();
+    node.join().unwrap();
 }

@@ -45,10 +45,16 @@ pub(crate) struct NodeArgs {
     /// Preferred codec for echoed DATA, when the peer announced it (spec §9.2).
     #[arg(long, value_enum, default_value = "none")]
     echo_codec: CodecArg,
-    /// Trust a proxy connecting from this IP address to stamp sources (spec §7.4),
-    /// e.g. a plaintext `fleetwire proxy` on this host. Repeatable.
+    /// Trust a node or proxy connecting from this IP address, e.g. a plaintext
+    /// `fleetwire proxy` on this host: its role is accepted without a certificate and
+    /// a proxy's stamped sources are honoured (spec §7.4 `[[src.auth]]`). Without it
+    /// or mutual TLS, only role client is accepted. Repeatable.
     #[arg(long, value_name = "IP")]
     trust_peer: Vec<std::net::IpAddr>,
+    /// The client ids the proxies in front of this node attribute, LO-HI: only
+    /// sources in it (and 0) are echoed through a proxy, never a node (spec §14.6).
+    #[arg(long, value_name = "LO-HI", default_value = "40000-65534")]
+    client_ids: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,6 +111,17 @@ pub(crate) fn node(args: NodeArgs) -> ExitCode {
     opts.echo_codec = args.echo_codec.into();
     opts.max_conns = args.max_conns;
     opts.trusted_peers = args.trust_peer.clone();
+    match args
+        .client_ids
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
+    {
+        Some((lo, hi)) => opts.client_sources = lo..=hi,
+        None => {
+            eprintln!("fleetwire node: bad --client-ids {}", args.client_ids);
+            return ExitCode::from(2);
+        }
+    }
     opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
     if args.stop_on_stdin_eof {
         let stop = opts.shutdown.clone();

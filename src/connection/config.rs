@@ -189,20 +189,33 @@ pub struct Config {
     /// The id we attribute to a client peer, sent in HELLO `peer_id`, 0 for none
     /// (§5.2 `[[hello.peer-id]]`). It is the source of a client peer's packets (§7.4).
     pub peer_id: u16,
-    /// The link to the peer is configured locally as a trusted proxy link (explicit
-    /// configuration, for example over plaintext): honour X = 1 from it when its role is
-    /// proxy (§7.4 `[[src.trust]]`). A peer that authenticated with a proxy identity
-    /// ([`Config::authenticated`]) is trusted without it.
+    /// The peer is trusted by explicit local configuration (for example its address is
+    /// listed as a trusted node or proxy, or it is the configured address this endpoint
+    /// connected to): its role node or proxy is accepted without a certificate (§7.4
+    /// `[[src.auth]]`), and X = 1 from it is honoured when its role is proxy (§7.4
+    /// `[[src.trust]]`). A peer that authenticated with a matching identity
+    /// ([`Config::authenticated`]) needs no such configuration. Never set it by default:
+    /// it is what lets a peer choose the sources every node behind us trusts.
     pub trust_source: bool,
-    /// (Clients.) Treat the server as a trusted proxy: honour X = 1 from it when its role
-    /// is proxy (§7.4: a client MAY trust the server it authenticated). Set it only when
-    /// the server was authenticated against the name the client connected to (TLS,
-    /// §10.2 `[[tls.server-auth]]`) or, over plaintext, is configured as trusted.
-    /// [`Config::validate`] rejects it for a node or proxy.
+    /// (Clients.) Kept for compatibility: a client always treats the server it connected
+    /// to as a trusted proxy when the server's role is proxy, and honours X = 1 from it
+    /// (§7.4 `[[src.client-trusts-server]]`), whatever this field says. It is `true` for
+    /// [`Config::client`]; [`Config::validate`] rejects it for a node or proxy.
     pub trust_server_as_proxy: bool,
-    /// The peer must authenticate to claim role node or proxy (§7.4 `[[src.auth]]`): a
-    /// node or proxy HELLO is BAD_HELLO unless [`Config::authenticated`] names its role
-    /// and node id.
+    /// The peer must be authenticated to claim role node or proxy (§7.4
+    /// `[[src.auth]]`): a node or proxy HELLO is BAD_HELLO unless
+    /// [`Config::authenticated`] names its role and node id or [`Config::trust_source`]
+    /// trusts the peer by configuration. `true` for [`Config::node`] and
+    /// [`Config::proxy`] (the spec allows no other default), `false` for
+    /// [`Config::client`] (a client accepts the server it connected to). Setting it to
+    /// `false` on a node or proxy trusts every peer's claimed role: explicit
+    /// configuration for a closed network or a test.
+    ///
+    /// ```
+    /// use fleetwire::connection::Config;
+    /// assert!(Config::node(1).require_auth && Config::proxy(2).require_auth);
+    /// assert!(!Config::client().require_auth);
+    /// ```
     pub require_auth: bool,
     /// The identity the peer authenticated with (the `fleetwire:node:<id>` or
     /// `fleetwire:proxy:<id>` URI of its TLS certificate, §10.2), if any.
@@ -310,8 +323,9 @@ impl Config {
             codecs: Config::SUPPORTED_CODECS,
             peer_id: 0,
             trust_source: false,
-            trust_server_as_proxy: false,
-            require_auth: false,
+            trust_server_as_proxy: role == Role::Client,
+            // spec §7.4 [[src.auth]]: never trust a claimed node or proxy role by default
+            require_auth: role != Role::Client,
             authenticated: None,
             services: None,
             compress_threshold: Config::COMPRESS_THRESHOLD,

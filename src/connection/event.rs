@@ -144,6 +144,17 @@ pub enum Event {
         /// The reporter's reason.
         reason: String,
     },
+    /// The peer sent GOAWAY NO_ERROR (§6.4): it sends no more DATA. This is a half-close:
+    /// we may still send DATA — the answers to what it sent — and then call
+    /// [`Connection::close`](super::Connection::close) to answer with our GOAWAY
+    /// (`[[close.answer]]`); the drain timer, started now, answers for us at the latest.
+    GoawayReceived {
+        /// How many of our DATA packets the peer processed before its GOAWAY (§5.5); our
+        /// DATA sent after that is still processed (§6.4 `[[close.half]]`).
+        delivered: u64,
+        /// The peer's reason text.
+        reason: String,
+    },
     /// The connection is closed; no more input is processed. Always the last event.
     Closed {
         /// Why: the peer's GOAWAY code when `by_peer`, else ours.

@@ -71,7 +71,7 @@ const MAX_OUTSTANDING_PINGS: usize = 64;
 const RESERVED_NODE: u16 = 0xFFFF;
 
 /// Where the connection is in its life (spec §6.1). DRAINING is `Established` with a
-/// GOAWAY sent (`goaway_sent_at`); a received GOAWAY closes at once.
+/// GOAWAY NO_ERROR sent (`goaway_sent_at`) or received (`goaway_received`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
     AwaitPreface,
@@ -87,6 +87,15 @@ struct PeerGoaway {
     code: ErrorCode,
     reason: String,
     delivered: u64,
+    /// When it arrived: the drain timer of an endpoint that has not answered yet (§6.5).
+    at: Duration,
+}
+
+/// The limits counted per source on a trusted proxy link (§11 `[[limit.per-source]]`).
+#[derive(Clone, Copy, Default, Debug)]
+struct SourceCounts {
+    empty_run: u32,
+    errors: u32,
 }
 
 /// An event with the flow-control credit it returns to the peer once polled (§8).
@@ -132,9 +141,12 @@ pub struct Connection {
     goaway_sent_at: Option<Duration>,
     /// Whether we sent a GOAWAY with NO_ERROR (at most one, §6.4).
     sent_no_error: bool,
-    /// The peer's GOAWAY NO_ERROR, while the rest of the input that carried it is
-    /// processed (§6.4).
+    /// The peer's GOAWAY NO_ERROR, until the connection closes: the peer sends no more
+    /// DATA, we may until we answer (§6.4 half-close).
     goaway_received: Option<PeerGoaway>,
+    /// Empty-DATA runs and packet errors per source, on a trusted proxy link (§11
+    /// `[[limit.per-source]]`); at most one entry per u16 source.
+    per_source: std::collections::HashMap<u16, SourceCounts>,
     close_reason: String,
     peer: Option<PeerInfo>,
     send_credit: SendCredit,
@@ -201,6 +213,7 @@ impl Connection {
             goaway_sent_at: None,
             sent_no_error: false,
             goaway_received: None,
+            per_source: std::collections::HashMap::new(),
             close_reason: String::new(),
             peer: None,
             send_credit: SendCredit::default(),
@@ -317,7 +330,9 @@ impl Connection {
 
     /// Queues a CREDIT when enough has been consumed (§8 `[[flow.grant]]`).
     fn grant_credit(&mut self) {
-        if self.state != State::Established || self.goaway_sent_at.is_some() {
+        // spec §6.4 [[close.half]]: credit keeps flowing after our GOAWAY; after the
+        // peer's, it sends no more DATA (§8)
+        if self.state != State::Established || self.goaway_received.is_some() {
             return;
         }
         if let Some(c) = self.recv_credit.grant() {
@@ -325,14 +340,19 @@ impl Connection {
         }
     }
 
-    /// Starts a graceful close: queues GOAWAY with NO_ERROR and the count of the peer's
-    /// DATA packets processed so far, and enters DRAINING (§6.4). No DATA is sent after
-    /// it; DATA arriving after it is discarded (not a packet error: no ERROR, not counted
-    /// in the error budget, but it consumes credit). The connection closes when the
-    /// peer's GOAWAY arrives, when the drain timer expires (sending nothing more) or when
-    /// the stream ends ([`handle_eof`](Connection::handle_eof)). Before the peer's HELLO
-    /// was received it sends GOAWAY and closes at once, without draining. When already
-    /// closing it does nothing: at most one GOAWAY NO_ERROR is sent.
+    /// Starts a graceful close, a half-close (§6.4): queues GOAWAY with NO_ERROR and the
+    /// count of the peer's DATA packets processed so far, and enters DRAINING. No DATA is
+    /// sent after it; the peer's DATA keeps arriving, is processed (delivered, forwarded
+    /// or reported) and counted, and credit keeps flowing, until the peer's GOAWAY
+    /// (§6.4 `[[close.half]]`). The connection closes when the peer's GOAWAY arrives, when
+    /// the drain timer expires (sending nothing more) or when the stream ends
+    /// ([`handle_eof`](Connection::handle_eof)).
+    ///
+    /// After [`Event::GoawayReceived`] this is the answer (§6.4 `[[close.answer]]`): call
+    /// it once the answers to the peer's last DATA are sent; the GOAWAY carries the final
+    /// `delivered` and the connection closes at once. Before the peer's HELLO was received
+    /// it sends GOAWAY and closes at once, without draining. When already closing it does
+    /// nothing: at most one GOAWAY NO_ERROR is sent.
     ///
     /// ```
     /// use fleetwire::connection::{Event, Pair};
@@ -341,6 +361,11 @@ impl Connection {
     /// pair.drive();
     /// let now = pair.now;
     /// pair.a.close(now, "done");
+    /// pair.drive();
+    /// // a half-close: b may still answer, then answers the GOAWAY with its own
+    /// let b_events: Vec<Event> = std::iter::from_fn(|| pair.b.poll_event()).collect();
+    /// assert!(matches!(b_events.last(), Some(Event::GoawayReceived { delivered: 0, .. })));
+    /// pair.b.close(now, "");
     /// pair.drive();
     /// let last = std::iter::from_fn(|| pair.a.poll_event()).last();
     /// assert!(matches!(last, Some(Event::Closed { code: ErrorCode::NO_ERROR, by_peer: false, .. })));
@@ -352,7 +377,10 @@ impl Connection {
             return;
         }
         self.queue_goaway(ErrorCode::NO_ERROR, reason);
-        if self.state == State::Established {
+        if let Some(g) = self.goaway_received.take() {
+            // spec §6.4 [[close.answer]]: our answer; both directions are finished
+            self.close_after_goaway(g);
+        } else if self.state == State::Established {
             self.goaway_sent_at = Some(self.now);
             self.close_reason = reason.to_owned();
         } else {
@@ -386,7 +414,27 @@ impl Connection {
     /// assert!(pair.a.is_draining());
     /// ```
     pub fn is_draining(&self) -> bool {
-        self.state == State::Established && self.goaway_sent_at.is_some()
+        self.state == State::Established
+            && (self.goaway_sent_at.is_some() || self.goaway_received.is_some())
+    }
+
+    /// Whether the peer sent GOAWAY NO_ERROR and we have not answered yet: it sends no
+    /// more DATA, we may until [`close`](Connection::close) sends our GOAWAY (§6.4).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Event, Pair};
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// let now = pair.now;
+    /// pair.a.close(now, "");
+    /// pair.a_to_b();
+    /// assert!(pair.b.peer_closing() && pair.b.is_draining());
+    /// ```
+    pub fn peer_closing(&self) -> bool {
+        self.state == State::Established
+            && self.goaway_received.is_some()
+            && self.goaway_sent_at.is_none()
+            && !self.sent_no_error
     }
 
     /// Whether the connection is closed: no input is processed any more. Bytes may still
@@ -538,9 +586,16 @@ impl Connection {
         self.finish(code, false, reason.to_owned(), None);
     }
 
+    /// Whether the limits of §11 are counted per source: a trusted proxy link
+    /// (`[[limit.per-source]]`).
+    fn counts_per_source(&self) -> bool {
+        self.peer_may_stamp()
+    }
+
     /// Whether the peer may set X (§7.4 `[[src.trust]]`): its role is proxy and it is
     /// a trusted proxy link — authenticated with a proxy identity naming its node id
-    /// (§10.2), configured as trusted, or (for a client) the server it trusts.
+    /// (§10.2), configured as trusted, or (for a client) the server it connected to
+    /// (`[[src.client-trusts-server]]`).
     fn peer_may_stamp(&self) -> bool {
         let Some(peer) = self.peer else { return false };
         if peer.role != Role::Proxy {
@@ -551,9 +606,7 @@ impl Connection {
             .config
             .authenticated
             .is_some_and(|id| id == Identity::proxy(peer.node_id));
-        authenticated_proxy
-            || self.config.trust_source
-            || (self.config.role == Role::Client && self.config.trust_server_as_proxy)
+        authenticated_proxy || self.config.trust_source || self.config.role == Role::Client
     }
 
     /// The source of a DATA or ERROR packet received on this connection (§7.4).

@@ -61,7 +61,9 @@ impl Pair {
     ///
     /// ```
     /// use fleetwire::connection::{Config, Pair};
-    /// let mut pair = Pair::new(Config::node(1), Config::node(2));
+    /// // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
+    /// let trusting = |id| Config::node(id).with_trust_source(true);
+    /// let mut pair = Pair::new(trusting(1), trusting(2));
     /// pair.drive();
     /// assert_eq!(pair.a.peer().map(|p| p.node_id), Some(2));
     /// ```

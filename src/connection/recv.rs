@@ -74,9 +74,12 @@ impl Connection {
                 self.fail(e.code(), e.detail());
             }
         }
-        // spec §6.4 [[close.answer]]: answered, the rest of the input processed; close
-        if let Some(g) = self.goaway_received.take() {
-            self.close_after_goaway(g);
+        // spec §6.4: both GOAWAYs sent, the rest of the input processed: close
+        // ([[close.answer-drain]] after our answer, or the peer's answer to our close)
+        if self.sent_no_error {
+            if let Some(g) = self.goaway_received.take() {
+                self.close_after_goaway(g);
+            }
         }
     }
 
@@ -178,7 +181,7 @@ impl Connection {
 
     /// Closes with the peer's GOAWAY NO_ERROR: the answer to our close, or the peer's own
     /// close that we answered (§6.4).
-    fn close_after_goaway(&mut self, g: PeerGoaway) {
+    pub(super) fn close_after_goaway(&mut self, g: PeerGoaway) {
         if self.state == State::Closed {
             return;
         }
@@ -353,33 +356,56 @@ impl Connection {
         if !matches!(hello.role, Role::Node | Role::Proxy) {
             return Ok(());
         }
-        match self.config.authenticated {
+        let identity_matches = match self.config.authenticated {
             // spec §10.2 [[tls.node-binding]]: the id must match the certificate
             Some(id) if id.node_id != hello.node_id => {
-                Err(Error::BadHello("node id differs from the authenticated id"))
+                return Err(Error::BadHello("node id differs from the authenticated id"));
             }
-            // spec §7.4 [[src.auth]], §10.2: a proxy HELLO needs a proxy identity to be
-            // authenticated as a proxy; without it the peer is no authenticated proxy
-            // (and, when authentication is required, not accepted)
-            Some(id)
-                if self.config.require_auth
-                    && hello.role == Role::Proxy
-                    && id != Identity::proxy(hello.node_id) =>
-            {
-                Err(Error::BadHello("role proxy without a proxy identity"))
-            }
-            // spec §7.4 [[src.auth]]: node or proxy role requires authentication
-            None if self.config.require_auth => Err(Error::BadHello(
-                "node or proxy role from an unauthenticated peer",
-            )),
-            _ => Ok(()),
+            // spec §7.4 [[src.auth]] 1: a proxy identity matches both roles, a node
+            // identity only role node
+            Some(id) => hello.role == Role::Node || id == Identity::proxy(hello.node_id),
+            None => false,
+        };
+        // spec §7.4 [[src.auth]] 2: or trusted by explicit configuration; never by default
+        if identity_matches || self.config.trust_source || !self.config.require_auth {
+            return Ok(());
         }
+        Err(Error::BadHello(if self.config.authenticated.is_some() {
+            "role proxy without a proxy identity"
+        } else {
+            "node or proxy role from an unauthenticated peer"
+        }))
     }
 
     fn on_data(&mut self, packet: Packet) -> Result<(), Error> {
         let header = packet.header;
+        let source = self.source_of(&header);
+        // spec §11 [[limit.per-source]]: on a trusted proxy link the run is counted per
+        // source, and a source over the limit gets ERROR FLOOD, not the link closed
+        if self.counts_per_source() {
+            let run = &mut self.per_source.entry(source).or_default().empty_run;
+            let over = if header.length == 0 {
+                *run = run.saturating_add(1);
+                *run > self.config.limits.max_empty_run
+            } else {
+                *run = 0;
+                false
+            };
+            if over {
+                *run = 0;
+                self.delivered += 1;
+                self.recv_credit.consumed(header.length);
+                self.report(
+                    &header,
+                    source,
+                    ErrorCode::FLOOD,
+                    "too many consecutive empty DATA packets from this source",
+                );
+                self.grant_credit();
+                return Ok(());
+            }
         // spec §11 [[limit.empty-run]]: more than max_empty_run consecutive empty DATA
-        if header.length == 0 {
+        } else if header.length == 0 {
             self.empty_run = self.empty_run.saturating_add(1);
             if self.empty_run > self.config.limits.max_empty_run {
                 return Err(err(
@@ -390,16 +416,10 @@ impl Connection {
         } else {
             self.empty_run = 0;
         }
-        // spec §6.4 [[close.discard]]: DATA after our GOAWAY is dropped, not delivered
-        // and not counted in `delivered`; not a packet error either (no ERROR, no
-        // budget). Its credit was consumed at its header (§8) and is not granted back
-        // while draining.
-        if self.goaway_sent_at.is_some() {
-            return Ok(());
-        }
+        // spec §6.4 [[close.half]]: DATA after our GOAWAY (and before the peer's) is
+        // processed as in ESTABLISHED, never discarded for draining.
         // spec §5.5 [[goaway.delivered]]: the peer's DATA packets processed, in order
         self.delivered += 1;
-        let source = self.source_of(&header);
         // spec §6.3 [[state.data-order]] 1, §7.3 [[route.no-route]]: 0xFFFF never
         // names a node, not even for a proxy
         if header.route.node == RESERVED_NODE {
@@ -471,18 +491,42 @@ impl Connection {
         // spec §12.3 [[err.budget]]: UNREACHABLE reports our own queue, not a fault of
         // the peer; every other discarded packet counts, a silently discarded ERROR too
         if code != ErrorCode::UNREACHABLE {
-            self.packet_errors = self.packet_errors.saturating_add(1);
+            let max = self.config.limits.max_packet_errors;
+            if self.counts_per_source() {
+                // spec §11 [[limit.per-source]]: per source on a trusted proxy link; the
+                // source over budget gets TOO_MANY_ERRORS and starts again, the link stays
+                let errors = &mut self.per_source.entry(source).or_default().errors;
+                *errors = errors.saturating_add(1);
+                if *errors > max {
+                    *errors = 0;
+                    self.report(
+                        h,
+                        source,
+                        ErrorCode::TOO_MANY_ERRORS,
+                        "packet error budget of this source exhausted",
+                    );
+                    return Ok(());
+                }
+            } else {
+                self.packet_errors = self.packet_errors.saturating_add(1);
+                // spec §12.3 [[err.budget]]: more than max_packet_errors
+                if self.packet_errors > max {
+                    return Err(err(
+                        ErrorCode::TOO_MANY_ERRORS,
+                        "packet error budget exhausted",
+                    ));
+                }
+            }
         }
-        // spec §12.3 [[err.budget]]: more than max_packet_errors
-        if self.packet_errors > self.config.limits.max_packet_errors {
-            return Err(err(
-                ErrorCode::TOO_MANY_ERRORS,
-                "packet error budget exhausted",
-            ));
-        }
-        // spec §5.7 [[error.no-loop]]: never an ERROR about an ERROR
+        self.report(h, source, code, why);
+        Ok(())
+    }
+
+    /// Sends ERROR `code` about the packet with header `h` to its `source`, unless that
+    /// packet is itself an ERROR (§5.7 `[[error.no-loop]]`: discarded silently).
+    fn report(&mut self, h: &Header, source: u16, code: ErrorCode, why: &str) {
         if h.kind == Kind::Error {
-            return Ok(());
+            return;
         }
         let mut received = [0u8; Header::MAX_LEN];
         let n = h.encode(&mut received);
@@ -495,7 +539,6 @@ impl Connection {
         // connection
         Control::Error(report).encode_routed(Route::new(source, 0, 0), None, &mut self.tx);
         self.last_tx = self.now;
-        Ok(())
     }
 
     #[cfg(feature = "compression")]
@@ -599,21 +642,32 @@ impl Connection {
         if self.goaway_received.is_some() {
             return;
         }
-        // spec §6.4 [[close.answer]]: answer with our own GOAWAY NO_ERROR unless we sent
-        // one (the peer's is then the answer to our close)
-        self.queue_goaway(ErrorCode::NO_ERROR, "");
         let g = PeerGoaway {
             code: goaway.code,
             reason: goaway.reason.to_owned(),
             delivered: goaway.delivered,
+            at: self.now,
         };
         if self.state == State::AwaitHello {
-            // spec §6.4: closing before the peer's HELLO: at once, without draining
+            // spec §6.4: closing before the peer's HELLO: answered, closed at once,
+            // without draining
+            self.queue_goaway(ErrorCode::NO_ERROR, "");
             self.close_after_goaway(g);
-        } else {
-            // closes once the rest of this input is processed (handle_input)
-            self.goaway_received = Some(g);
+            return;
         }
+        if !self.sent_no_error {
+            // spec §6.4 [[close.answer]]: a half-close. We may still send DATA (the
+            // answers to what we received) until the application closes, which sends our
+            // GOAWAY; the drain timer, started now, answers for it at the latest
+            let event = Event::GoawayReceived {
+                delivered: g.delivered,
+                reason: g.reason.clone(),
+            };
+            self.push(event, None);
+        }
+        // with our GOAWAY already sent, this is the answer: closed once the rest of this
+        // input is processed (handle_input)
+        self.goaway_received = Some(g);
     }
 
     pub(super) fn remember_ping(&mut self, id: u64) {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Connection, SendError, SendOptions, State};
-use crate::control::{Control, Ping};
+use crate::control::{Control, Ping, Role};
 use crate::error::ErrorCode;
 use crate::header::{Codec, Header, Kind, Route};
 use crate::packet::Packet;
@@ -154,7 +154,10 @@ impl Connection {
     /// use bytes::Bytes;
     /// use fleetwire::connection::{Config, Event, Pair};
     /// use fleetwire::{Packet, Route};
-    /// let mut egress = Pair::new(Config::proxy(9), Config::node(2));
+    /// // each side trusts the other by configuration (§7.4 [[src.auth]]): the proxy the
+    /// // address its route names, the node a trusted address
+    /// let trusting = |c: Config| c.with_trust_source(true);
+    /// let mut egress = Pair::new(trusting(Config::proxy(9)), trusting(Config::node(2)));
     /// egress.drive();
     /// let mut packet = Packet::data(Route::new(2, 0, 0), Bytes::from_static(b"hi"));
     /// packet.header.source = Some(5); // stamped by the ingress connection
@@ -189,6 +192,17 @@ impl Connection {
         // spec §7.3 [[route.forward-unchanged]]: header and payload as they are
         packet.encode_to_vec(&mut self.tx);
         self.last_tx = self.now;
+        // spec §11 [[limit.proxy-polices]]: an ERROR with a connection-error code for a
+        // client (FLOOD, TOO_MANY_ERRORS of [[limit.per-source]]) closes that client —
+        // as the node would have closed a direct connection — never the link it came on
+        if header.kind == Kind::Error && peer.role == Role::Client {
+            if let Some(code) = packet.payload.get(..2) {
+                let code = ErrorCode(u16::from_be_bytes([code[0], code[1]]));
+                if (0x0001..=0x00FF).contains(&code.0) {
+                    self.fail(code, "a node reported this client");
+                }
+            }
+        }
         Ok(())
     }
 

@@ -55,7 +55,11 @@ impl Connection {
             ),
             (
                 Timer::Drain,
+                // spec §6.5: since our GOAWAY NO_ERROR or the peer's, whichever first
                 self.goaway_sent_at
+                    .into_iter()
+                    .chain(self.goaway_received.as_ref().map(|g| g.at))
+                    .min()
                     .filter(|_| open)
                     .map(|at| at + ms(limits.drain_timeout_ms)),
             ),
@@ -69,7 +73,8 @@ impl Connection {
     ///
     /// Timers (§6.5): handshake (until the peer's HELLO), idle (our `idle_timeout_ms`
     /// since the last byte received), header and packet (since the first byte of an
-    /// incomplete header or packet), drain (since our graceful GOAWAY), and keepalive: a
+    /// incomplete header or packet), drain (since the first GOAWAY NO_ERROR, ours or the
+    /// peer's), and keepalive: a
     /// PING when we have queued nothing for half the peer's idle timeout (§6.2
     /// `[[neg.keepalive]]`).
     ///
@@ -121,11 +126,18 @@ impl Connection {
                 Timer::Header => self.fail(ErrorCode::TIMEOUT, "header timer expired"),
                 Timer::Packet => self.fail(ErrorCode::TIMEOUT, "packet timer expired"),
                 Timer::Idle => self.fail(ErrorCode::TIMEOUT, "idle timer expired"),
-                // spec §6.5: the drain timer closes without a second GOAWAY
-                Timer::Drain => {
-                    let reason = core::mem::take(&mut self.close_reason);
-                    self.finish(ErrorCode::NO_ERROR, false, reason, None);
-                }
+                // spec §6.4 [[close.answer]]: the drain timer answers a GOAWAY we still
+                // owe, then closes; after our own GOAWAY, it closes without a second one
+                Timer::Drain => match self.goaway_received.take() {
+                    Some(g) => {
+                        self.queue_goaway(ErrorCode::NO_ERROR, "drain timer expired");
+                        self.close_after_goaway(g);
+                    }
+                    None => {
+                        let reason = core::mem::take(&mut self.close_reason);
+                        self.finish(ErrorCode::NO_ERROR, false, reason, None);
+                    }
+                },
                 // spec §6.2 [[neg.keepalive]]
                 Timer::Keepalive => {
                     self.send_ping(self.now);
@@ -165,9 +177,17 @@ mod tests {
         })
     }
 
+    /// A node that trusts its peer's claimed role (§7.4 `[[src.auth]]`, by configuration).
+    fn trusting() -> Config {
+        Config {
+            require_auth: false,
+            ..Config::node(1)
+        }
+    }
+
     /// A node established at `at` with a peer that wants no keepalive.
     fn established(at: Duration) -> Connection {
-        let mut c = Connection::new(Config::node(1), at);
+        let mut c = Connection::new(trusting(), at);
         c.handle_input(at, &peer_open(0));
         assert!(c.is_established());
         c
@@ -185,7 +205,7 @@ mod tests {
 
     #[test]
     fn handshake_timer_disarmed_by_hello() {
-        let mut c = Connection::new(Config::node(1), s(0));
+        let mut c = Connection::new(trusting(), s(0));
         c.handle_input(s(9), &peer_open(0));
         c.handle_timeout(s(10));
         assert!(!c.is_closed());
@@ -276,7 +296,7 @@ mod tests {
 
     #[test]
     fn keepalive_ping_at_half_the_peer_idle_timeout() {
-        let mut c = Connection::new(Config::node(1), s(0));
+        let mut c = Connection::new(trusting(), s(0));
         c.handle_input(s(0), &peer_open(4_000));
         let mut out = Vec::new();
         c.poll_transmit(&mut out);

@@ -566,6 +566,13 @@ impl Client {
             Event::PacketError { code, reason, .. } => {
                 self.inbox.push_back(Incoming::Error { code, reason })
             }
+            Event::GoawayReceived { .. } => {
+                // spec §6.4 [[close.answer]]: the server half-closed. This client sends
+                // only when its user calls it, and what it sent is already queued ahead:
+                // answer at once with our GOAWAY (final `delivered`)
+                let now = self.driver.now();
+                self.driver.conn.close(now, "");
+            }
             event @ Event::Closed { .. } => self.closed = CloseInfo::from_event(&event),
             _ => {}
         }

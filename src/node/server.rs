@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -12,6 +13,7 @@ use super::driver::{Driver, Step};
 use super::transport::{Clock, Transport};
 use super::{CloseInfo, NodeError, NodeSecurity};
 use crate::connection::{Config, Event, SendError, SendOptions};
+use crate::control::Role;
 use crate::header::{Codec, Route};
 use crate::tls::TlsEndpoint;
 
@@ -69,7 +71,23 @@ pub struct NodeOptions {
     /// let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
     /// opts.trusted_peers.push("127.0.0.1".parse().unwrap()); // a proxy on this host
     /// ```
+    ///
+    /// Without such an address (or mutual TLS), a peer announcing role node or proxy is
+    /// refused with BAD_HELLO (spec §7.4 `[[src.auth]]`).
     pub trusted_peers: Vec<IpAddr>,
+    /// The sources this echo node answers through a proxy: the ids proxies attribute to
+    /// clients (default `40000..=65534`, the proxy's default `client_ids`), and 0, an
+    /// unattributed client. DATA whose source is a node — any other source through a
+    /// proxy, or a peer announcing role node — is received but not echoed, so that two
+    /// echo nodes never answer each other forever (spec §14.6 `[[route.reflector]]`).
+    ///
+    /// ```
+    /// use fleetwire::node::{NodeOptions, NodeSecurity};
+    /// let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
+    /// assert!(opts.client_sources.contains(&40000));
+    /// opts.client_sources = 1000..=1999; // a proxy started with --client-ids 1000-1999
+    /// ```
+    pub client_sources: RangeInclusive<u16>,
 }
 
 impl NodeOptions {
@@ -89,6 +107,7 @@ impl NodeOptions {
             log: None,
             shutdown: Shutdown::new(),
             trusted_peers: Vec::new(),
+            client_sources: 40000..=65534,
         }
     }
 }
@@ -102,6 +121,7 @@ impl fmt::Debug for NodeOptions {
             .field("max_conns", &self.max_conns)
             .field("log", &self.log.is_some())
             .field("trusted_peers", &self.trusted_peers)
+            .field("client_sources", &self.client_sources)
             .finish_non_exhaustive()
     }
 }
@@ -395,13 +415,30 @@ fn take_events(driver: &mut Driver, opts: &NodeOptions, stats: &mut Counters) ->
                     codec: opts.echo_codec,
                     never_compress: *never_compress, // §4.4: secrets stay N = 1
                 };
-                Some((back, payload.clone(), send))
+                // spec §14.6 [[route.reflector]]: answer clients only, never a node
+                let from_client = match driver.conn.peer().map(|p| p.role) {
+                    Some(Role::Client) => true,
+                    Some(Role::Proxy) => *source == 0 || opts.client_sources.contains(source),
+                    _ => false,
+                };
+                if !from_client {
+                    stats.received += 1; // received and consumed, not answered
+                }
+                from_client.then(|| (back, payload.clone(), send))
             }
             Event::Established { peer } => {
                 stats.peer = Some(PeerLabel {
                     role: peer.role,
                     node_id: peer.node_id,
                 });
+                None
+            }
+            Event::GoawayReceived { .. } => {
+                // spec §6.4 [[close.answer]]: a half-close. Every DATA before the GOAWAY
+                // was taken above only once its echo was queued, so the answers are all
+                // sent: answer with our GOAWAY, whose `delivered` is final
+                let now = driver.now();
+                driver.conn.close(now, "");
                 None
             }
             event @ Event::Closed { .. } => {

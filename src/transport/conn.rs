@@ -27,6 +27,11 @@ const MAX_READS: usize = 16;
 /// amortise the round's fixed costs, small enough to stay in cache.
 const ROUND_BYTES: usize = 256 * 1024;
 
+/// (Proxy.) How long a client connection that half-closed (spec §6.4) waits without a
+/// forwarded packet before the proxy answers its GOAWAY: the nodes' answers to its last
+/// requests are still on their way. Bounded by the close timeout.
+const ANSWER_QUIET: Duration = Duration::from_millis(100);
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
     Open,
@@ -69,6 +74,9 @@ pub(crate) struct ConnIo {
     /// (Proxy.) Forwarded packets taken from the queue, from `fhead` on still unwritten.
     forwards: Vec<Forwarded>,
     fhead: usize,
+    /// (Proxy.) When a forwarded packet was last written to this connection: a client's
+    /// half-close is answered once the nodes' answers have stopped coming (spec §6.4).
+    last_forward: Duration,
     /// (Proxy.) The client id attributed to the peer (routed back to it), 0 for none.
     attributed: u16,
     /// (Proxy.) The counters of the route this connection serves, and what this round
@@ -103,14 +111,16 @@ impl ConnIo {
         };
         // (Proxy.) An accepted peer gets a client id that routes back to it (§7.4)
         let mut attributed = 0;
+        let dialled_route = !new.server && new.route.is_some();
         let mut route = new.route;
         if let (true, Some(routes)) = (new.server, inner.routes.as_ref()) {
             attributed = routes.attribute(&new.shared);
             template.peer_id = attributed;
             route = Some(routes.client_cell.clone());
         }
-        // (Proxy.) spec §7.4 [[src.trust]]: a link configured locally as trusted
-        if inner.routes.as_ref().is_some_and(|r| r.trusts(new.peer)) {
+        // (Proxy.) spec §7.4 [[src.trust]] [[src.auth]]: a link configured locally as
+        // trusted, or a route's node or proxy at the address configured for it
+        if inner.routes.as_ref().is_some_and(|r| r.trusts(new.peer)) || dialled_route {
             template.trust_source = true;
         }
         let _ = new.sock.set_nodelay(true);
@@ -143,6 +153,7 @@ impl ConnIo {
             head: 0,
             forwards: Vec::new(),
             fhead: 0,
+            last_forward: now,
             attributed,
             route,
             route_packets: 0,
@@ -218,6 +229,11 @@ impl ConnIo {
             // the next event happens to wake the connection
             self.drain_sends(s, ctx);
         }
+        if self.close_by.is_some() {
+            // a requested close (the answer to a half-close, spec §6.4) goes out in the
+            // round that finds the queues drained, not at the next wake-up
+            self.timers(ctx);
+        }
         self.transmit(s);
         if std::mem::take(&mut self.write_bound)
             && !self.tls_blocked
@@ -238,7 +254,13 @@ impl ConnIo {
         self.shared.stats.publish(&self.counters);
         self.publish_route();
         let mut d = self.conn.as_ref().and_then(|c| c.poll_timeout());
-        for extra in [self.next_ping, self.close_by] {
+        // (Proxy.) wake up when a half-closed client's answers have gone quiet
+        let quiet = self
+            .close_by
+            .filter(|_| self.attributed != 0)
+            .map(|_| self.last_forward + ANSWER_QUIET)
+            .filter(|&q| q > ctx.now);
+        for extra in [self.next_ping, self.close_by, quiet] {
             d = match (d, extra) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -384,7 +406,9 @@ impl ConnIo {
         let drained = self.head == self.pending.len()
             && self.fhead == self.forwards.len()
             && self.replies.is_empty()
-            && !self.sched;
+            && !self.sched
+            // (Proxy.) the answers to a client's last requests have arrived
+            && (self.attributed == 0 || now >= self.last_forward + ANSWER_QUIET);
         if (drained && conn.is_established()) || now >= by {
             conn.close(now, "");
             self.close_by = None;
@@ -439,7 +463,11 @@ impl ConnIo {
                 break;
             }
             let p = &self.forwards[self.fhead].packet;
-            match conn.forward(p) {
+            let written = conn.forward(p);
+            if written.is_ok() {
+                self.last_forward = ctx.now;
+            }
+            match written {
                 Ok(()) if p.header.kind == Kind::Data => {
                     self.counters.packets_out += 1;
                     self.counters.payload_out += p.payload.len() as u64;
@@ -649,6 +677,11 @@ impl ConnIo {
                         Ok(()) => self.counters.forwarded += 1,
                         Err(code) => conn.report_unroutable(&received, code),
                     }
+                }
+                // spec §6.4 [[close.answer]]: a half-close; our GOAWAY follows once
+                // what is queued for the peer is written (or at the close timeout)
+                Event::GoawayReceived { .. } if self.close_by.is_none() => {
+                    self.close_by = Some(ctx.now + cfg.close_timeout);
                 }
                 Event::Closed {
                     code,

@@ -581,6 +581,12 @@ impl Proxy {
         }
         config.check_routes(&config.routes).map_err(|e| bad(e.0))?;
         for c in [&mut config.engine.client, &mut config.engine.server] {
+            if c.role == Role::Client {
+                // a client template becomes a proxy's: the spec's defaults for a proxy
+                // (§7.4 [[src.auth]]: never trust a claimed role by default)
+                c.require_auth = true;
+                c.trust_server_as_proxy = false;
+            }
             c.role = Role::Proxy;
             c.node_id = config.node_id;
         }

@@ -126,6 +126,9 @@ pub(crate) fn event_json(e: &Event) -> Value {
         } => json!({
             "event": "packet_error", "code": code.0, "source": source, "header": hex(header), "reason": reason,
         }),
+        Event::GoawayReceived { delivered, reason } => json!({
+            "event": "goaway", "delivered": delivered.to_string(), "reason": reason,
+        }),
         Event::Closed {
             code,
             by_peer,

@@ -424,13 +424,42 @@ fn goaway(code: ErrorCode, delivered: u64, reason: &str) -> Vec<u8> {
 }
 
 #[test]
-fn answers_goaway_no_error_then_closes() {
-    // trace: close.answer, close.answer-then-close
+fn goaway_is_a_half_close_the_receiver_answers_its_data_then_its_goaway() {
+    // trace: close.answer, close.answer-then-close, goaway.delivered
     let mut c = node();
-    c.handle_input(T0, &data(Route::default(), b"x").repeat(2));
-    c.handle_input(T0, &goaway(ErrorCode::NO_ERROR, 5, "maintenance"));
+    // the peer's last requests and its GOAWAY in one read (issue 11: 1,000 DATA then
+    // GOAWAY used to lose every answer)
+    let bytes = [
+        data(Route::default(), b"x").repeat(2),
+        goaway(ErrorCode::NO_ERROR, 5, "maintenance"),
+    ]
+    .concat();
+    c.handle_input(T0, &bytes);
+    assert!(!c.is_closed() && c.is_draining() && c.peer_closing());
+    assert!(
+        goaway_of(&sent(&mut c)).is_none(),
+        "not answered before our DATA"
+    );
+    let evs = events(&mut c);
+    assert_eq!(evs.len(), 3);
+    assert_eq!(
+        evs[2],
+        Event::GoawayReceived {
+            delivered: 5,
+            reason: "maintenance".into()
+        }
+    );
+    // spec §6.4: the answers may still be sent, until our own GOAWAY
+    for _ in 0..2 {
+        c.send_data(Route::default(), b"answer", SendOptions::default())
+            .unwrap();
+    }
+    c.close(T0, "");
+    let out = sent(&mut c);
+    let kinds: Vec<Kind> = out.iter().map(|p| p.header.kind).collect();
+    assert_eq!(kinds, [Kind::Data, Kind::Data, Kind::Goaway]);
+    assert_eq!(goaway_of(&out), Some((ErrorCode::NO_ERROR, 2)));
     assert!(c.is_closed());
-    assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 2)));
     let last = events(&mut c).pop();
     let expected = Event::Closed {
         code: ErrorCode::NO_ERROR,
@@ -439,6 +468,35 @@ fn answers_goaway_no_error_then_closes() {
         delivered: Some(5),
     };
     assert_eq!(last, Some(expected));
+    // nothing after our GOAWAY (§6.4 [[close.no-data-after]])
+    assert!(c
+        .send_data(Route::default(), b"late", SendOptions::default())
+        .is_err());
+}
+
+#[test]
+fn the_drain_timer_answers_a_goaway_the_application_never_answers() {
+    // trace: close.answer
+    let mut config = Config::node(1);
+    config.limits.drain_timeout_ms = 5_000;
+    let mut c = open_with(config, Role::Node, 2);
+    c.handle_input(T0, &data(Route::default(), b"x"));
+    c.handle_input(T0, &goaway(ErrorCode::NO_ERROR, 0, ""));
+    c.handle_timeout(Duration::from_millis(4_999));
+    assert!(!c.is_closed() && sent(&mut c).is_empty());
+    assert_eq!(c.poll_timeout(), Some(Duration::from_millis(5_000)));
+    c.handle_timeout(Duration::from_millis(5_000));
+    assert!(c.is_closed());
+    assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 1)));
+    assert!(matches!(
+        events(&mut c).pop(),
+        Some(Event::Closed {
+            code: ErrorCode::NO_ERROR,
+            by_peer: true,
+            delivered: Some(0),
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -470,6 +528,7 @@ fn goaway_with_another_code_is_not_answered_and_reported_as_is() {
 
 #[test]
 fn after_the_peers_goaway_data_is_unexpected_and_a_second_goaway_ignored() {
+    // trace: close.answer-drain, state.permitted
     // the rest of the read that carried the GOAWAY is still processed (§6.4)
     let mut c = node();
     let bytes = [
@@ -482,9 +541,17 @@ fn after_the_peers_goaway_data_is_unexpected_and_a_second_goaway_ignored() {
     ]
     .concat();
     c.handle_input(T0, &bytes);
-    let out = sent(&mut c);
-    let kinds: Vec<Kind> = out.iter().map(|p| p.header.kind).collect();
-    assert_eq!(kinds, [Kind::Goaway, Kind::Pong], "one answer only");
+    // a half-close: the PING is answered, the GOAWAY not yet
+    let kinds: Vec<Kind> = sent(&mut c).iter().map(|p| p.header.kind).collect();
+    assert_eq!(kinds, [Kind::Pong]);
+    let goaways = events(&mut c)
+        .iter()
+        .filter(|e| matches!(e, Event::GoawayReceived { .. }))
+        .count();
+    assert_eq!(goaways, 1, "the second GOAWAY NO_ERROR is ignored");
+    c.close(T0, "");
+    let kinds: Vec<Kind> = sent(&mut c).iter().map(|p| p.header.kind).collect();
+    assert_eq!(kinds, [Kind::Goaway], "one answer only");
     assert!(c.is_closed());
     assert_eq!(closed_code(&mut c), Some(ErrorCode::NO_ERROR));
 
@@ -502,8 +569,8 @@ fn after_the_peers_goaway_data_is_unexpected_and_a_second_goaway_ignored() {
         .collect();
     assert_eq!(
         codes,
-        [ErrorCode::NO_ERROR, ErrorCode::UNEXPECTED_PACKET],
-        "at most one NO_ERROR and one error GOAWAY"
+        [ErrorCode::UNEXPECTED_PACKET],
+        "DATA after the peer's GOAWAY, before we answered"
     );
     assert_eq!(closed_code(&mut c), Some(ErrorCode::UNEXPECTED_PACKET));
 
@@ -514,7 +581,10 @@ fn after_the_peers_goaway_data_is_unexpected_and_a_second_goaway_ignored() {
     ]
     .concat();
     c.handle_input(T0, &bytes);
-    assert_eq!(goaway_of(&sent(&mut c)), Some((ErrorCode::NO_ERROR, 0)));
+    assert!(
+        sent(&mut c).is_empty(),
+        "a GOAWAY with an error code is not answered"
+    );
     assert_eq!(closed_code(&mut c), Some(ErrorCode::TIMEOUT));
 }
 
@@ -566,26 +636,30 @@ fn close_sends_at_most_one_no_error_goaway() {
 }
 
 #[test]
-fn data_discarded_while_draining_is_no_packet_error_but_consumes_credit() {
+fn data_after_our_goaway_is_processed_with_its_packet_errors_and_credit() {
+    // trace: close.half
     let mut config = Config::node(1);
-    config.limits.max_packet_errors = 1;
     config.limits.initial_credit_packets = 3;
     config.services = Some(ServiceSet::from_iter([0]));
     let mut c = open_with(config, Role::Node, 2);
     c.close(T0, "bye");
     sent(&mut c);
-    // unregistered service: would be NO_SERVICE, but it is discarded without an ERROR
-    // and without counting against a budget of 1
-    c.handle_input(T0, &data(Route::new(0, 9, 0), b"x").repeat(3));
-    assert!(sent(&mut c).is_empty(), "no ERROR");
+    // unregistered service: NO_SERVICE, as in ESTABLISHED (never discarded for draining)
+    c.handle_input(T0, &data(Route::new(0, 9, 0), b"x"));
+    let out = sent(&mut c);
+    assert_eq!(error_report(&out[0]).0, ErrorCode::NO_SERVICE);
     assert!(c.is_draining());
-    assert_eq!(c.delivered(), 0);
-    // the three consumed the whole packet credit: a fourth exceeds it
-    c.handle_input(T0, &data(Route::default(), b"y"));
-    assert_eq!(
-        goaway_of(&sent(&mut c)).map(|g| g.0),
-        Some(ErrorCode::FLOW_CONTROL)
-    );
+    assert_eq!(c.delivered(), 1);
+    // credit keeps flowing while we wait for the peer's GOAWAY: 10 DATA through a
+    // window of 3 packets
+    for i in 0..10u8 {
+        c.handle_input(T0, &data(Route::default(), &[i]));
+        for e in events(&mut c) {
+            assert!(matches!(e, Event::Data { .. }), "{e:?}");
+        }
+    }
+    assert!(!c.is_closed(), "no FLOW_CONTROL: credit was granted back");
+    assert_eq!(c.delivered(), 11);
 }
 
 #[test]
@@ -652,7 +726,8 @@ fn eof_processes_expired_timers_first() {
 }
 
 #[test]
-fn discards_data_after_own_goaway_and_counts_only_before() {
+fn keeps_processing_data_after_own_goaway_until_the_peers() {
+    // trace: close.half, close.no-data-after, goaway.delivered
     let mut c = node();
     c.handle_input(T0, &data(Route::default(), b"x").repeat(3));
     c.close(T0, "bye");
@@ -661,6 +736,7 @@ fn discards_data_after_own_goaway_and_counts_only_before() {
         c.send_data(Route::default(), b"y", SendOptions::default()),
         Err(SendError::Closing)
     );
+    // the peer's answers, sent before its own GOAWAY, are delivered
     c.handle_input(T0, &data(Route::default(), b"late"));
     c.handle_input(
         T0,
@@ -670,22 +746,17 @@ fn discards_data_after_own_goaway_and_counts_only_before() {
         })),
     );
     assert_eq!(sent(&mut c).len(), 1, "PING still answered while draining");
-    assert_eq!(c.delivered(), 3);
-    c.handle_input(
-        T0,
-        &ctl(Control::Goaway(Goaway {
-            code: ErrorCode::NO_ERROR,
-            delivered: 0,
-            reason: "",
-        })),
-    );
+    assert_eq!(c.delivered(), 4);
+    c.handle_input(T0, &goaway(ErrorCode::NO_ERROR, 0, ""));
     let evs = events(&mut c);
-    assert_eq!(
-        evs.iter()
-            .filter(|e| matches!(e, Event::Data { .. }))
-            .count(),
-        3
-    );
+    let payloads: Vec<&[u8]> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Data { payload, .. } => Some(&payload[..]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(payloads, [&b"x"[..], b"x", b"x", b"late"]);
     assert_eq!(
         evs.last(),
         Some(&Event::Closed {
@@ -902,4 +973,162 @@ fn unreachable_does_not_count_against_the_budget() {
         goaway_of(&out).map(|g| g.0),
         Some(ErrorCode::TOO_MANY_ERRORS)
     );
+}
+
+// ---- per-source limits on a trusted proxy link (§11 [[limit.per-source]]) ----
+
+/// DATA stamped by a proxy with Source Node `source`.
+fn from_source(source: u16, payload: &[u8]) -> Vec<u8> {
+    raw(
+        Header {
+            source: Some(source),
+            ..Header::data(Route::default(), 0)
+        },
+        payload,
+    )
+}
+
+/// A node on a trusted proxy link (configured trust, §7.4) with proxy 3.
+fn proxy_link() -> Connection {
+    let config = Config {
+        trust_source: true,
+        ..Config::node(1)
+    };
+    open_with(config, Role::Proxy, 3)
+}
+
+#[test]
+fn empty_runs_are_counted_per_source_on_a_trusted_proxy_link() {
+    // trace: limit.per-source
+    // issue 11: two clients interleaving 20 empty DATA each closed the link with FLOOD
+    let mut c = proxy_link();
+    for _ in 0..20 {
+        c.handle_input(
+            T0,
+            &[from_source(40_000, b""), from_source(40_001, b"")].concat(),
+        );
+    }
+    assert!(!c.is_closed() && sent(&mut c).iter().all(|p| p.header.kind != Kind::Error));
+    // one source at exactly the limit (32) is fine; the 33rd gets ERROR FLOOD, routed to
+    // it, and the link stays open for the others
+    let mut c = proxy_link();
+    c.handle_input(T0, &from_source(40_000, b"").repeat(32));
+    assert!(sent(&mut c).iter().all(|p| p.header.kind != Kind::Error));
+    c.handle_input(T0, &from_source(40_000, b""));
+    let out = sent(&mut c);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        error_report(&out[0]),
+        (ErrorCode::FLOOD, Route::new(40_000, 0, 0))
+    );
+    assert!(!c.is_closed());
+    c.handle_input(T0, &from_source(40_001, b"fine"));
+    let delivered = events(&mut c)
+        .iter()
+        .filter(|e| matches!(e, Event::Data { source: 40_001, .. }))
+        .count();
+    assert_eq!(delivered, 1, "another source's DATA is delivered");
+    // the offender's count starts again: 32 more are tolerated
+    c.handle_input(T0, &from_source(40_000, b"").repeat(32));
+    assert!(sent(&mut c).is_empty());
+    // without trust (not a trusted proxy link) the run is per connection, as before
+    let mut c = open_with(Config::node(1), Role::Node, 2);
+    c.handle_input(T0, &data(Route::default(), b"").repeat(33));
+    assert_eq!(closed_code(&mut c), Some(ErrorCode::FLOOD));
+}
+
+#[test]
+fn the_error_budget_is_per_source_on_a_trusted_proxy_link() {
+    // trace: limit.per-source, err.budget
+    // issue 11: 17 malformed DATA from one client closed the link with TOO_MANY_ERRORS
+    let mut config = Config {
+        trust_source: true,
+        ..Config::node(1)
+    };
+    config.services = Some(ServiceSet::from_iter([0]));
+    let mut c = open_with(config, Role::Proxy, 3);
+    let bad = raw(
+        Header {
+            source: Some(40_000),
+            ..Header::data(Route::new(0, 9, 0), 0)
+        },
+        b"x",
+    );
+    // at the budget (16): sixteen NO_SERVICE reports
+    c.handle_input(T0, &bad.repeat(16));
+    let out = sent(&mut c);
+    assert_eq!(out.len(), 16);
+    assert!(out
+        .iter()
+        .all(|p| error_report(p).0 == ErrorCode::NO_SERVICE));
+    // another source's errors count apart
+    let other = raw(
+        Header {
+            source: Some(40_001),
+            ..Header::data(Route::new(0, 9, 0), 0)
+        },
+        b"x",
+    );
+    c.handle_input(T0, &other.repeat(16));
+    assert_eq!(sent(&mut c).len(), 16);
+    // budget + 1: TOO_MANY_ERRORS to that source, the link stays open
+    c.handle_input(T0, &bad);
+    let out = sent(&mut c);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        error_report(&out[0]),
+        (ErrorCode::TOO_MANY_ERRORS, Route::new(40_000, 0, 0))
+    );
+    assert!(!c.is_closed());
+    assert!(!events(&mut c)
+        .iter()
+        .any(|e| matches!(e, Event::Closed { .. })));
+}
+
+#[test]
+fn a_proxy_closes_a_client_a_node_reported_with_a_connection_error_code() {
+    // trace: limit.proxy-polices
+    let mut client = Pair::new(
+        Config::client(),
+        Config {
+            peer_id: 40_000,
+            ..Config::proxy(9)
+        },
+    );
+    client.drive();
+    let mut report = Vec::new();
+    for code in [ErrorCode::NO_SERVICE, ErrorCode::FLOOD] {
+        let mut payload = code.0.to_be_bytes().to_vec();
+        Header::data(Route::new(2, 0, 0), 0).encode_to_vec(&mut payload);
+        let packet = Packet {
+            header: Header {
+                kind: Kind::Error,
+                length: payload.len() as u16,
+                source: Some(2),
+                ..Header::data(Route::new(40_000, 0, 0), 0)
+            },
+            payload: Bytes::from(payload),
+        };
+        client.b.forward(&packet).unwrap();
+        report.push(client.b.is_closed());
+    }
+    // a packet-error code is only forwarded; FLOOD closes the client connection
+    assert_eq!(report, [false, true]);
+    client.drive();
+    let evs = client.events_a();
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        Event::PacketError {
+            code: ErrorCode::FLOOD,
+            ..
+        }
+    )));
+    assert!(matches!(
+        evs.last(),
+        Some(Event::Closed {
+            code: ErrorCode::FLOOD,
+            by_peer: true,
+            ..
+        })
+    ));
 }

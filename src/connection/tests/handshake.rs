@@ -100,7 +100,7 @@ fn rejects_hello_without_common_version() {
 
 #[test]
 fn accepts_hello_whose_range_includes_version_one() {
-    let mut c = Connection::new(Config::node(1), T0);
+    let mut c = Connection::new(trusting_node(1), T0);
     c.handle_input(T0, &hello_with(Role::Node, 4, |h| h.max_version = 9));
     assert!(c.is_established());
 }
@@ -114,7 +114,7 @@ fn rejects_packet_with_other_version() {
     }));
     ping[0] = 0x22;
     bytes.extend_from_slice(&ping);
-    let c = Connection::new(Config::node(1), T0);
+    let c = Connection::new(trusting_node(1), T0);
     assert_closes(c, &bytes, ErrorCode::UNSUPPORTED_VERSION);
 }
 
@@ -301,12 +301,13 @@ fn only_a_proxy_identity_authenticates_a_proxy() {
         trust_source: true,
         ..Config::node(1)
     }));
-    // a client MAY trust its (authenticated) server as a proxy
+    // spec §7.4 [[src.client-trusts-server]]: a client trusts its proxy server, by
+    // default and whatever the compatibility field says
+    assert!(honours_stamp(Config::client()));
     assert!(honours_stamp(Config {
-        trust_server_as_proxy: true,
+        trust_server_as_proxy: false,
         ..Config::client()
     }));
-    assert!(!honours_stamp(Config::client()));
     // a proxy identity never lets a node set X (§7.4 [[src.forbid]])
     let config = Config {
         authenticated: Some(Identity::proxy(2)),
@@ -515,4 +516,48 @@ fn pong_gives_rtt_and_unknown_pong_is_ignored() {
     );
     c.handle_input(Duration::from_millis(140), &pong(id));
     assert!(events(&mut c).is_empty(), "answered once");
+}
+
+#[test]
+fn node_and_proxy_refuse_an_unauthenticated_node_or_proxy_role_by_default() {
+    // trace: src.auth
+    // issue 11: any client could claim role node and have its id stamped as a source
+    for local in [Config::node(1), Config::proxy(9)] {
+        for role in [Role::Node, Role::Proxy] {
+            let c = Connection::new(local.clone(), T0);
+            assert_closes(c, &hello_with(role, 3, |_| {}), ErrorCode::BAD_HELLO);
+        }
+        // role client needs nothing
+        let mut c = Connection::new(local.clone(), T0);
+        c.handle_input(T0, &hello_with(Role::Client, 0, |_| {}));
+        assert!(c.is_established());
+        // explicit configuration (a trusted address) accepts both roles
+        for role in [Role::Node, Role::Proxy] {
+            let config = Config {
+                trust_source: true,
+                ..local.clone()
+            };
+            let mut c = Connection::new(config, T0);
+            c.handle_input(T0, &hello_with(role, 3, |_| {}));
+            assert!(c.is_established());
+        }
+    }
+}
+
+#[test]
+fn a_default_client_accepts_its_server_and_its_proxy_stamps() {
+    // trace: src.auth, src.client-trusts-server
+    for role in [Role::Node, Role::Proxy] {
+        let mut c = Connection::new(Config::client(), T0);
+        c.handle_input(T0, &hello_with(role, 3, |_| {}));
+        assert!(c.is_established());
+    }
+    let mut c = Connection::new(Config::client(), T0);
+    c.handle_input(T0, &hello_with(Role::Proxy, 3, |h| h.peer_id = 40_000));
+    c.handle_input(T0, &stamped(2));
+    let source = events(&mut c).into_iter().find_map(|e| match e {
+        Event::Data { source, .. } => Some(source),
+        _ => None,
+    });
+    assert_eq!(source, Some(2), "the proxy's stamp is the source");
 }

@@ -49,7 +49,15 @@ pub(super) fn data(route: Route, payload: &[u8]) -> Vec<u8> {
 
 /// A connection with `config` that received a valid HELLO from a peer of `role`/`id`;
 /// its Established event and transmit buffer are drained.
+///
+/// The peer's claimed role is trusted as on a closed network (`require_auth: false`,
+/// explicit configuration of §7.4 `[[src.auth]]`); the tests of authentication itself
+/// build their connections directly.
 pub(super) fn open_with(config: Config, role: Role, id: u16) -> Connection {
+    let config = Config {
+        require_auth: false,
+        ..config
+    };
     let mut c = Connection::new(config, T0);
     c.handle_input(T0, &hello_with(role, id, |_| {}));
     assert!(c.is_established(), "{:?}", c.poll_event());
@@ -60,12 +68,25 @@ pub(super) fn open_with(config: Config, role: Role, id: u16) -> Connection {
 
 /// A connection with `config` that received `opening` (the peer's preface and HELLO).
 pub(super) fn open_with_hello(config: Config, opening: Vec<u8>) -> Connection {
+    let config = Config {
+        require_auth: false,
+        ..config
+    };
     let mut c = Connection::new(config, T0);
     c.handle_input(T0, &opening);
     assert!(c.is_established(), "{:?}", c.poll_event());
     assert!(matches!(c.poll_event(), Some(Event::Established { .. })));
     sent(&mut c);
     c
+}
+
+/// A node that trusts every peer's claimed role (a closed network: explicit
+/// configuration of §7.4 `[[src.auth]]`).
+pub(super) fn trusting_node(id: u16) -> Config {
+    Config {
+        require_auth: false,
+        ..Config::node(id)
+    }
 }
 
 pub(super) fn node() -> Connection {

@@ -763,7 +763,8 @@ pub fn profile_ours(size: usize, tls: bool, n: usize) -> f64 {
 pub fn sansio_floor(size: usize, n: usize) -> f64 {
     use crate::connection::{Config, Connection, Event, SendOptions};
     let now = Duration::ZERO;
-    let mut cfg = Config::node(1);
+    // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
+    let mut cfg = Config::node(1).with_trust_source(true);
     cfg.limits.initial_credit_packets = 64 * 1024;
     cfg.limits.initial_credit_bytes = 32 * 1024 * 1024;
     let mut a = Connection::new(cfg.clone(), now);
@@ -843,7 +844,8 @@ fn proxy_run(pool: &[Bytes], n: usize, in_place: bool) -> f64 {
         Config::node(9)
     };
     let mut ingress = Connection::new(big(ingress_cfg), now);
-    let mut egress = Connection::new(big(Config::proxy(9)), now);
+    // the proxy trusts its route's node by configuration (spec §7.4 [[src.auth]])
+    let mut egress = Connection::new(big(Config::proxy(9).with_trust_source(true)), now);
     let mut node = Connection::new(
         big(Config {
             trust_source: true,

@@ -86,8 +86,14 @@ class Config:
     # spec §7.2: None = every service is registered
     services: Optional[frozenset] = None
     # spec §7.4 / §10.2 trust inputs supplied by the transport layer
-    trust_proxy_source: bool = False  # explicit local configuration of a trusted proxy link
-    require_peer_auth: bool = False  # node/proxy peers must authenticate (src.auth)
+    # Explicit local configuration that trusts the peer (a trusted address, or the
+    # configured address this endpoint connected to): its role node or proxy is accepted
+    # without a certificate (src.auth) and X = 1 from a proxy is honoured (src.trust).
+    trust_proxy_source: bool = False
+    # src.auth: node/proxy peers must be authenticated (certificate or configuration).
+    # None = the role's default: True for a node or proxy (spec §7.4: never trusted by
+    # default), False for a client (it accepts the server it connected to).
+    require_peer_auth: Optional[bool] = None
     # The identity the peer's certificate names (mutual TLS, §10.2), as a (role, id) pair:
     # SAN URI fleetwire:node:<id> -> (ROLE_NODE, id), fleetwire:proxy:<id> -> (ROLE_PROXY, id).
     # None: the peer authenticated no node id (no certificate, no such URI, or more than
@@ -149,6 +155,9 @@ class CreditReceived:
 @dataclass
 class GoawayReceived:
     goaway: Goaway
+    # spec §6.4 half-close: a NO_ERROR GOAWAY this endpoint has not answered yet; it may
+    # still send DATA, then answers with close() (close.answer).
+    answer_owed: bool = False
 
 
 @dataclass
@@ -170,7 +179,8 @@ class PacketDiscarded:
 
 @dataclass
 class DataDiscardedAfterGoaway:
-    """DATA that arrived after this endpoint sent GOAWAY (spec §6.4 close.discard)."""
+    """No longer produced: document version 1.0 discarded DATA that arrived after this
+    endpoint sent GOAWAY; version 1.1 processes it (spec §6.4 close.half)."""
 
     header: Header
 
@@ -212,6 +222,7 @@ class Connection:
         self._header_start_ms: Optional[int] = None
         self._packet_start_ms: Optional[int] = None
         self._goaway_sent_ms: Optional[int] = None
+        self._goaway_received_ms: Optional[int] = None  # the drain timer of §6.5 starts here too
         self._now_ms = now_ms  # latest time the caller passed in
         self._last_tx_ms = now_ms  # for keepalive (spec §6.2 neg.keepalive)
         self._next_ping_id = 1
@@ -224,14 +235,17 @@ class Connection:
         self.delivered = 0  # DATA processed: delivered or discarded by a packet error (§5.5)
         self.packet_errors = 0  # spec §12.3
         self._empty_run = 0  # spec §11 max_empty_run
+        # spec §11 limit.per-source: on a trusted proxy link, per source
+        self._source_empty_run: dict[int, int] = {}
+        self._source_errors: dict[int, int] = {}
         self._ping_window_start: Optional[int] = None
         self._ping_window_count = 0
         self._outstanding_pings: dict[int, int] = {}
         self.goaway_sent = False
         self._goaway_code: int = ErrorCode.NO_ERROR
         self.goaway_received: Optional[Goaway] = None
-        # spec §6.4: the receiver of a NO_ERROR GOAWAY answers, keeps processing the input
-        # it already has, then closes (A13/N1: at the end of the current receive_data).
+        # spec §6.4: once both GOAWAYs are exchanged, the input already received is
+        # processed (close.answer-drain), then the connection closes (end of receive_data).
         self._close_after_input = False
         # spec §3 preface.send: preface and HELLO immediately, without waiting.
         self._out += PREFACE
@@ -287,7 +301,7 @@ class Connection:
         if self.closed:
             return self._take_events()
         g = self.goaway_received
-        if g is not None:  # not reachable today: a received GOAWAY closes by the end of its input
+        if g is not None:  # the peer half-closed (§6.4) and we had not answered yet
             self._set_closed(g.code, False, g.reason)
         elif self.goaway_sent:
             self._set_closed(self._goaway_code, True, "byte stream ended after GOAWAY")
@@ -314,7 +328,9 @@ class Connection:
         (comp.send-cap); otherwise the uncompressed form is sent when it fits the peer's
         ``max_payload``. A payload larger than ``max_payload`` may travel compressed.
         """
-        if self.state != State.ESTABLISHED or self.goaway_sent or self.goaway_received:
+        # spec §6.4: no DATA after our GOAWAY (close.no-data-after); after the peer's
+        # GOAWAY we may still send until we answer (a half-close)
+        if self.state not in (State.ESTABLISHED, State.DRAINING) or self.goaway_sent:
             raise UsageError(f"cannot send DATA in state {self.state.name}")  # close.no-data-after
         assert self.peer_hello is not None
         peer = self.peer_hello
@@ -345,7 +361,7 @@ class Connection:
         return raw, CODEC_NONE
 
     def can_send(self, length: int) -> bool:
-        return (self.state == State.ESTABLISHED and not self.goaway_sent and self.goaway_received is None
+        return (self.state in (State.ESTABLISHED, State.DRAINING) and not self.goaway_sent
                 and self.send_credit_packets >= 1 and self.send_credit_bytes >= length)
 
     def send_ping(self, ping_id: int, now_ms: int) -> None:
@@ -382,11 +398,18 @@ class Connection:
         if dp or db:
             self.send_credit(dp, db)
 
-    def close(self, now_ms: int, code: int = ErrorCode.NO_ERROR, reason: str = "") -> None:
-        """Graceful shutdown (spec §6.4): GOAWAY NO_ERROR, then DRAINING until the peer's
-        GOAWAY or the drain timer. Before the handshake completes there is nothing to
-        drain, so the connection closes at once (A12). Any other code is a connection
-        error: GOAWAY with that code and close at once (close.on-error)."""
+    def close(self, now_ms: int, code: int = ErrorCode.NO_ERROR, reason: str = "") -> list[Event]:
+        """Graceful shutdown (spec §6.4), a half-close: GOAWAY NO_ERROR ("I send no more
+        DATA"), then DRAINING until the peer's GOAWAY or the drain timer, while the peer's
+        DATA is still processed (close.half). After the peer's own GOAWAY this is the
+        answer (close.answer): it closes at once. Before the handshake completes there is
+        nothing to drain, so the connection closes at once (A12). Any other code is a
+        connection error: GOAWAY with that code and close at once (close.on-error).
+        Returns the events this produced (the close, if any)."""
+        self._close(now_ms, code, reason)
+        return self._take_events()
+
+    def _close(self, now_ms: int, code: int, reason: str) -> None:
         if self.closed:
             return
         if code in LOCAL_ONLY_CODES:
@@ -398,6 +421,11 @@ class Connection:
         if self.goaway_sent:  # at most one GOAWAY with NO_ERROR
             return
         self._send_goaway(code, reason, now_ms)
+        g = self.goaway_received
+        if g is not None and self.state == State.DRAINING:
+            # close.answer: our answer to the peer's half-close; both directions are done
+            self._set_closed(g.code, False, g.reason)
+            return
         if self.state in (State.ESTABLISHED, State.DRAINING):
             self.state = State.DRAINING
         else:
@@ -451,8 +479,10 @@ class Connection:
             out.append((self._header_start_ms + c.header_timeout_ms, "header"))
         if self._packet_start_ms is not None:
             out.append((self._packet_start_ms + c.packet_timeout_ms, "packet"))
-        if self._goaway_sent_ms is not None:
-            out.append((self._goaway_sent_ms + c.drain_timeout_ms, "drain"))
+        # spec §6.5: the drain timer starts at the first GOAWAY NO_ERROR, sent or received
+        starts = [t for t in (self._goaway_sent_ms, self._goaway_received_ms) if t is not None]
+        if starts:
+            out.append((min(starts) + c.drain_timeout_ms, "drain"))
         return out
 
     def _check_timers(self, now_ms: int) -> None:
@@ -464,8 +494,14 @@ class Connection:
             self._maybe_keepalive(now_ms)
             return
         _, name = expired[0]
-        if name == "drain":  # drain expiry: close without sending anything more (§6.4)
-            self._set_closed(self._goaway_code, True, "drain timeout")
+        if name == "drain":
+            g = self.goaway_received
+            if g is not None and not self.goaway_sent:
+                # close.answer: no later than the drain timer, the answer we still owe
+                self._send_goaway(ErrorCode.NO_ERROR, "drain timer", now_ms)
+                self._set_closed(g.code, False, g.reason)
+            else:  # drain expiry after our GOAWAY: close without sending anything more (§6.4)
+                self._set_closed(self._goaway_code, True, "drain timeout")
         else:
             self._fail(ErrorCode.TIMEOUT, f"{name} timeout")
 
@@ -549,6 +585,8 @@ class Connection:
         hello, c = self.peer_hello, self.config
         if hello.role != ROLE_PROXY:
             return False
+        if c.role == ROLE_CLIENT:  # src.client-trusts-server: the server it connected to
+            return True
         return c.trust_proxy_source or c.peer_identity == (ROLE_PROXY, hello.node_id)
 
     def _source_of(self, h: Header) -> int:
@@ -610,7 +648,10 @@ class Connection:
         ident = c.peer_identity
         if ident is not None and ident[1] != hello.node_id:
             raise ConnectionError_(ErrorCode.BAD_HELLO, "node_id does not match the certificate")
-        if c.require_peer_auth:
+        require = c.require_peer_auth
+        if require is None:  # src.auth: never trusted by default, except by a client
+            require = c.role != ROLE_CLIENT
+        if require and not c.trust_proxy_source:  # configured trust satisfies src.auth
             if ident is None:
                 raise ConnectionError_(ErrorCode.BAD_HELLO, "node/proxy peer did not authenticate")
             if hello.role == ROLE_PROXY and ident[0] != ROLE_PROXY:
@@ -651,17 +692,24 @@ class Connection:
         if self.goaway_received is not None and g.code == ErrorCode.NO_ERROR:
             return  # §6.4: a second GOAWAY with NO_ERROR is ignored (settles N3)
         self.goaway_received = g
-        self._events.append(GoawayReceived(g))
+        owed = (g.code == ErrorCode.NO_ERROR and not self.goaway_sent
+                and self.state != State.AWAIT_HELLO)
+        self._events.append(GoawayReceived(g, owed))
         if g.code != ErrorCode.NO_ERROR:
             self._set_closed(g.code, False, g.reason)  # goaway.unknown-code: reported as is
             return
-        if not self.goaway_sent:  # close.answer
-            self._send_goaway(ErrorCode.NO_ERROR, "", now_ms)
         if self.state == State.AWAIT_HELLO:  # nothing to drain before the handshake
+            if not self.goaway_sent:
+                self._send_goaway(ErrorCode.NO_ERROR, "", now_ms)
             self._set_closed(g.code, False, g.reason)
             return
         self.state = State.DRAINING
-        self._close_after_input = True
+        if self.goaway_sent:  # the answer to our GOAWAY: both directions are finished
+            self._close_after_input = True
+            return
+        # §6.4 half-close: the peer sends no more DATA; we may, until the application
+        # answers with close() (close.answer) or the drain timer, started now, does
+        self._goaway_received_ms = now_ms
 
     # ---- CREDIT (spec §5.6, §8)
     def _on_credit(self, p: Packet, now_ms: int) -> None:
@@ -686,31 +734,34 @@ class Connection:
     # ---- DATA (spec §5.1, §6.3, §7.2, §9.3, §11)
     def _on_data(self, p: Packet, now_ms: int) -> None:
         h = p.header
+        if self._peer_may_stamp():
+            # spec §11 limit.per-source: on a trusted proxy link the run is per source, and
+            # a source over the limit gets ERROR FLOOD; the link stays open
+            src = self._source_of(h)
+            run = self._source_empty_run.get(src, 0) + 1 if h.length == 0 else 0
+            if run > self.config.max_empty_run:
+                run = 0
+                self.delivered += 1  # processed: discarded and reported (§5.5)
+                self._report(ErrorCode.FLOOD, p)
+                self._replenish_or_grant(h)
+                self._source_empty_run[src] = 0
+                return
+            self._source_empty_run[src] = run
         # spec §11 limit.empty-run (counts only DATA; control packets neither reset nor add)
-        if h.length == 0:
+        elif h.length == 0:
             self._empty_run += 1
             if self._empty_run > self.config.max_empty_run:
                 raise ConnectionError_(ErrorCode.FLOOD, "too many empty DATA packets")
         else:
             self._empty_run = 0
-        if self.goaway_sent:  # close.discard: credit was consumed at the header (§8)
-            self._events.append(DataDiscardedAfterGoaway(h))
-            self._replenish_credit()
-            return
+        # spec §6.4 close.half: after our GOAWAY the peer's DATA is still processed
         try:
             payload = self._deliverable_payload(p)
         except PacketError as e:
+            self.delivered += 1  # goaway.delivered: discarded with a packet error counts
             self._packet_error(e, p)
-            # §5.5 goaway.delivered: a DATA packet discarded with a packet error was
-            # processed, and counts
-            self.delivered += 1
-            if not self.config.auto_credit and not self.closed:
-                # §8 flow.grant / flow.no-deadlock: a discarded packet never reaches the
-                # application, so nothing else would give its credit back: it is granted
-                # back at once, even when the application grants the rest itself.
-                self.send_credit(1, h.length)
-            else:
-                self._replenish_credit()
+            if not self.closed:
+                self._replenish_or_grant(h)
             return
         self.delivered += 1
         self._events.append(DataReceived(self._source_of(h), h, payload))
@@ -739,18 +790,43 @@ class Connection:
         return _compress.decompress(h.codec, p.payload, announced_codecs=c.codecs,
                                     max_decompressed=c.max_decompressed, max_ratio=c.max_ratio)
 
+    def _replenish_or_grant(self, h: Header) -> None:
+        if not self.config.auto_credit:
+            # §8 flow.grant / flow.no-deadlock: a discarded packet never reaches the
+            # application, so nothing else would give its credit back: it is granted
+            # back at once, even when the application grants the rest itself.
+            self.send_credit(1, h.length)
+        else:
+            self._replenish_credit()
+
     def _packet_error(self, e: PacketError, p: Packet) -> None:
         """spec §12.1 / §12.3: discard, report with ERROR (never about an ERROR), and
-        close with TOO_MANY_ERRORS once the count exceeds max_packet_errors; that packet gets no ERROR (§12.3)."""
-        self.packet_errors += 1
-        if self.packet_errors > self.config.max_packet_errors:
-            raise ConnectionError_(ErrorCode.TOO_MANY_ERRORS, f"{self.packet_errors} packet errors")
+        close with TOO_MANY_ERRORS once the count exceeds max_packet_errors; that packet gets no ERROR (§12.3).
+        On a trusted proxy link the budget is per source, and the source over it gets
+        ERROR TOO_MANY_ERRORS instead of the link being closed (§11 limit.per-source)."""
+        code = e.code
+        if self._peer_may_stamp():
+            src = self._source_of(p.header)
+            n = self._source_errors.get(src, 0) + 1
+            if n > self.config.max_packet_errors:
+                n, code = 0, ErrorCode.TOO_MANY_ERRORS
+            self._source_errors[src] = n
+        else:
+            self.packet_errors += 1
+            if self.packet_errors > self.config.max_packet_errors:
+                raise ConnectionError_(ErrorCode.TOO_MANY_ERRORS, f"{self.packet_errors} packet errors")
+        report = self._report(code, p)
+        self._events.append(PacketDiscarded(code, p.header, report))
+
+    def _report(self, code: int, p: Packet) -> bool:
+        """Send ERROR ``code`` about ``p`` to its source (error.route), unless ``p`` is
+        itself an ERROR (error.no-loop). Returns whether an ERROR was sent."""
         h = p.header
-        report = h.kind != Kind.ERROR  # error.no-loop
-        if report:
-            dst = self._source_of(h)  # error.route: to the source, Service/Channel zero
-            self._send_packet(Kind.ERROR, ErrorPayload(e.code, p.raw_header).encode(), dst=dst)
-        self._events.append(PacketDiscarded(e.code, h, report))
+        if h.kind == Kind.ERROR:
+            return False
+        dst = self._source_of(h)  # error.route: to the source, Service/Channel zero
+        self._send_packet(Kind.ERROR, ErrorPayload(code, p.raw_header).encode(), dst=dst)
+        return True
 
     def _replenish_credit(self) -> None:
         """spec §8 flow.grant: once half of the initial credit is consumed, top it up.

@@ -45,6 +45,7 @@ from .connection import (
     ConnectionClosed,
     DataReceived,
     ErrorReceived,
+    GoawayReceived,
     HandshakeComplete,
     PongReceived,
 )
@@ -284,10 +285,8 @@ def transcript_config(c: dict) -> Config:
                  require_peer_auth=bool(c.get("require_auth", False)),
                  services=None if c.get("services") is None else frozenset(c["services"]),
                  auto_credit=False)  # credit is granted back when the application takes events
-    if c.get("trust_server_as_proxy") and role == ROLE_CLIENT:
-        # §7.4: a client MAY treat the server it authenticated as a trusted proxy; locally
-        # that is the same switch as a configured trusted proxy link.
-        cfg.trust_proxy_source = True
+    # trust_server_as_proxy is ignored: a client always trusts its proxy server (§7.4
+    # src.client-trusts-server).
     auth = c.get("authenticated")
     if auth is not None:
         cfg.peer_identity = (ROLE_IDS[auth["role"]], int(auth["node_id"]))
@@ -317,6 +316,8 @@ def event_item(ev: Any, conn: Connection) -> Optional[dict]:
     if isinstance(ev, ErrorReceived):
         return {"event": "packet_error", "code": ev.error.code, "source": ev.source,
                 "header": ev.error.header.hex(), "reason": ev.error.reason}
+    if isinstance(ev, GoawayReceived) and ev.answer_owed:  # §6.4 half-close
+        return {"event": "goaway", "delivered": str(ev.goaway.delivered), "reason": ev.goaway.reason}
     if isinstance(ev, ConnectionClosed):
         g = conn.goaway_received
         by_peer = not ev.local
@@ -407,7 +408,7 @@ class Transcript:
                     self._send_data(step, t)
                 elif app == "close":
                     self._events += conn.tick(t)
-                    conn.close(t)
+                    self._events += conn.close(t)
                 elif app == "send_ping":
                     self._events += conn.tick(t)
                     if not conn.closed:

@@ -29,7 +29,7 @@ import time
 from typing import Optional
 
 from .codec import CODEC_NONE, CODEC_ZLIB, ROLE_CLIENT, ROLE_NODE, ROLE_PROXY
-from .connection import Config, Connection, ConnectionClosed, DataReceived, Event
+from .connection import Config, Connection, ConnectionClosed, DataReceived, Event, GoawayReceived
 from .errors import UsageError
 
 ALPN = "fleetwire/1"
@@ -152,6 +152,11 @@ class SocketDriver:
             events = self.conn.tick(now_ms())
         except (OSError, ssl.SSLError):
             events = self._eof()
+        if self.conn.config.role == ROLE_CLIENT and any(
+                isinstance(e, GoawayReceived) and e.answer_owed for e in events):
+            # spec §6.4 close.answer: a client sends only when its user asks, and what it
+            # sent is already out: it answers the server's half-close at once
+            events += self.conn.close(now_ms())
         self.flush()
         self.events.extend(events)
         return events
@@ -187,9 +192,16 @@ def serve_echo(sock: socket.socket, config: Config) -> SocketDriver:
     check_alpn(sock)
     driver = SocketDriver(sock, config)
     while not driver.conn.closed:
+        half_closed = False
         for ev in driver.poll():
             if isinstance(ev, DataReceived):
                 echo(driver, ev)
+            elif isinstance(ev, GoawayReceived) and ev.answer_owed:
+                half_closed = True
+        if half_closed:
+            # spec §6.4 close.answer: the peer half-closed; every DATA before its GOAWAY
+            # was echoed above, so answer now with our GOAWAY (final `delivered`)
+            driver.events.extend(driver.conn.close(now_ms()))
         driver.flush()
     driver.close()
     return driver
@@ -301,7 +313,7 @@ class Client:
         self.driver.flush()
 
     def close(self) -> None:
-        self.conn.close(now_ms())
+        self.driver.events.extend(self.conn.close(now_ms()))
         self.driver.flush()
         self.wait_for(ConnectionClosed, 2000)
         self.driver.close()

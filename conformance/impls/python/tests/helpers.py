@@ -26,8 +26,15 @@ def out_packets(conn, preface=False):
 
 
 def established(config=None, now=0, **hello):
-    """A connection that completed its handshake with a peer announcing ``hello``."""
-    conn = Connection(config or Config(), now)
+    """A connection that completed its handshake with a peer announcing ``hello``.
+
+    The peer's claimed role is trusted as on a closed network (``require_peer_auth``
+    False, explicit configuration of spec §7.4 src.auth) unless ``config`` says
+    otherwise; the authentication tests build their connections directly."""
+    config = config or Config()
+    if config.require_peer_auth is None:
+        config.require_peer_auth = False
+    conn = Connection(config, now)
     conn.data_to_send()
     hello.setdefault("node_id", 2)
     conn.receive_data(handshake_bytes(**hello), now)

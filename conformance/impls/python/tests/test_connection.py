@@ -34,7 +34,7 @@ def assert_closed(tc, conn, code):
 
 class PrefaceAndHelloTests(unittest.TestCase):
     def test_preface_and_hello_sent_immediately(self):  # preface.send, hdr.version-send
-        conn = Connection(Config(node_id=7, max_payload=2000, initial_credit_bytes=5000), 0)
+        conn = Connection(Config(node_id=7, max_payload=2000, initial_credit_bytes=5000, require_peer_auth=False), 0)
         out = conn.data_to_send()
         self.assertEqual(out[:8], PREFACE)
         pkts = out_packets_from(out[8:])
@@ -46,7 +46,7 @@ class PrefaceAndHelloTests(unittest.TestCase):
         self.assertEqual(hello.hello_flags, 0)
 
     def test_handshake(self):
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         ev = conn.receive_data(handshake_bytes(node_id=9, codecs=0x02), 5)
         self.assertIsInstance(ev[0], HandshakeComplete)
         self.assertEqual(conn.state, State.ESTABLISHED)
@@ -56,14 +56,14 @@ class PrefaceAndHelloTests(unittest.TestCase):
     def test_handshake_split_at_every_byte(self):  # layer.split
         stream = handshake_bytes(node_id=9) + data(b"hello") + ping(5, 6)
         for i in range(len(stream) + 1):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             conn.data_to_send()
             events = conn.receive_data(stream[:i], 1) + conn.receive_data(stream[i:], 1)
             kinds = [type(e).__name__ for e in events]
             self.assertEqual(kinds, ["HandshakeComplete", "DataReceived", "PingReceived"], i)
 
     def test_states_progress(self):
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         self.assertEqual(conn.state, State.AWAIT_PREFACE)
         conn.receive_data(PREFACE[:7], 0)
         self.assertEqual(conn.state, State.AWAIT_PREFACE)
@@ -73,35 +73,35 @@ class PrefaceAndHelloTests(unittest.TestCase):
         self.assertEqual(conn.state, State.ESTABLISHED)
 
     def test_bad_preface(self):  # preface.check
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.data_to_send()
         conn.receive_data(b"\x16\x03\x01\x02\x00\x01\x00\x01", 0)
         assert_closed(self, conn, E.BAD_PREFACE)
 
     def test_bad_preface_needs_eight_bytes(self):
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(b"GET / HT", 0)[:0]
         self.assertEqual(conn.close_code, E.BAD_PREFACE)
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(b"GET / H", 0)
         self.assertEqual(conn.state, State.AWAIT_PREFACE)
 
     def test_packet_before_hello(self):  # state.permitted
         for kind_pkt in (data(), ping(), make_packet(Kind.CREDIT, Credit(1, 1).encode()),
                          make_packet(Kind.ERROR, bytes(10)), make_packet(Kind.PONG, bytes(20))):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             conn.data_to_send()
             conn.receive_data(PREFACE + kind_pkt, 0)
             assert_closed(self, conn, E.UNEXPECTED_PACKET)
 
     def test_unexpected_is_reported_before_payload(self):  # state.order
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.data_to_send()
         conn.receive_data(PREFACE + encode_header(Kind.DATA, 500), 0)  # no payload yet
         assert_closed(self, conn, E.UNEXPECTED_PACKET)
 
     def test_header_checks_precede_state_checks(self):
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.data_to_send()
         conn.receive_data(PREFACE + encode_header(Kind.DATA, 0, reserved=1), 0)
         assert_closed(self, conn, E.RESERVED_BIT)
@@ -112,7 +112,7 @@ class PrefaceAndHelloTests(unittest.TestCase):
         assert_closed(self, conn, E.UNEXPECTED_PACKET)
 
     def test_hello_header_version(self):  # hdr.version
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.data_to_send()
         conn.receive_data(PREFACE + make_packet(Kind.HELLO, Hello(node_id=2).encode(), version=2), 0)
         assert_closed(self, conn, E.UNSUPPORTED_VERSION)
@@ -120,7 +120,7 @@ class PrefaceAndHelloTests(unittest.TestCase):
     def test_version_negotiation(self):  # neg.version
         for lo, hi, code in ((1, 1, None), (1, 9, None), (2, 9, E.UNSUPPORTED_VERSION),
                              (0, 1, E.BAD_HELLO), (3, 2, E.BAD_HELLO)):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             conn.data_to_send()
             conn.receive_data(handshake_bytes(node_id=2, min_version=lo, max_version=hi), 0)
             if code is None:
@@ -130,11 +130,11 @@ class PrefaceAndHelloTests(unittest.TestCase):
 
     def test_hello_order(self):  # hello.order
         # field rules (BAD_HELLO) before version overlap (UNSUPPORTED_VERSION)
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(handshake_bytes(node_id=2, min_version=2, max_version=2, max_ratio=0), 0)
         self.assertEqual(conn.close_code, E.BAD_HELLO)
         # length before fields: a 27-byte HELLO whose fields are also invalid
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(PREFACE + make_packet(Kind.HELLO, Hello(node_id=0, min_version=2, max_version=2,
                                                                   max_ratio=0).encode()[:27]), 0)
         self.assertEqual(conn.close_code, E.BAD_HELLO)
@@ -152,7 +152,7 @@ class PrefaceAndHelloTests(unittest.TestCase):
 
     def test_peer_id_any_value(self):  # §5.2 table: peer_id "any value accepted"
         for pid in (0, 1, 0xFFFE, 0xFFFF):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             conn.receive_data(handshake_bytes(node_id=2, peer_id=pid), 0)
             self.assertEqual(conn.state, State.ESTABLISHED, pid)
 
@@ -160,7 +160,7 @@ class PrefaceAndHelloTests(unittest.TestCase):
         for kw in (dict(max_payload=1023, initial_credit_bytes=4096), dict(role=0), dict(node_id=0),
                    dict(role=ROLE_CLIENT, node_id=4), dict(max_decompressed=1023), dict(idle_timeout_ms=999),
                    dict(initial_credit_packets=0), dict(initial_credit_bytes=1000, max_payload=1024)):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             conn.data_to_send()
             kw.setdefault("node_id", 2)
             conn.receive_data(handshake_bytes(**kw), 0)
@@ -168,19 +168,19 @@ class PrefaceAndHelloTests(unittest.TestCase):
 
     def test_hello_length_limits(self):
         for extra, code in ((1024 - 28, None), (1025 - 28, E.BAD_HELLO)):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             conn.data_to_send()
             conn.receive_data(PREFACE + make_packet(Kind.HELLO, Hello(node_id=2).encode() + bytes(extra)), 0)
             if code is None:
                 self.assertEqual(conn.state, State.ESTABLISHED)
             else:
                 assert_closed(self, conn, code)
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(PREFACE + make_packet(Kind.HELLO, Hello(node_id=2).encode()[:27]), 0)
         self.assertEqual(conn.close_code, E.BAD_HELLO)
 
     def test_hello_reserved_ignored(self):  # hello.reserved
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(handshake_bytes(node_id=2, hello_flags=0xFF, codecs=0xFC, extensions=b"future"), 0)
         self.assertEqual(conn.state, State.ESTABLISHED)
 
@@ -200,10 +200,20 @@ class PrefaceAndHelloTests(unittest.TestCase):
             (dict(require_peer_auth=True, peer_identity=proxy5), dict(role=ROLE_PROXY, node_id=5), None),
             (dict(require_peer_auth=True, peer_identity=proxy5), dict(role=ROLE_NODE, node_id=5), None),
             (dict(require_peer_auth=True, peer_identity=node5), dict(role=ROLE_PROXY, node_id=5), E.BAD_HELLO),
-            # without required authentication a proxy with a node identity is accepted,
-            # merely not authenticated as a proxy (vector connection.source.proxy-role-node-identity)
-            (dict(peer_identity=node5), dict(role=ROLE_PROXY, node_id=5), None),
+            # configured not to require authentication, a proxy with a node identity is
+            # accepted, merely not authenticated as a proxy (vector
+            # connection.source.proxy-role-node-identity)
+            (dict(require_peer_auth=False, peer_identity=node5), dict(role=ROLE_PROXY, node_id=5), None),
+            (dict(require_peer_auth=False, peer_identity=proxy5), dict(role=ROLE_NODE, node_id=5), None),
+            # spec 1.1 src.auth: a node requires it by default; configured trust satisfies it
+            (dict(), dict(role=ROLE_NODE, node_id=5), E.BAD_HELLO),
+            (dict(), dict(role=ROLE_PROXY, node_id=5), E.BAD_HELLO),
+            (dict(peer_identity=node5), dict(role=ROLE_PROXY, node_id=5), E.BAD_HELLO),
             (dict(peer_identity=proxy5), dict(role=ROLE_NODE, node_id=5), None),
+            (dict(trust_proxy_source=True), dict(role=ROLE_NODE, node_id=5), None),
+            (dict(trust_proxy_source=True), dict(role=ROLE_PROXY, node_id=5), None),
+            # a client accepts the server it connected to
+            (dict(role=ROLE_CLIENT, node_id=0), dict(role=ROLE_PROXY, node_id=5), None),
         ]
         for cfg, hello, code in cases:
             conn = Connection(Config(**cfg), 0)
@@ -215,7 +225,7 @@ class PrefaceAndHelloTests(unittest.TestCase):
                 assert_closed(self, conn, code)
 
     def test_own_max_payload_applies_to_hello(self):  # hdr.length-max
-        conn = Connection(Config(max_payload=1024, initial_credit_bytes=1024), 0)
+        conn = Connection(Config(max_payload=1024, initial_credit_bytes=1024, require_peer_auth=False), 0)
         conn.data_to_send()
         conn.receive_data(PREFACE + encode_header(Kind.HELLO, 1025), 0)
         assert_closed(self, conn, E.PAYLOAD_TOO_LARGE)
@@ -555,18 +565,35 @@ class CompressionDeliveryTests(unittest.TestCase):  # §9.3 in the connection
 
 
 class GoawayTests(unittest.TestCase):  # §5.5, §6.4
-    def test_receive_goaway_answers_and_closes(self):  # close.answer
+    def test_receive_goaway_is_a_half_close(self):  # close.answer, goaway.delivered
         conn = established()
         conn.receive_data(data() * 3, 1)
         conn.data_to_send()
         ev = conn.receive_data(make_packet(Kind.GOAWAY, Goaway(0, 7, "bye").encode()), 2)
-        self.assertEqual(ev[0], GoawayReceived(Goaway(0, 7, "bye")))
+        self.assertEqual(ev[0], GoawayReceived(Goaway(0, 7, "bye"), True))
+        self.assertEqual(conn.state, State.DRAINING)
+        self.assertEqual(out_packets(conn), [])  # not answered while we may still answer
+        conn.send_data(b"answer")  # §6.4: DATA allowed until our own GOAWAY
+        ev = conn.close(3)
+        self.assertEqual([type(e).__name__ for e in ev], ["ConnectionClosed"])
         self.assertEqual((conn.state, conn.close_code), (State.CLOSED, E.NO_ERROR))
-        (p,) = out_packets(conn)
-        g = Goaway.decode(p.payload)
+        p1, p2 = out_packets(conn)
+        self.assertEqual(p1.header.kind, Kind.DATA)
+        g = Goaway.decode(p2.payload)
         self.assertEqual((g.code, g.delivered), (E.NO_ERROR, 3))
         with self.assertRaises(UsageError):
             conn.send_data(b"x")
+
+    def test_drain_timer_answers_an_owed_goaway(self):  # close.answer: no later than the drain timer
+        conn = established(Config(drain_timeout_ms=5000, idle_timeout_ms=0))
+        conn.receive_data(data() + make_packet(Kind.GOAWAY, Goaway(0, 0).encode()), 100)
+        conn.data_to_send()
+        conn.tick(5099)
+        self.assertEqual((conn.state, out_packets(conn)), (State.DRAINING, []))
+        conn.tick(5100)
+        self.assertEqual((conn.state, conn.close_code), (State.CLOSED, E.NO_ERROR))
+        g = goaway_of(out_packets(conn))
+        self.assertEqual((g.code, g.delivered), (E.NO_ERROR, 1))
 
     def test_error_goaway_not_answered(self):  # close.answer: other codes close at once
         for code in (E.FLOOD, 0xBEEF, 0x0100):  # goaway.unknown-code: reported as is
@@ -586,9 +613,10 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
                                + make_packet(Kind.PONG, Pong(1, 1000, 0).encode())
                                + make_packet(Kind.CREDIT, Credit(1, 1).encode()) + err, 2)
         self.assertEqual([type(e).__name__ for e in ev],
-                         ["GoawayReceived", "PingReceived", "PongReceived", "CreditReceived", "ErrorReceived",
-                          "ConnectionClosed"])
-        self.assertEqual([p.header.kind for p in out_packets(conn)], [Kind.GOAWAY, Kind.PONG])
+                         ["GoawayReceived", "PingReceived", "PongReceived", "CreditReceived", "ErrorReceived"])
+        self.assertEqual([p.header.kind for p in out_packets(conn)], [Kind.PONG])
+        conn.close(3)  # the answer (close.answer)
+        self.assertEqual([p.header.kind for p in out_packets(conn)], [Kind.GOAWAY])
         self.assertEqual(conn.close_code, E.NO_ERROR)
 
     def test_data_after_peer_goaway(self):  # state.permitted
@@ -597,7 +625,7 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
         conn.receive_data(make_packet(Kind.GOAWAY, Goaway(0, 0).encode()) + encode_header(Kind.DATA, 5), 2)
         self.assertEqual(conn.close_code, E.UNEXPECTED_PACKET)  # reported at the header
         codes = [Goaway.decode(p.payload).code for p in out_packets(conn)]
-        self.assertEqual(codes, [E.NO_ERROR, E.UNEXPECTED_PACKET])  # one of each at most
+        self.assertEqual(codes, [E.UNEXPECTED_PACKET])  # not answered yet: a half-close
         # the same after our own GOAWAY was answered by the peer
         conn = established()
         conn.close(1)
@@ -607,7 +635,7 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
         self.assertEqual([Goaway.decode(p.payload).code for p in out_packets(conn)], [E.UNEXPECTED_PACKET])
 
     def test_goaway_in_await_hello(self):  # §6.1: AWAIT_HELLO may receive GOAWAY
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.data_to_send()
         ev = conn.receive_data(PREFACE + make_packet(Kind.GOAWAY, Goaway(0, 0, "busy").encode()), 1)
         self.assertEqual(ev[0], GoawayReceived(Goaway(0, 0, "busy")))
@@ -615,7 +643,7 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
         (p,) = out_packets(conn)  # answered right after our HELLO, version 1 in its header
         self.assertEqual((p.header.kind, p.header.version, Goaway.decode(p.payload).code),
                          (Kind.GOAWAY, 1, E.NO_ERROR))
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.data_to_send()
         conn.receive_data(PREFACE + make_packet(Kind.GOAWAY, Goaway(E.BAD_HELLO, 0).encode()), 1)
         self.assertEqual(conn.close_code, E.BAD_HELLO)
@@ -655,9 +683,11 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
             assert_closed(self, conn, E.BAD_CONTROL)
         conn = established()
         conn.receive_data(make_packet(Kind.GOAWAY, bytes(10) + b"r" * 256), 1)
+        self.assertEqual(conn.state, State.DRAINING)  # accepted: a half-close
+        conn.close(2)
         self.assertEqual(conn.close_code, 0)
 
-    def test_local_close_drains(self):  # close.no-data-after, close.discard
+    def test_local_close_drains(self):  # close.no-data-after, close.half
         conn = established(Config(drain_timeout_ms=5000))
         conn.receive_data(data(b"1"), 10)
         conn.close(100)
@@ -667,9 +697,9 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
         with self.assertRaises(UsageError):
             conn.send_data(b"x")
         ev = conn.receive_data(data(b"late") + ping(9), 200)
-        self.assertIsInstance(ev[0], DataDiscardedAfterGoaway)
+        self.assertIsInstance(ev[0], DataReceived)  # §6.4 close.half: still processed
         self.assertIsInstance(ev[1], PingReceived)
-        self.assertEqual(conn.delivered, 1)
+        self.assertEqual(conn.delivered, 2)
         self.assertEqual(out_packets(conn)[0].header.kind, Kind.PONG)  # PING still answered
         conn.receive_data(make_packet(Kind.GOAWAY, Goaway(0, 1).encode()), 300)
         self.assertEqual((conn.state, conn.close_code), (State.CLOSED, 0))
@@ -686,7 +716,7 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
         self.assertEqual(conn.data_to_send(), b"")
 
     def test_close_before_handshake(self):
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.close(1)
         self.assertEqual(conn.state, State.CLOSED)
 
@@ -700,7 +730,7 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
 
 class TimeoutTests(unittest.TestCase):  # §6.5
     def test_handshake(self):
-        conn = Connection(Config(idle_timeout_ms=0), 1000)
+        conn = Connection(Config(idle_timeout_ms=0, require_peer_auth=False), 1000)
         conn.data_to_send()
         conn.receive_data(PREFACE, 5000)
         conn.tick(10_999)
@@ -709,7 +739,7 @@ class TimeoutTests(unittest.TestCase):  # §6.5
         assert_closed(self, conn, E.TIMEOUT)
 
     def test_handshake_satisfied(self):
-        conn = Connection(Config(idle_timeout_ms=0), 0)
+        conn = Connection(Config(idle_timeout_ms=0, require_peer_auth=False), 0)
         conn.receive_data(handshake_bytes(node_id=2), 9000)
         conn.tick(100_000)
         self.assertEqual(conn.state, State.ESTABLISHED)
@@ -762,12 +792,12 @@ class TimeoutTests(unittest.TestCase):  # §6.5
         self.assertEqual(conn.close_code, E.TIMEOUT)
 
     def test_timer_fires_before_late_input(self):
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(handshake_bytes(node_id=2), 10_000)
         self.assertEqual(conn.close_code, E.TIMEOUT)
 
     def test_next_deadline(self):
-        conn = Connection(Config(idle_timeout_ms=60_000), 0)
+        conn = Connection(Config(idle_timeout_ms=60_000, require_peer_auth=False), 0)
         self.assertEqual(conn.next_deadline(), 10_000)
 
 
@@ -778,7 +808,7 @@ class SplitInvarianceTests(unittest.TestCase):  # err.split-invariant at connect
                   + data(b"c") + encode_header(Kind.DATA, 0, codec=3) + data(b"never"))
 
         def run(chunks):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             events = []
             for c in chunks:
                 events += conn.receive_data(c, 1)
@@ -849,7 +879,7 @@ class FlagDeliveryTests(unittest.TestCase):
 
     def test_transport_closed_is_connection_lost(self):  # §6.4, §12.4 0x0011
         def after(setup):
-            conn = Connection(Config(), 0)
+            conn = Connection(Config(require_peer_auth=False), 0)
             setup(conn)
             conn.data_to_send()
             ev = conn.transport_closed()
@@ -864,14 +894,14 @@ class FlagDeliveryTests(unittest.TestCase):
         after(lambda c: c.receive_data(handshake_bytes(node_id=2) + data(b"abc")[:9], 0))  # mid-payload
         # §6.4 (revised): after this endpoint's own GOAWAY, the end of the stream is
         # reported with that GOAWAY's code (settles N2)
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(handshake_bytes(node_id=2), 0)
         conn.close(1)
         conn.data_to_send()
         ev = conn.transport_closed(2)
         self.assertEqual((conn.close_code, ev[-1].local, conn.data_to_send()), (E.NO_ERROR, True, b""))
         # timers that expired by the end of the stream are handled first
-        conn = Connection(Config(handshake_timeout_ms=100), 0)
+        conn = Connection(Config(handshake_timeout_ms=100, require_peer_auth=False), 0)
         conn.transport_closed(100)
         self.assertEqual(conn.close_code, E.TIMEOUT)
 
@@ -933,15 +963,14 @@ class DiscardedCreditTests(unittest.TestCase):  # §8: credit consumed whatever 
         conn.receive_data(encode_header(Kind.DATA, 1, service=1), 1)  # limit + 1
         assert_closed(self, conn, E.FLOW_CONTROL)
 
-    def test_draining_discards_consume_credit(self):  # close.discard
-        conn = established(Config(max_payload=1024, initial_credit_packets=5, initial_credit_bytes=1024,
-                                  auto_credit=False))
+    def test_draining_keeps_granting_credit(self):  # close.half, flow.no-deadlock
+        conn = established(Config(max_payload=1024, initial_credit_packets=5, initial_credit_bytes=1024))
         conn.close(1)
-        ev = conn.receive_data(data(bytes(1000)) + data(bytes(24)), 2)  # exactly 1024 bytes
-        self.assertEqual([type(e).__name__ for e in ev], ["DataDiscardedAfterGoaway"] * 2)
-        self.assertEqual((conn.recv_credit_bytes, conn.state), (0, State.DRAINING))
-        conn.receive_data(encode_header(Kind.DATA, 1), 3)  # 1025th byte
-        self.assertEqual(conn.close_code, E.FLOW_CONTROL)
+        for i in range(20):  # 20 KiB through a 1 KiB window, after our GOAWAY
+            ev = conn.receive_data(data(bytes(1000)) + data(bytes(24)), 2 + i)
+            self.assertEqual([type(e).__name__ for e in ev], ["DataReceived"] * 2)
+        self.assertEqual(conn.state, State.DRAINING)
+        self.assertEqual(conn.delivered, 40)
 
     def test_discarded_credit_granted_back(self):  # §8: "grants it back when done with it"
         conn = established(Config(initial_credit_packets=4, services=frozenset(), max_packet_errors=100))
@@ -1019,12 +1048,13 @@ class ErrorBudgetTests(unittest.TestCase):  # §12.3 (revised)
         conn.receive_data(make_packet(Kind.ERROR, bytes(10), dst=9), 1)
         self.assertEqual(conn.close_code, E.TOO_MANY_ERRORS)
 
-    def test_draining_discards_do_not_count(self):  # close.discard is not §7/§9
-        conn = established(Config(max_packet_errors=1))
+    def test_packet_errors_after_our_goaway_count(self):  # close.half: processed as in ESTABLISHED
+        conn = established(Config(max_packet_errors=1, services=frozenset()))
         conn.close(1)
-        conn.receive_data(data() * 5, 2)
-        self.assertEqual((conn.state, conn.packet_errors), (State.DRAINING, 0))
-
+        conn.receive_data(data(), 2)
+        self.assertEqual((conn.state, conn.packet_errors), (State.DRAINING, 1))
+        conn.receive_data(data(), 3)
+        self.assertEqual(conn.close_code, E.TOO_MANY_ERRORS)
 
 class SourceNodeReservedTests(unittest.TestCase):  # §7.4 src.reserved
     def test_source_ffff_forged(self):
@@ -1102,10 +1132,10 @@ class KeepaliveDrainingTests(unittest.TestCase):  # §6.5: keepalive continues i
 
 class TimerBoundaryTests(unittest.TestCase):  # timeout.boundary, timeout.first
     def test_handshake_input_at_deadline(self):
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(handshake_bytes(node_id=2), 9_999)  # deadline − 1: processed
         self.assertEqual(conn.state, State.ESTABLISHED)
-        conn = Connection(Config(), 0)
+        conn = Connection(Config(require_peer_auth=False), 0)
         conn.receive_data(PREFACE, 5)
         conn.receive_data(hello_bytes(node_id=2), 10_000)  # at the deadline: timer first
         self.assertEqual(conn.close_code, E.TIMEOUT)
@@ -1151,7 +1181,7 @@ class TimerBoundaryTests(unittest.TestCase):  # timeout.boundary, timeout.first
         self.assertEqual(conn.close_code, E.TIMEOUT)
 
     def test_preface_not_under_header_timer(self):  # §6.5: the handshake timer covers it
-        conn = Connection(Config(header_timeout_ms=1000, packet_timeout_ms=1000), 0)
+        conn = Connection(Config(header_timeout_ms=1000, packet_timeout_ms=1000, require_peer_auth=False), 0)
         conn.receive_data(PREFACE[:4], 0)
         conn.tick(9_999)
         self.assertEqual(conn.state, State.AWAIT_PREFACE)
@@ -1176,3 +1206,40 @@ class CapScopeTests(unittest.TestCase):  # §9.3: limits apply to compressed pay
         self.assertEqual(ev[0].payload, b"u" * 4096)
         conn.receive_data(encode_header(Kind.DATA, 4097), 1)  # bounded by max_payload alone
         assert_closed(self, conn, E.PAYLOAD_TOO_LARGE)
+
+
+class PerSourceLimitTests(unittest.TestCase):  # §11 limit.per-source
+    def link(self, **kw):
+        return established(Config(trust_proxy_source=True, **kw), role=ROLE_PROXY, node_id=4)
+
+    def test_empty_run_per_source(self):
+        conn = self.link()
+        conn.data_to_send()
+        conn.receive_data((data(b"", src=40000) + data(b"", src=40001)) * 20, 1)  # 40 in a row on the link
+        self.assertEqual((conn.state, out_packets(conn)), (State.ESTABLISHED, []))
+        conn = self.link()
+        conn.data_to_send()
+        conn.receive_data(data(b"", src=40000) * 32, 1)  # the limit
+        self.assertEqual([p.header.kind for p in out_packets(conn)], [])
+        conn.receive_data(data(b"", src=40000), 1)  # limit + 1: ERROR FLOOD to that source
+        (p,) = [p for p in out_packets(conn) if p.header.kind == Kind.ERROR]
+        self.assertEqual((ErrorPayload.decode(p.payload).code, p.header.dst), (E.FLOOD, 40000))
+        self.assertEqual(conn.state, State.ESTABLISHED)
+        ev = conn.receive_data(data(b"ok", src=40001), 1)
+        self.assertEqual(ev[0].source, 40001)
+
+    def test_error_budget_per_source(self):
+        conn = self.link(max_packet_errors=2, services=frozenset({0}))
+        conn.data_to_send()
+        conn.receive_data(data(service=9, src=40000) * 2 + data(service=9, src=40001), 1)
+        codes = [ErrorPayload.decode(p.payload).code for p in out_packets(conn) if p.header.kind == Kind.ERROR]
+        self.assertEqual(codes, [E.NO_SERVICE] * 3)
+        conn.receive_data(data(service=9, src=40000), 1)  # budget + 1 for 40000
+        (p,) = [p for p in out_packets(conn) if p.header.kind == Kind.ERROR]
+        self.assertEqual((ErrorPayload.decode(p.payload).code, p.header.dst), (E.TOO_MANY_ERRORS, 40000))
+        self.assertEqual(conn.state, State.ESTABLISHED)
+
+    def test_not_per_source_from_a_client(self):  # limit.empty-run stays per connection
+        conn = established(role=ROLE_CLIENT, node_id=0)
+        conn.receive_data(data(b"") * 33, 1)
+        self.assertEqual(conn.close_code, E.FLOOD)

@@ -257,7 +257,11 @@ class ConnectionVectors(VectorCase):
                 self.assertIn(outcome, options, (v["id"], failure))
         self.assertEqual(sorted(skipped), ["connection.route.error-dest-ffff", "connection.route.proxy-dest-ffff",
                                            "connection.route.proxy-forwards",
-                                           "connection.route.proxy-forwards-error"])
+                                           "connection.route.proxy-forwards-error",
+                                           "connection.source.auth-configured-proxy-accepts-node",
+                                           "connection.source.auth-configured-proxy-accepts-proxy",
+                                           "connection.source.auth-default-proxy-refuses-node",
+                                           "connection.source.auth-default-proxy-refuses-proxy"])
 
 
 if __name__ == "__main__":

@@ -629,35 +629,81 @@ pub(super) fn sources(v: &mut Vec<Vector>) {
         t,
         End::Error("BAD_HELLO"),
     ));
-    let trusting_client = Local {
-        trust_server_as_proxy: true,
-        ..Local::client()
-    };
-    let t = start(&trusting_client, &proxy_peer)
+    let c = Local::client();
+    let t = start(&c, &proxy_peer)
         .recv(&ext)
         .events(vec![data_ev(77, 0, 0, b"forged")]);
     v.push(tx(
         "source.client-trusts-server",
         "7.4",
-        &["src.trust"],
-        "a client configured to trust its (authenticated) server as a proxy: X = 1 from the proxy server is honoured",
-        &trusting_client,
+        &["src.client-trusts-server"],
+        "a client with default settings behind a proxy: X = 1 from its proxy server is honoured, the Source Node is the source",
+        &c,
         t,
         End::Open,
     ));
-    let c = Local::client();
-    let t = start(&c, &proxy_peer)
+    let legacy = Local {
+        trust_server_as_proxy: false,
+        ..Local::client()
+    };
+    let t = start(&legacy, &proxy_peer)
         .recv(&ext)
-        .sent(vec![goaway("SOURCE_FORGED")]);
+        .events(vec![data_ev(77, 0, 0, b"forged")]);
     v.push(tx(
         "source.client-untrusted-server",
         "7.4",
-        &["src.trust"],
-        "a client that does not trust its server as a proxy: X = 1 from it is SOURCE_FORGED",
+        &["src.client-trusts-server"],
+        "a client whose configuration says trust_server_as_proxy false (the MAY of document version 1.0): a client always honours X = 1 from its proxy server now, so it is not SOURCE_FORGED",
+        &legacy,
+        t,
+        End::Open,
+    ));
+    let t = start(&c, &node_peer).open();
+    v.push(tx(
+        "source.client-accepts-server-role",
+        "7.4",
+        &["src.auth"],
+        "a client accepts its server's role node without authenticating it further (it chose the server)",
         &c,
         t,
-        End::Error("SOURCE_FORGED"),
+        End::Open,
     ));
+    // spec §7.4 [[src.auth]]: the defaults of a node and of a proxy (require_auth)
+    for (local, name) in [(Local::node(), "node"), (Local::proxy(), "proxy")] {
+        let default = Local {
+            require_auth: true,
+            ..local
+        };
+        for (peer, role) in [(&node_peer, "node"), (&proxy_peer, "proxy")] {
+            let t = T::default()
+                .sent(vec![preface(), default.hello_pattern()])
+                .recv(&opening(peer))
+                .sent(vec![goaway("BAD_HELLO")]);
+            v.push(tx(
+                &format!("source.auth-default-{name}-refuses-{role}"),
+                "7.4",
+                &["src.auth"],
+                &format!("a {name} with default settings (no mutual TLS, no trusted address) and a peer claiming role {role}: BAD_HELLO, so no unauthenticated peer chooses a source"),
+                &default,
+                t,
+                End::Error("BAD_HELLO"),
+            ));
+            let configured = Local {
+                trust_source: true,
+                ..default.clone()
+            };
+            let t = start(&configured, peer).open();
+            v.push(tx(
+                &format!("source.auth-configured-{name}-accepts-{role}"),
+                "7.4",
+                &["src.auth"],
+                &format!("a {name} that trusts the peer by explicit configuration (a trusted address) accepts its role {role}"),
+                &configured,
+                t,
+                End::Open,
+            ));
+        }
+    }
     let t = start(&auth, &client_hello()).open();
     v.push(tx(
         "source.auth-required-client",

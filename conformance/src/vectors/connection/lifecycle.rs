@@ -8,21 +8,68 @@ use super::*;
 pub(super) fn closing(v: &mut Vec<Vector>) {
     let n = Local::node();
     let t = start(&n, &client_hello())
-        .recv(&data(0, 0, b"1"))
-        .recv(&goaway_pkt(0, 0, b"done"))
-        .sent(vec![json!({ "kind": "GOAWAY", "code": 0, "delivered": "1" })])
+        .recv(&[data(0, 0, b"1"), data(0, 0, b"2"), goaway_pkt(0, 0, b"done")].concat())
+        .events(vec![
+            data_ev(0, 0, 0, b"1"),
+            data_ev(0, 0, 0, b"2"),
+            json!({ "event": "goaway", "delivered": "0", "reason": "done" }),
+        ])
+        .app(send(b"answer 1", "none", false))
+        .app(send(b"answer 2", "none", false))
+        .app(json!({ "app": "close" }))
         .app(send(b"late", "none", false))
-        .sent(vec![])
-        .events(vec![data_ev(0, 0, 0, b"1"), json!({ "event": "closed", "code": "NO_ERROR", "by_peer": true, "reason": "done", "delivered": "0" })]);
+        .sent(vec![
+            json!({ "kind": "DATA", "payload": hex(b"answer 1") }),
+            json!({ "kind": "DATA", "payload": hex(b"answer 2") }),
+            json!({ "kind": "GOAWAY", "code": 0, "delivered": "2" }),
+        ])
+        .events(vec![json!({ "event": "closed", "code": "NO_ERROR", "by_peer": true, "reason": "done", "delivered": "0" })]);
     v.push(tx(
         "close.peer-goaway",
         "6.4",
         &[
             "close.answer",
-            "close.no-data-after-recv",
+            "close.no-data-after",
             "goaway.delivered",
         ],
-        "the peer closes: answered with GOAWAY NO_ERROR delivered 1, no DATA after",
+        "the peer sends two requests then GOAWAY in one read (a half-close): the application answers both, then closes; the answering GOAWAY follows the answers with delivered 2, and nothing is sent after it",
+        &n,
+        t,
+        End::Closed("NO_ERROR"),
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&[goaway_pkt(0, 0, b""), ping(7, 8)].concat())
+        .sent(vec![json!({ "kind": "PONG", "id": "7" })])
+        .open()
+        .app(json!({ "app": "close" }))
+        .sent(vec![
+            json!({ "kind": "GOAWAY", "code": 0, "delivered": "0" }),
+        ])
+        .closed("NO_ERROR");
+    v.push(tx(
+        "close.answer-drain",
+        "6.4",
+        &["close.answer-drain", "close.answer"],
+        "GOAWAY NO_ERROR then PING in one read: the input after the GOAWAY is still processed (PONG) before the application answers; then GOAWAY NO_ERROR and closed",
+        &n,
+        t,
+        End::Closed("NO_ERROR"),
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&[data(0, 0, b"1"), goaway_pkt(0, 0, b"")].concat())
+        .tick(4999)
+        .sent(vec![])
+        .open()
+        .tick(5000)
+        .sent(vec![
+            json!({ "kind": "GOAWAY", "code": 0, "delivered": "1" }),
+        ])
+        .closed("NO_ERROR");
+    v.push(tx(
+        "close.peer-goaway-drain-timer",
+        "6.4",
+        &["close.answer", "close.answer-then-close", "timeout.boundary"],
+        "the peer's GOAWAY at 0 ms, the application never answers: at 4999 ms still open and silent; the drain timer (5000 ms, started by the received GOAWAY) answers with GOAWAY NO_ERROR delivered 1 and closes",
         &n,
         t,
         End::Closed("NO_ERROR"),
@@ -36,6 +83,8 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
     v.push(tx("close.unknown-code", "5.5", &["goaway.unknown-code", "close.answer"], "a GOAWAY with an unassigned code: closed at once, not answered, the code reported as it is", &n, t, End::Closed("0x7777")));
     let t = start(&n, &client_hello())
         .recv(&goaway_pkt(0, 0, &[b'r'; 256]))
+        .events(vec![json!({ "event": "goaway", "delivered": "0" })])
+        .app(json!({ "app": "close" }))
         .events(vec![closed_ev("NO_ERROR", true)]);
     v.push(tx(
         "close.reason-256",
@@ -69,11 +118,15 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
         .recv(&ping(5, 6))
         .app(send(b"mine", "none", false))
         .sent(vec![json!({ "kind": "PONG", "id": "5" })])
-        .events(vec![data_ev(0, 0, 0, b"a"), data_ev(0, 0, 0, b"b")])
+        .events(vec![
+            data_ev(0, 0, 0, b"a"),
+            data_ev(0, 0, 0, b"b"),
+            data_ev(0, 0, 0, b"late"),
+        ])
         .recv(&goaway_pkt(0, 0, b""))
         .sent(vec![])
         .closed("NO_ERROR");
-    v.push(tx("close.graceful", "6.4", &["close.no-data-after", "close.discard", "goaway.delivered"], "we close: GOAWAY delivered 2; later DATA is discarded, PING still answered, no DATA sent; the peer's GOAWAY completes the close", &n, t, End::Closed("NO_ERROR")));
+    v.push(tx("close.graceful", "6.4", &["close.no-data-after", "close.half", "goaway.delivered"], "we close: GOAWAY delivered 2; the peer's DATA sent before its own GOAWAY is still delivered (a half-close), PING still answered, no DATA sent; the peer's GOAWAY completes the close", &n, t, End::Closed("NO_ERROR")));
     let t = start(&n, &client_hello())
         .app(json!({ "app": "close" }))
         .sent(vec![goaway("NO_ERROR")])
@@ -156,25 +209,26 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
     ));
     let t = start(&n, &client_hello())
         .recv(&[goaway_pkt(0, 0, b""), goaway_pkt(0, 0, b"again")].concat())
+        .events(vec![json!({ "event": "goaway", "reason": "" })])
+        .app(json!({ "app": "close" }))
         .sent(vec![goaway("NO_ERROR")])
         .closed("NO_ERROR");
     v.push(tx(
         "close.second-goaway-no-error",
         "6.4",
         &["close.answer"],
-        "two GOAWAY NO_ERROR in one read: the second is ignored (or not read); one answer",
+        "two GOAWAY NO_ERROR in one read: the second is ignored (one goaway event); the application closes: one answer",
         &n,
         t,
         End::Closed("NO_ERROR"),
     ));
     let t = start(&n, &client_hello())
-        .recv(&[goaway_pkt(0, 0, b""), goaway_pkt(0x000D, 0, b"")].concat())
-        .sent(vec![goaway("NO_ERROR")]);
+        .recv(&[goaway_pkt(0, 0, b""), goaway_pkt(0x000D, 0, b"")].concat());
     v.push(tx(
         "close.second-goaway-error",
         "6.4",
         &["close.answer"],
-        "GOAWAY NO_ERROR then GOAWAY TIMEOUT in one read: one answer; closed with TIMEOUT if the receiver still processed input after answering, else with NO_ERROR (§6.4 leaves the moment open)",
+        "GOAWAY NO_ERROR then GOAWAY TIMEOUT in one read: closed with TIMEOUT, not answered, if the receiver processes the second one before answering; with NO_ERROR if it answered at once and closed without processing the rest (§6.4 leaves the moment open)",
         &n,
         t,
         End::Either(
@@ -218,42 +272,46 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
         ..Local::node()
     }
     .limit("max_packet_errors", 1);
+    let bad = data(0, 9, b"a");
     let t = start(&strict, &client_hello())
         .app(json!({ "app": "close" }))
         .sent(vec![goaway("NO_ERROR")])
-        .recv(&[data(0, 9, b"a"), data(0, 9, b"b"), data(77, 0, b"c")].concat())
-        .sent(vec![])
-        .events(vec![])
-        .open();
+        .recv(&[bad.clone(), data(0, 0, b"ok")].concat())
+        .sent(vec![error_pattern("NO_SERVICE", 0, &bad[..8])])
+        .events(vec![data_ev(0, 0, 0, b"ok")])
+        .recv(&data(0, 9, b"b"))
+        .sent(vec![goaway("TOO_MANY_ERRORS")])
+        .closed("TOO_MANY_ERRORS");
     v.push(tx(
-        "close.discard-is-no-packet-error",
+        "close.half-packet-errors",
         "6.4",
-        &["close.discard"],
-        "max_packet_errors 1, draining: three DATA packets that would be packet errors are discarded without ERROR and without counting against the budget",
+        &["close.half", "err.budget"],
+        "max_packet_errors 1, after our GOAWAY: DATA is processed as in ESTABLISHED, never discarded for draining: NO_SERVICE reported, a good DATA delivered, the second packet error exceeds the budget",
         &strict,
         t,
-        End::Open,
+        End::Error("TOO_MANY_ERRORS"),
     ));
     let two = Local::node().limit("initial_credit_packets", 2);
     let t = start(&two, &client_hello())
         .app(json!({ "app": "close" }))
         .sent(vec![goaway("NO_ERROR")])
-        .recv(&[data(0, 0, b"a"), data(0, 0, b"b"), data(0, 0, b"c")].concat());
+        .recv(&[data(0, 0, b"a"), data(0, 0, b"b")].concat())
+        .events(vec![data_ev(0, 0, 0, b"a"), data_ev(0, 0, 0, b"b")])
+        .recv(&data(0, 0, b"c"))
+        .events(vec![data_ev(0, 0, 0, b"c")])
+        .open();
     v.push(tx(
-        "close.discard-consumes-credit",
+        "close.half-credit",
         "6.4",
-        &["flow.exceed"],
-        "initial_credit_packets 2, draining: three DATA packets. Discarded DATA consumes credit, so the third exceeds it (FLOW_CONTROL) unless the endpoint granted the first two back with a CREDIT before the third arrived, which it may",
+        &["close.half", "flow.no-deadlock"],
+        "initial_credit_packets 2, after our GOAWAY: the application takes two DATA, so credit for at least one more was granted back while draining; the third is delivered",
         &two,
         t,
-        End::Either(
-            Box::new(End::Error("FLOW_CONTROL")),
-            Box::new(End::Open),
-        ),
+        End::Open,
     ));
     let t =
         start(&n, &client_hello()).recv(&[goaway_pkt(0, 0, b""), data(0, 0, b"after")].concat());
-    v.push(tx("close.data-after-peer-goaway", "6.3", &["state.permitted"], "DATA right after the peer's GOAWAY: UNEXPECTED_PACKET if still processing input, or already closed", &n, t, End::Either(Box::new(End::Closed("NO_ERROR")), Box::new(End::Error("UNEXPECTED_PACKET")))));
+    v.push(tx("close.data-after-peer-goaway", "6.3", &["state.permitted"], "DATA right after the peer's GOAWAY: UNEXPECTED_PACKET (or, if the receiver answered at once and closed without processing the rest, closed with NO_ERROR)", &n, t, End::Either(Box::new(End::Closed("NO_ERROR")), Box::new(End::Error("UNEXPECTED_PACKET")))));
     let draining = |at: u64| {
         start(&n, &client_hello())
             .app(json!({ "app": "close" }))
@@ -690,5 +748,104 @@ pub(super) fn pings(v: &mut Vec<Vector>) {
         &n,
         t,
         End::Open,
+    ));
+}
+
+/// Limits counted per source on a trusted proxy link (§11 `[[limit.per-source]]`).
+pub(super) fn per_source(v: &mut Vec<Vector>) {
+    let proxy_peer = HelloFields {
+        role: 3,
+        node_id: 8,
+        idle_timeout_ms: 0,
+        ..HelloFields::default()
+    };
+    let link = Local {
+        trust_source: true,
+        ..Local::node()
+    };
+    let empty = |source: u16| Raw::data(0).src(source).packet(b"");
+    let t = start(&link, &proxy_peer)
+        .recv(&empty(40_000).repeat(32))
+        .sent(vec![])
+        .open()
+        .recv(&empty(40_000))
+        .sent(vec![error_pattern("FLOOD", 40_000, &empty(40_000)[..10])])
+        .open()
+        .recv(&Raw::data(0).src(40_001).packet(b"other"))
+        .events(vec![
+            json!({ "event": "data", "source": 40_001, "payload": hex(b"other") }),
+        ])
+        .open();
+    v.push(tx(
+        "limit.per-source.empty-run",
+        "11",
+        &["limit.per-source", "limit.empty-run"],
+        "a trusted proxy link: 32 consecutive empty DATA from source 40000 are accepted (the limit); the 33rd is discarded with ERROR FLOOD routed to 40000, the link stays open and another source's DATA is delivered",
+        &link,
+        t,
+        End::Open,
+    ));
+    let mut interleaved = Vec::new();
+    for _ in 0..20 {
+        interleaved.extend(empty(40_000));
+        interleaved.extend(empty(40_001));
+    }
+    let t = start(&link, &proxy_peer)
+        .recv(&interleaved)
+        .sent(vec![])
+        .open();
+    v.push(tx(
+        "limit.per-source.interleaved",
+        "11",
+        &["limit.per-source"],
+        "a trusted proxy link: two sources interleave 20 empty DATA each (40 in a row on the link, 20 per source): no FLOOD, no ERROR",
+        &link,
+        t,
+        End::Open,
+    ));
+    let strict = Local {
+        services: Some(vec![0]),
+        ..link.clone()
+    }
+    .limit("max_packet_errors", 2);
+    let bad = |source: u16| Raw::data(0).src(source).route(0, 9, 0).packet(b"x");
+    let t = start(&strict, &proxy_peer)
+        .recv(&bad(40_000).repeat(2))
+        .sent(vec![
+            error_pattern("NO_SERVICE", 40_000, &bad(40_000)[..10]),
+            error_pattern("NO_SERVICE", 40_000, &bad(40_000)[..10]),
+        ])
+        .recv(&bad(40_001))
+        .sent(vec![error_pattern(
+            "NO_SERVICE",
+            40_001,
+            &bad(40_001)[..10],
+        )])
+        .recv(&bad(40_000))
+        .sent(vec![error_pattern(
+            "TOO_MANY_ERRORS",
+            40_000,
+            &bad(40_000)[..10],
+        )])
+        .open();
+    v.push(tx(
+        "limit.per-source.error-budget",
+        "12.3",
+        &["limit.per-source", "err.budget"],
+        "a trusted proxy link, max_packet_errors 2: two packet errors of source 40000 are reported (the limit), one of source 40001 counts apart, the third of 40000 gets ERROR TOO_MANY_ERRORS routed to it and the link stays open",
+        &strict,
+        t,
+        End::Open,
+    ));
+    let untrusted = Local::node();
+    let t = start(&untrusted, &client_hello()).recv(&data(0, 0, b"").repeat(33));
+    v.push(tx(
+        "limit.per-source.not-on-a-client-link",
+        "11",
+        &["limit.empty-run"],
+        "from a client (not a trusted proxy link) the run is per connection: 33 empty DATA close it with FLOOD",
+        &untrusted,
+        t,
+        End::Error("FLOOD"),
     ));
 }

@@ -48,6 +48,8 @@ impl Local {
         Local {
             role: "client",
             node_id: 0,
+            // spec §7.4 [[src.client-trusts-server]]: what every client does now
+            trust_server_as_proxy: true,
             ..Local::node()
         }
     }
@@ -289,6 +291,7 @@ pub(crate) fn connection_vectors() -> Vec<Vector> {
     eof(&mut v);
     timers(&mut v);
     limits(&mut v);
+    per_source(&mut v);
     pings(&mut v);
     sender::sender(&mut v);
     v
