@@ -805,6 +805,18 @@ mod conformance_cli {
         /// Seed of PING ids and payloads (default: from the clock).
         #[arg(long, value_name = "N")]
         seed: Option<u64>,
+        /// The testee's timers, for the timer cases (default: the spec's 10 s, 5 s, 30 s, 5 s).
+        #[arg(long, value_name = "handshake=MS,header=MS,packet=MS,drain=MS")]
+        timers: Option<String>,
+        /// Timer cases that would wait longer than this are UNSUPPORTED (default 12000).
+        #[arg(long, value_name = "MS")]
+        max_wait: Option<u64>,
+        /// The testee's max_packet_errors (default 16).
+        #[arg(long, value_name = "N")]
+        max_packet_errors: Option<u32>,
+        /// A service the testee does not register (enables the NO_SERVICE case).
+        #[arg(long, value_name = "S")]
+        unregistered_service: Option<u8>,
     }
 
     impl PeerFlags {
@@ -824,6 +836,10 @@ mod conformance_cli {
                 junit: self.junit.clone(),
                 timeout_ms: self.timeout,
                 seed: self.seed,
+                timers: self.timers.clone(),
+                max_wait_ms: self.max_wait,
+                max_packet_errors: self.max_packet_errors,
+                unregistered_service: self.unregistered_service,
             }
         }
     }
