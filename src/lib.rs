@@ -54,12 +54,6 @@ pub mod transport;
 #[cfg(feature = "node")]
 pub mod node;
 
-#[cfg(feature = "vectors")]
-pub mod vectors;
-
-#[cfg(feature = "conformance")]
-pub mod conformance;
-
 pub use connection::Connection;
 pub use deframer::{Batch, Deframer, Partial};
 pub use error::{Error, ErrorCode};
