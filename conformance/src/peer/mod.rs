@@ -35,8 +35,8 @@ mod session;
 mod wire;
 
 pub use builtin::{
-    builtin_peer_run, run_client as builtin_client_run, run_server as builtin_server_run,
-    BuiltinReport,
+    builtin_command, builtin_peer_run, run_client as builtin_client_run,
+    run_server as builtin_server_run, BuiltinReport,
 };
 pub use catalog::Sec;
 pub use pki::RunnerPki;
