@@ -17,6 +17,10 @@ This module is the only one that reads a clock (``time.monotonic``).
 Command line:
     python3 -m fleetwire_py.peer server --port 7000 [--node-id 2] [--cert C --key K [--ca CA]]
     python3 -m fleetwire_py.peer client --port 7000 --message hi [--ca CA --server-name N]
+    python3 -m fleetwire_py.peer client --port 7000 --echo   # echo DATA, reconnect after each close
+
+``--timers handshake=MS,header=MS,packet=MS,drain=MS`` and ``--idle-ms MS`` configure the
+spec §6.5 timers (the live conformance runner is told the same values).
 """
 
 from __future__ import annotations
@@ -173,11 +177,13 @@ def echo(driver: SocketDriver, ev: DataReceived) -> None:
     dst = h.src if h.x else 0
     conn = driver.conn
     payload, codec = ev.payload, CODEC_NONE
-    if conn.peer_hello and len(payload) > conn.peer_hello.max_payload:
-        codec = CODEC_ZLIB  # only worth trying when the plain form cannot be sent
+    if conn.peer_hello and len(payload) > conn.peer_hello.max_payload and not h.never_compress:
+        # only worth trying when the plain form cannot be sent; never for a payload
+        # marked N = 1 (spec §4.4, §9.2 comp.never: secrets are never compressed)
+        codec = CODEC_ZLIB
     try:
         conn.send_data(payload, dst=dst, service=h.service, channel=h.channel, codec=codec,
-                       never_compress=h.never_compress and codec == CODEC_NONE)
+                       never_compress=h.never_compress)
     except UsageError:
         pass  # no credit / too large / closing: the echo is dropped
 
@@ -307,6 +313,33 @@ class Client:
         self.driver.close()
 
 
+def echo_client(a, tls, timers) -> int:
+    """Connect, echo every delivered DATA back until the connection closes, reconnect;
+    stop once the server refuses connections (the live conformance runner's client
+    contract: one connection per case)."""
+    refused = 0
+    while refused < 20:
+        try:
+            c = Client(a.host, a.port, config=Config(role=ROLE_CLIENT, node_id=0, **timers),
+                       tls=tls, server_name=a.server_name)
+        except ConnectionRefusedError:
+            refused += 1
+            time.sleep(0.05)
+            continue
+        except (OSError, ssl.SSLError):
+            time.sleep(0.01)
+            continue
+        refused = 0
+        driver = c.driver
+        while not driver.conn.closed:
+            for ev in driver.poll(max_wait_ms=100):
+                if isinstance(ev, DataReceived):
+                    echo(driver, ev)
+            driver.flush()
+        driver.close()
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description="Fleetwire v1 Python peer")
     ap.add_argument("mode", choices=["server", "client"])
@@ -316,10 +349,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--cert"), ap.add_argument("--key"), ap.add_argument("--ca")
     ap.add_argument("--server-name")
     ap.add_argument("--message", default="hello")
+    ap.add_argument("--echo", action="store_true",
+                    help="client: echo every DATA until the connection closes, then reconnect "
+                         "(until the server is gone)")
+    ap.add_argument("--timers", default="",
+                    help="handshake=MS,header=MS,packet=MS,drain=MS (spec §6.5 timers)")
+    ap.add_argument("--idle-ms", type=int, default=None, help="announced idle_timeout_ms")
     a = ap.parse_args(argv)
+    timers = {}
+    for part in filter(None, a.timers.split(",")):
+        name, _, ms = part.partition("=")
+        timers[f"{name}_timeout_ms"] = int(ms)
+    if a.idle_ms is not None:
+        timers["idle_timeout_ms"] = a.idle_ms
     if a.mode == "server":
         tls = server_tls_context(a.cert, a.key, a.ca) if a.cert else None
-        srv = EchoServer(a.host, a.port, Config(role=ROLE_NODE, node_id=a.node_id), tls).start()
+        srv = EchoServer(a.host, a.port, Config(role=ROLE_NODE, node_id=a.node_id, **timers),
+                         tls).start()
         print(f"listening on {a.host}:{srv.port}", flush=True)
         try:
             srv._thread.join()
@@ -327,6 +373,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             srv.stop()
         return 0
     tls = client_tls_context(a.ca, a.cert, a.key) if (a.ca or a.cert) else None
+    if a.echo:
+        return echo_client(a, tls, timers)
     c = Client(a.host, a.port, tls=tls, server_name=a.server_name)
     if not c.handshake():
         print("handshake failed", c.conn.close_code)
