@@ -225,7 +225,8 @@ pub(super) fn raw_control(kind: Kind, payload: &[u8]) -> Vec<u8> {
 
 pub(super) fn describe(p: &Packet) -> String {
     let what = match Control::parse(p.header.kind, &p.payload) {
-        Ok(Control::Goaway(g)) => format!(" {}", g.code),
+        Ok(Control::Goaway(g)) if g.reason.is_empty() => format!(" {}", g.code),
+        Ok(Control::Goaway(g)) => format!(" {} \"{}\"", g.code, g.reason),
         Ok(Control::Error(e)) => format!(" {}", e.code),
         _ => String::new(),
     };
@@ -791,7 +792,7 @@ impl Session {
                 Event::Timeout => return Ok(seen),
                 Event::Packet(p, _) if matches!(p.header.kind, Kind::Goaway | Kind::Error) => {
                     return Err(must(
-                        format!("the testee reported an error: {why}"),
+                        format!("the testee reported an error {why}: {}", describe(&p)),
                         "no error",
                         describe(&p),
                     ))
@@ -913,7 +914,10 @@ impl Session {
                 }
                 Event::Packet(p, _) if matches!(p.header.kind, Kind::Goaway | Kind::Error) => {
                     return must(
-                        "the testee reported an error for valid input",
+                        format!(
+                            "the testee reported an error for valid input: {}",
+                            describe(&p)
+                        ),
                         want(next, pongs),
                         describe(&p),
                     )

@@ -171,8 +171,11 @@ class SocketDriver:
             pass
 
 
-def echo(driver: SocketDriver, ev: DataReceived) -> None:
-    """Echo one delivered DATA packet back to its source."""
+def echo(driver: SocketDriver, ev: DataReceived, pending: Optional[list] = None) -> None:
+    """Echo one delivered DATA packet back to its source. With ``pending``, an echo that
+    lacks the peer's flow-control credit waits there (spec §8 flow.send: never sent
+    beyond credit) and is retried by :func:`flush_echoes` once CREDIT arrives; without
+    it, such an echo is dropped."""
     h = ev.header
     dst = h.src if h.x else 0
     conn = driver.conn
@@ -181,22 +184,48 @@ def echo(driver: SocketDriver, ev: DataReceived) -> None:
         # only worth trying when the plain form cannot be sent; never for a payload
         # marked N = 1 (spec §4.4, §9.2 comp.never: secrets are never compressed)
         codec = CODEC_ZLIB
-    try:
-        conn.send_data(payload, dst=dst, service=h.service, channel=h.channel, codec=codec,
-                       never_compress=h.never_compress)
-    except UsageError:
-        pass  # no credit / too large / closing: the echo is dropped
+    item = (payload, dict(dst=dst, service=h.service, channel=h.channel, codec=codec,
+                          never_compress=h.never_compress))
+    if pending is None:
+        try:
+            conn.send_data(item[0], **item[1])
+        except UsageError:
+            pass  # no credit / too large / closing: the echo is dropped
+        return
+    pending.append(item)
+    flush_echoes(driver, pending)
+
+
+def flush_echoes(driver: SocketDriver, pending: list) -> None:
+    """Send the waiting echoes, in order, as far as the peer's credit allows."""
+    conn = driver.conn
+    while pending:
+        payload, kw = pending[0]
+        try:
+            conn.send_data(payload, **kw)
+        except UsageError as e:
+            if "credit" in str(e) and not conn.closed:
+                return  # wait for CREDIT
+            # too large for the peer, or closing: this echo is dropped
+        pending.pop(0)
+
+
+def echo_loop(driver: SocketDriver) -> None:
+    """Echo every delivered DATA until the connection closes."""
+    pending: list = []
+    while not driver.conn.closed:
+        for ev in driver.poll():
+            if isinstance(ev, DataReceived):
+                echo(driver, ev, pending)
+        flush_echoes(driver, pending)
+        driver.flush()
 
 
 def serve_echo(sock: socket.socket, config: Config) -> SocketDriver:
     """Run an echo node on one accepted socket until the connection closes."""
     check_alpn(sock)
     driver = SocketDriver(sock, config)
-    while not driver.conn.closed:
-        for ev in driver.poll():
-            if isinstance(ev, DataReceived):
-                echo(driver, ev)
-        driver.flush()
+    echo_loop(driver)
     driver.close()
     return driver
 
@@ -330,13 +359,8 @@ def echo_client(a, tls, timers) -> int:
             time.sleep(0.01)
             continue
         refused = 0
-        driver = c.driver
-        while not driver.conn.closed:
-            for ev in driver.poll(max_wait_ms=100):
-                if isinstance(ev, DataReceived):
-                    echo(driver, ev)
-            driver.flush()
-        driver.close()
+        echo_loop(c.driver)
+        c.driver.close()
     return 0
 
 
