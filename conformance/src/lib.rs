@@ -35,6 +35,7 @@ mod forms;
 mod fuzz;
 mod kill;
 mod minimize;
+pub mod monitor;
 mod mutants;
 pub mod peer;
 mod protocol;
@@ -49,10 +50,11 @@ pub use cli::{codec_command, fuzz_command, report_command, testee_command, Codec
 pub use expected::{Expectation, ExpectedFile, Stale};
 pub use fuzz::{fuzz, Disagreement, FuzzOptions, FuzzReport};
 pub use kill::kill_matrix;
+pub use monitor::{Monitor, MonitorOptions, Violation, MONITOR_CHECKS};
 pub use mutants::Mutant;
 pub use protocol::{
-    read_message, serve, split_command, write_message, Call, Faults, InProcess, Reply, Spawned,
-    Testee, TesteeInfo, MAX_MESSAGE, PROTOCOL_VERSION,
+    read_message, runner_hello, serve, split_command, write_message, Call, Faults, InProcess,
+    Reply, Spawned, Testee, TesteeInfo, MAX_MESSAGE, PROTOCOLS, PROTOCOL_VERSION,
 };
 pub use reference::{Reference, OPERATIONS};
 pub use report::{html_matrix, Report, Summary};

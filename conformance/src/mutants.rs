@@ -131,6 +131,91 @@ mutants! {
         "Does not answer a peer's GOAWAY NO_ERROR with its own GOAWAY.";
     WrongErrorCode = "wrong-error-code", "hdr.codec-reserved",
         "Reports BAD_FLAGS as PROTOCOL_ERROR everywhere.";
+    // sender side: what the endpoint writes (caught by the sender monitor)
+    NoPreface = "no-preface", "preface.send",
+        "Starts its output with the HELLO, without the preface.";
+    PingBeforeHello = "ping-before-hello", "preface.send",
+        "Sends a PING right after the preface, before its HELLO.";
+    SendsVersion2 = "sends-version-2", "hdr.version-send",
+        "Writes Version 2 in every packet after its HELLO.";
+    HelloHeaderVersion2 = "hello-header-version-2", "hdr.version-send",
+        "Writes Version 2 in the header of its HELLO.";
+    HelloMaxVersion2 = "hello-max-version-2", "hello.versions",
+        "Announces max_version 2 in its HELLO.";
+    SendsReservedBits = "sends-reserved-bits", "hdr.reserved-send",
+        "Sets an R bit (0x04) on the DATA packets it sends.";
+    SendsHintBits = "sends-hint-bits", "hdr.hint-send",
+        "Sets hint bits (a priority class) on the DATA packets it sends.";
+    HelloFlagsSet = "hello-flags-set", "hello.reserved",
+        "Sends hello_flags 0x01.";
+    HelloExtensionGarbage = "hello-extension-garbage", "hello.reserved",
+        "Appends four non-zero extension bytes to its HELLO.";
+    HelloCodecReservedBits = "hello-codec-reserved-bits", "hello.reserved",
+        "Sets a reserved bit (0x80) of the codecs field of its HELLO.";
+    PongRouted = "pong-routed", "hdr.control-route",
+        "Sends PONGs with Destination Node 1.";
+    CreditWithExtension = "credit-with-extension", "hdr.control-ext",
+        "Sends CREDIT packets with X = 1 and a Source Node.";
+    GoawayNeverCompressFlag = "goaway-never-compress-flag", "hdr.control-flags",
+        "Sets N on the GOAWAY packets it sends.";
+    CompressedDataMarkedSecret = "compressed-data-marked-secret", "hdr.never-compress",
+        "Sets N on compressed DATA packets.";
+    ClientAnnouncesNodeId = "client-announces-node-id", "hello.client-id",
+        "A client announces node_id 7.";
+    NodeAnnouncesZeroId = "node-announces-zero-id", "hello.node-id",
+        "A node or proxy announces node_id 0.";
+    NodeStampsSource = "node-stamps-source", "hdr.ext-send",
+        "A node or client sends its DATA with X = 1 and its own id as Source Node.";
+    HelloShort = "hello-short", "hello.length",
+        "Sends a 24-byte HELLO without idle_timeout_ms.";
+    HelloCreditBelowPayload = "hello-credit-below-payload", "hello.fields",
+        "Announces initial_credit_bytes 1000, below its max_payload.";
+    HelloPeerIdReserved = "hello-peer-id-reserved", "hello.fields",
+        "Sends peer_id 0xFFFF when it attributes no id.";
+    SecondHelloSent = "second-hello-sent", "state.permitted",
+        "Sends its HELLO again after the peer's HELLO arrived.";
+    PongWrongTimestamp = "pong-wrong-timestamp", "ping.answer",
+        "Copies the PING's timestamp plus one into the PONG.";
+    PongsReversed = "pongs-reversed", "ping.fifo",
+        "Answers the PINGs of one read in reverse order.";
+    PingAnsweredNextTurn = "ping-answered-next-turn", "ping.order",
+        "Sends a PONG only with the next write, after what that write queued.";
+    CreditZeroSent = "credit-zero-sent", "credit.zero",
+        "Follows every CREDIT it grants with a CREDIT 0/0.";
+    CreditShortPayload = "credit-short-payload", "ctl.malformed",
+        "Sends CREDIT payloads of 6 bytes (u16 packets, u32 bytes).";
+    CreditOverflowSent = "credit-overflow-sent", "flow.overflow",
+        "Grants 0xFFFFFFFF packets in every CREDIT.";
+    NeverGrantsCredit = "never-grants-credit", "flow.no-deadlock",
+        "Never sends CREDIT.";
+    DataBeyondCredit = "data-beyond-credit", "flow.send",
+        "Sends DATA the application asks for even without credit left.";
+    DataAfterOwnGoaway = "data-after-own-goaway", "close.no-data-after",
+        "Sends DATA the application asks for after its own GOAWAY.";
+    DataOverPeerMax = "data-over-peer-max", "hdr.length-send",
+        "Sends DATA longer than the peer's max_payload.";
+    CompressesUnannounced = "compresses-unannounced", "comp.send-negotiated",
+        "Compresses with the codec the application prefers even if the peer did not announce it.";
+    CorruptCompressor = "corrupt-compressor", "comp.send-format",
+        "Cuts the last byte of every compressed payload.";
+    CompressesPastCap = "compresses-past-cap", "comp.send-cap",
+        "Compresses without checking the peer's decompression cap.";
+    CompressesIncompressible = "compresses-incompressible", "comp.threshold",
+        "Sends the compressed form even when it is not smaller.";
+    DeliveredOffByOne = "delivered-off-by-one", "goaway.delivered",
+        "Reports one DATA packet more in its GOAWAY's delivered.";
+    GoawayReasonTooLong = "goaway-reason-too-long", "goaway.reason",
+        "Sends a GOAWAY reason of 300 bytes.";
+    ErrorRouteZero = "error-route-zero", "error.route",
+        "Sends ERROR with Destination Node 0 instead of the packet's source.";
+    ErrorHeaderRewritten = "error-header-rewritten", "error.route",
+        "Embeds the discarded packet's header with its hint bits cleared.";
+    ErrorConnectionCode = "error-connection-code", "err.scope",
+        "Sends ERROR with the low byte of the code only (a connection-error code).";
+    PingAfterErrorGoaway = "ping-after-error-goaway", "close.on-error",
+        "Keeps its keepalive running after its GOAWAY with an error code.";
+    NoKeepalive = "no-keepalive", "neg.keepalive",
+        "Never sends keepalive PINGs.";
 }
 
 impl fmt::Display for Mutant {
@@ -211,6 +296,184 @@ impl Mutant {
                 | Mutant::HelloAfterEstablishedAccepted
                 | Mutant::ForwardsForgedSource
         )
+    }
+}
+
+/// What the output rewriting of a mutant remembers across the writes of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct OutputState {
+    /// Nothing was written yet.
+    started: bool,
+    own_hello: Option<Vec<u8>>,
+    hello_resent: bool,
+    held_pongs: Vec<Vec<u8>>,
+    own_role: u8,
+    own_id: [u8; 2],
+    /// The application closed the connection (GOAWAY NO_ERROR of its own).
+    pub app_closed: bool,
+    /// The application asked for a PING in the current step.
+    pub app_ping: bool,
+}
+
+const PING_PACKET: [u8; 24] = [
+    0x12, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x4D, 0x55, 0, 0, 0, 0, 0, 0, 0, 1,
+];
+
+fn set_len(h: &mut [u8], len: usize) {
+    let len = u16::try_from(len).unwrap_or(u16::MAX);
+    h[2..4].copy_from_slice(&len.to_be_bytes());
+}
+
+impl Mutant {
+    /// Rewrites what the endpoint wrote (whole packets, after the preface on the first
+    /// write): the sender-side bugs.
+    pub(crate) fn rewrite_output(self, raw: &[u8], st: &mut OutputState) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = raw;
+        if !st.started && rest.starts_with(&fleetwire::PREFACE) {
+            if self != Mutant::NoPreface {
+                out.extend_from_slice(&fleetwire::PREFACE);
+            }
+            if self == Mutant::PingBeforeHello {
+                out.extend_from_slice(&PING_PACKET);
+            }
+            rest = &rest[8..];
+        }
+        let first_write = !st.started;
+        st.started = true;
+        if self == Mutant::SecondHelloSent && !first_write && !st.hello_resent {
+            if let Some(h) = &st.own_hello {
+                out.extend_from_slice(h);
+                st.hello_resent = true;
+            }
+        }
+        let mut pongs = Vec::new();
+        while rest.len() >= 8 {
+            let hl = if rest[1] & 0x80 != 0 { 10 } else { 8 };
+            let len = hl + usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+            if rest.len() < len || rest.len() < hl {
+                break;
+            }
+            let (mut h, mut p) = (rest[..hl].to_vec(), rest[hl..len].to_vec());
+            rest = &rest[len..];
+            let kind = h[0] & 0x0F;
+            if kind == 1 && st.own_hello.is_none() && p.len() >= 8 {
+                st.own_role = p[2];
+                st.own_id = [p[4], p[5]];
+                let mut whole = h.clone();
+                whole.extend_from_slice(&p);
+                st.own_hello = Some(whole);
+            }
+            let mut after: Vec<Vec<u8>> = Vec::new();
+            let keep = self.rewrite_packet(kind, &mut h, &mut p, st, &mut after);
+            set_len(&mut h, p.len());
+            let mut packet = h;
+            packet.extend_from_slice(&p);
+            if !keep {
+                continue;
+            }
+            if kind == 3
+                && matches!(
+                    self,
+                    Mutant::PongsReversed | Mutant::PingAnsweredNextTurn | Mutant::PongLate
+                )
+            {
+                pongs.push(packet);
+            } else {
+                out.extend_from_slice(&packet);
+            }
+            for a in after {
+                out.extend_from_slice(&a);
+            }
+        }
+        out.extend_from_slice(rest);
+        match self {
+            Mutant::PongsReversed => pongs.reverse(),
+            Mutant::PingAnsweredNextTurn => {
+                let due = std::mem::replace(&mut st.held_pongs, pongs);
+                pongs = due;
+            }
+            _ => {}
+        }
+        for p in pongs {
+            out.extend_from_slice(&p);
+        }
+        out
+    }
+
+    /// One packet's rewriting; `false` drops it; `after` is written right after it.
+    fn rewrite_packet(
+        self,
+        kind: u8,
+        h: &mut Vec<u8>,
+        p: &mut Vec<u8>,
+        st: &OutputState,
+        after: &mut Vec<Vec<u8>>,
+    ) -> bool {
+        let hello = kind == 1 && p.len() >= 28;
+        let compressed = kind == 0 && h[1] & 0x30 != 0;
+        match self {
+            Mutant::SendsVersion2 if kind != 1 => h[0] = 0x20 | kind,
+            Mutant::HelloHeaderVersion2 if kind == 1 => h[0] = 0x21,
+            Mutant::HelloMaxVersion2 if hello => p[1] = 2,
+            Mutant::SendsReservedBits if kind == 0 => h[1] |= 0x04,
+            Mutant::SendsHintBits if kind == 0 => h[1] |= 0x01,
+            Mutant::HelloFlagsSet if hello => p[3] = 1,
+            Mutant::HelloExtensionGarbage if hello => p.extend_from_slice(&[1, 2, 3, 4]),
+            Mutant::HelloCodecReservedBits if hello => p[8] |= 0x80,
+            Mutant::PongRouted if kind == 3 => h[5] = 1,
+            Mutant::CreditWithExtension if kind == 5 => {
+                h[1] |= 0x80;
+                h.extend_from_slice(&[0, 1]);
+            }
+            Mutant::GoawayNeverCompressFlag if kind == 4 => h[1] |= 0x40,
+            Mutant::CompressedDataMarkedSecret if compressed => h[1] |= 0x40,
+            Mutant::ClientAnnouncesNodeId if hello && p[2] == 1 => p[5] = 7,
+            Mutant::NodeAnnouncesZeroId if hello && p[2] != 1 => p[4..6].fill(0),
+            Mutant::NodeStampsSource if kind == 0 && h[1] & 0x80 == 0 && st.own_role != 3 => {
+                h[1] |= 0x80;
+                h.extend_from_slice(&st.own_id);
+            }
+            Mutant::HelloShort if hello => p.truncate(24),
+            Mutant::HelloCreditBelowPayload if hello => {
+                p[20..24].copy_from_slice(&1000u32.to_be_bytes())
+            }
+            Mutant::HelloPeerIdReserved if hello && p[6..8] == [0, 0] => p[6..8].fill(0xFF),
+            Mutant::PongWrongTimestamp if kind == 3 && p.len() >= 16 => {
+                p[15] = p[15].wrapping_add(1)
+            }
+            Mutant::CreditZeroSent if kind == 5 => {
+                after.push(vec![0x15, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+            }
+            Mutant::CreditShortPayload if kind == 5 && p.len() == 8 => {
+                p.drain(..2);
+            }
+            Mutant::CreditOverflowSent if kind == 5 && p.len() == 8 => p[..4].fill(0xFF),
+            Mutant::NeverGrantsCredit if kind == 5 => return false,
+            Mutant::CorruptCompressor if compressed && p.len() > 1 => {
+                p.pop();
+            }
+            Mutant::DeliveredOffByOne if kind == 4 && p.len() >= 10 => {
+                let d = u64::from_be_bytes(p[2..10].try_into().unwrap_or_default());
+                p[2..10].copy_from_slice(&(d + 1).to_be_bytes());
+            }
+            Mutant::GoawayReasonTooLong if kind == 4 && p.len() >= 10 => {
+                p.truncate(10);
+                p.extend(std::iter::repeat_n(b'x', 300));
+            }
+            Mutant::ErrorRouteZero if kind == 6 => h[4..6].fill(0),
+            Mutant::ErrorHeaderRewritten if kind == 6 && p.len() >= 4 => p[3] &= !0x03,
+            Mutant::ErrorConnectionCode if kind == 6 && !p.is_empty() => p[0] = 0,
+            Mutant::PingAfterErrorGoaway if kind == 4 && p.len() >= 2 && p[..2] != [0, 0] => {
+                after.push(PING_PACKET.to_vec())
+            }
+            Mutant::NoKeepalive if kind == 2 && !st.app_ping => return false,
+            Mutant::GoawayNotAnswered if kind == 4 && p.len() >= 2 && p[..2] == [0, 0] => {
+                return st.app_closed;
+            }
+            _ => {}
+        }
+        true
     }
 }
 

@@ -12,8 +12,32 @@ use serde_json::{json, Map, Value};
 use super::reference::Reference;
 use super::Glob;
 
-/// The protocol version this runner and the reference testee speak.
-pub const PROTOCOL_VERSION: u64 = 1;
+/// The highest protocol version this runner and the reference testee speak. Version 2
+/// adds the raw bytes a `connection` request wrote (`wire`), for the sender monitor;
+/// version 1 testees keep working (`conformance/PROTOCOL.md` §1).
+pub const PROTOCOL_VERSION: u64 = 2;
+
+/// The protocol versions this runner and the reference testee speak.
+pub const PROTOCOLS: [u64; 2] = [1, 2];
+
+/// The runner's hello: `protocol` 1 (what a version 1 testee checks), and the versions
+/// it speaks in `protocols`, from which a later testee picks its highest.
+pub fn runner_hello() -> Value {
+    json!({ "type": "hello", "protocol": 1, "protocols": PROTOCOLS })
+}
+
+/// The version a testee speaking `ours` picks from a runner's hello message.
+fn negotiate(msg: &Value, ours: &[u64]) -> Option<u64> {
+    let offered: Vec<u64> = match msg.get("protocols").and_then(Value::as_array) {
+        Some(a) => a.iter().filter_map(Value::as_u64).collect(),
+        None => msg
+            .get("protocol")
+            .and_then(Value::as_u64)
+            .into_iter()
+            .collect(),
+    };
+    offered.into_iter().filter(|v| ours.contains(v)).max()
+}
 
 /// The largest message accepted, in bytes (a longer length prefix is a protocol error).
 pub const MAX_MESSAGE: usize = 64 << 20;
@@ -142,7 +166,7 @@ pub struct Faults {
 /// use serde_json::json;
 ///
 /// let mut input = Vec::new();
-/// write_message(&mut input, &json!({"type": "hello", "protocol": 1})).unwrap();
+/// write_message(&mut input, &fleetwire_conformance::runner_hello()).unwrap();
 /// write_message(&mut input, &json!({"type": "request", "id": 1, "op": "decode_header",
 ///     "input": "10"})).unwrap();
 /// let mut output = Vec::new();
@@ -164,11 +188,13 @@ pub fn serve(
         let id = msg.get("id").and_then(Value::as_u64).unwrap_or(0);
         match msg.get("type").and_then(Value::as_str) {
             Some("hello") => {
-                let reply = if msg.get("protocol").and_then(Value::as_u64) == Some(PROTOCOL_VERSION)
-                {
-                    reference.hello()
-                } else {
-                    json!({ "type": "error", "message": "unsupported protocol version" })
+                let reply = match negotiate(&msg, &PROTOCOLS) {
+                    Some(v) => {
+                        let mut h = reference.hello();
+                        h["protocol"] = json!(v);
+                        h
+                    }
+                    None => json!({ "type": "error", "message": "unsupported protocol version" }),
                 };
                 write_message(output, &reply)?;
             }
@@ -205,6 +231,8 @@ pub fn serve(
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TesteeInfo {
+    /// The protocol version agreed in the hello (1 or 2).
+    pub protocol: u64,
     /// Implementation name.
     pub name: String,
     /// Implementation version.
@@ -219,16 +247,17 @@ impl TesteeInfo {
     /// Parses a hello answer; an error names what is wrong with it.
     ///
     /// ```
-    /// let bad = serde_json::json!({"type": "hello", "protocol": 2});
+    /// let bad = serde_json::json!({"type": "hello", "protocol": 3});
     /// assert!(fleetwire_conformance::TesteeInfo::from_hello(&bad).is_err());
     /// ```
     pub fn from_hello(v: &Value) -> Result<TesteeInfo, String> {
         if v.get("type").and_then(Value::as_str) != Some("hello") {
             return Err(format!("expected a hello, got {v}"));
         }
-        if v.get("protocol").and_then(Value::as_u64) != Some(PROTOCOL_VERSION) {
+        let protocol = v.get("protocol").and_then(Value::as_u64).unwrap_or(0);
+        if !PROTOCOLS.contains(&protocol) {
             return Err(format!(
-                "testee speaks protocol {}, runner speaks {PROTOCOL_VERSION}",
+                "testee speaks protocol {}, runner speaks {PROTOCOLS:?}",
                 v["protocol"]
             ));
         }
@@ -245,6 +274,7 @@ impl TesteeInfo {
         };
         let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
         Ok(TesteeInfo {
+            protocol,
             name: text("name"),
             version: text("version"),
             levels: strings("levels"),
@@ -456,11 +486,8 @@ impl Spawned {
             stdin,
             replies: rx,
         };
-        write_message(
-            &mut p.stdin,
-            &json!({ "type": "hello", "protocol": PROTOCOL_VERSION }),
-        )
-        .map_err(|e| format!("cannot write to the testee: {e}"))?;
+        write_message(&mut p.stdin, &runner_hello())
+            .map_err(|e| format!("cannot write to the testee: {e}"))?;
         let hello = match p.replies.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(e),

@@ -75,7 +75,7 @@ impl Reference {
     ///
     /// ```
     /// let hello = fleetwire_conformance::Reference::new(None).hello();
-    /// assert_eq!(hello["protocol"], 1);
+    /// assert_eq!(hello["protocol"], 2);
     /// assert_eq!(hello["name"], "fleetwire-reference");
     /// ```
     pub fn hello(&self) -> Value {

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::cases::{Case, Level, Probe};
+use super::forms::unhex;
 use super::minimize::minimise;
+use super::monitor::{Monitor, MonitorOptions, Violation};
 use super::protocol::{Call, Reply, Testee, TesteeInfo};
-use crate::vectors::verify_connection::match_list;
+use crate::vectors::verify_connection::{match_list, observe_sent, with_decompressed};
+use fleetwire::control::Role;
 
 /// The grade of one case (Autobahn's vocabulary, plus UNSUPPORTED for what the testee
 /// declined).
@@ -247,13 +250,13 @@ fn run_case(
         return result;
     }
     for (i, probe) in case.probes.iter().enumerate() {
-        match check_probe(testee, &case.id, probe, opts.timeout) {
+        match check_probe(testee, info, &case.id, probe, opts.timeout) {
             Checked::Pass => {}
             Checked::Unsupported => {
                 result.verdict = Verdict::Unsupported;
                 break;
             }
-            Checked::Fail(message, actual) => {
+            Checked::Fail(message, actual, level) => {
                 let mut f = Failure {
                     message,
                     probe: i,
@@ -263,12 +266,15 @@ fn run_case(
                     input_hex: input_hex(probe),
                     minimised: None,
                 };
-                if opts.minimise {
+                let level = level.unwrap_or(case.level);
+                if opts.minimise && level == case.level {
                     f.minimised = minimise(testee, &case.id, probe, opts.timeout);
                 }
-                result.verdict = Verdict::for_deviation(case.level);
+                result.verdict = Verdict::for_deviation(level);
                 result.failure = Some(f);
-                break;
+                if level == Level::Must {
+                    break;
+                }
             }
         }
     }
@@ -288,15 +294,28 @@ pub(crate) fn input_hex(p: &Probe) -> Option<String> {
 enum Checked {
     Pass,
     Unsupported,
-    Fail(String, Value),
+    /// What went wrong, the testee's answer, and the level of the requirement broken
+    /// when it is not the case's own (a sender-monitor finding, a missing GOAWAY).
+    Fail(String, Value, Option<Level>),
 }
 
-fn check_probe(testee: &mut dyn Testee, case: &str, probe: &Probe, timeout: Duration) -> Checked {
-    let result = match testee.call(case, &probe.op, &probe.fields, timeout) {
+fn check_probe(
+    testee: &mut dyn Testee,
+    info: &TesteeInfo,
+    case: &str,
+    probe: &Probe,
+    timeout: Duration,
+) -> Checked {
+    let wire = probe.op == "connection" && info.protocol >= 2;
+    let mut fields = probe.fields.clone();
+    if wire {
+        fields["wire"] = json!(true);
+    }
+    let result = match testee.call(case, &probe.op, &fields, timeout) {
         Call::Reply(Reply::Result(v)) => v,
         Call::Reply(Reply::Unsupported) => return Checked::Unsupported,
         Call::Reply(Reply::Error(m)) => {
-            return Checked::Fail(format!("testee error: {m}"), Value::Null)
+            return Checked::Fail(format!("testee error: {m}"), Value::Null, None)
         }
         Call::Timeout => {
             return Checked::Fail(
@@ -305,33 +324,173 @@ fn check_probe(testee: &mut dyn Testee, case: &str, probe: &Probe, timeout: Dura
                     timeout.as_millis()
                 ),
                 Value::Null,
+                None,
             )
         }
         Call::Crashed(m) => {
-            return Checked::Fail(format!("testee crashed: {m} (restarted)"), Value::Null)
+            return Checked::Fail(
+                format!("testee crashed: {m} (restarted)"),
+                Value::Null,
+                None,
+            )
         }
     };
-    let verdict = if probe.op == "connection" {
-        check_transcript(probe, &result)
-    } else if probe.accepts(&result) {
-        Ok(())
+    if probe.op == "connection" {
+        return match check_transcript(probe, &result, wire) {
+            Ok(None) => Checked::Pass,
+            Ok(Some((m, level))) => Checked::Fail(m, result, Some(level)),
+            Err(m) => Checked::Fail(m, result, None),
+        };
+    }
+    if probe.accepts(&result) {
+        Checked::Pass
     } else {
-        Err(format!("got {result}"))
+        Checked::Fail(format!("got {result}"), result, None)
+    }
+}
+
+/// The observations of a version 2 testee's `sent` steps, rebuilt from its raw bytes
+/// with the reference codec, and the sender monitor's findings on every step.
+struct Wire {
+    sent: Vec<Vec<Value>>,
+    violations: Vec<(usize, Violation)>,
+}
+
+fn monitor_options(config: &Value) -> MonitorOptions {
+    let role = match config["role"].as_str() {
+        Some("client") => Some(Role::Client),
+        Some("node") => Some(Role::Node),
+        Some("proxy") => Some(Role::Proxy),
+        _ => None,
     };
-    match verdict {
-        Ok(()) => Checked::Pass,
-        Err(m) => Checked::Fail(m, result),
+    let peer_trusted = config["trust_source"] == true
+        || config["trust_server_as_proxy"] == true
+        || config["authenticated"]["role"] == "proxy";
+    MonitorOptions {
+        role,
+        peer_trusted,
+        synchronous: true,
+    }
+}
+
+fn replay_wire(probe: &Probe, result: &Value) -> Result<Wire, String> {
+    let empty = Vec::new();
+    let steps = probe.fields["steps"].as_array().unwrap_or(&empty);
+    let wire = result["wire"]
+        .as_array()
+        .ok_or("protocol 2: the result has no `wire` array")?;
+    if wire.len() != steps.len() {
+        return Err(format!(
+            "protocol 2: `wire` has {} entries for {} steps",
+            wire.len(),
+            steps.len()
+        ));
+    }
+    let mut monitor = Monitor::new(monitor_options(&probe.fields["config"]));
+    let mut out = Vec::new();
+    let (mut parsed, mut preface_seen) = (0, false);
+    let mut now = Duration::ZERO;
+    let mut sent = Vec::new();
+    let mut violations = Vec::new();
+    let mut decode_error = None;
+    for (i, (s, w)) in steps.iter().zip(wire).enumerate() {
+        if let Some(t) = s.get("at_ms").and_then(Value::as_u64) {
+            now = Duration::from_millis(t);
+        }
+        if let Some(bytes) = s.get("recv").and_then(Value::as_str).and_then(unhex) {
+            monitor.received(now, &bytes);
+        }
+        if s.get("eof").is_some() {
+            monitor.input_ended();
+        }
+        if ["expect_events", "expect_closed", "expect_open"]
+            .iter()
+            .any(|k| s.get(*k).is_some())
+        {
+            monitor.consumed();
+        }
+        let bytes = w["sent"]
+            .as_str()
+            .and_then(unhex)
+            .ok_or_else(|| format!("steps[{i}]: `wire` entry without hex `sent`"))?;
+        if w["closed"] == true {
+            monitor.closed();
+        }
+        monitor.sent(now, &bytes);
+        violations.extend(monitor.take_violations().into_iter().map(|v| (i, v)));
+        out.extend_from_slice(&bytes);
+        if s.get("expect_sent").is_some() {
+            let list = match observe_sent(&out, &mut parsed, &mut preface_seen) {
+                Ok(l) => l,
+                Err(e) => {
+                    decode_error.get_or_insert(format!("steps[{i}]: {e}"));
+                    Vec::new()
+                }
+            };
+            sent.push(list);
+        }
+    }
+    if let (Some(e), true) = (decode_error, violations.is_empty()) {
+        return Err(e);
+    }
+    Ok(Wire { sent, violations })
+}
+
+/// Whether `patterns` match `sent` once a GOAWAY with an error code is left out of the
+/// patterns, and `sent` has no GOAWAY: a connection error closed without GOAWAY, which
+/// §6.4 `[[close.on-error]]` makes a SHOULD.
+fn matches_without_error_goaway(patterns: &[Value], sent: &[Value]) -> bool {
+    let is_error_goaway =
+        |p: &Value| p["kind"] == "GOAWAY" && p.get("code").is_some_and(|c| c != 0);
+    patterns.iter().any(is_error_goaway) && !sent.iter().any(|p| p["kind"] == "GOAWAY") && {
+        let rest: Vec<Value> = patterns
+            .iter()
+            .filter(|p| !is_error_goaway(p))
+            .cloned()
+            .collect();
+        match_list("", &rest, sent).is_ok()
     }
 }
 
 /// Checks a `connection` result: each observation against its `expect_*` step, then the
-/// outcome.
-pub(crate) fn check_transcript(probe: &Probe, result: &Value) -> Result<(), String> {
+/// outcome, then (protocol 2) what the sender monitor found. `Err` fails the case at
+/// its level; `Ok(Some)` is a finding of another level (NON-STRICT for a SHOULD).
+/// Steps are named by their index in the vector's `steps` array.
+pub(crate) fn check_transcript(
+    probe: &Probe,
+    result: &Value,
+    wire: bool,
+) -> Result<Option<(String, Level)>, String> {
+    let replay = if wire {
+        Some(replay_wire(probe, result)?)
+    } else {
+        None
+    };
+    check_steps(probe, result, replay.as_ref()).map_err(|e| match &replay {
+        Some(w) if !w.violations.is_empty() => {
+            let all: Vec<String> = w
+                .violations
+                .iter()
+                .map(|(i, v)| format!("steps[{i}]: {v}"))
+                .collect();
+            format!("{e}; sender monitor: {}", all.join("; "))
+        }
+        _ => e,
+    })
+}
+
+fn check_steps(
+    probe: &Probe,
+    result: &Value,
+    replay: Option<&Wire>,
+) -> Result<Option<(String, Level)>, String> {
     let empty = Vec::new();
     let steps = probe.fields["steps"].as_array().unwrap_or(&empty);
     let observations = result["observations"]
         .as_array()
         .ok_or("no observations array")?;
+    let mut rebuilt = replay.map(|w| w.sent.iter());
+    let mut finding: Option<(String, Level)> = None;
     let mut obs = observations.iter();
     for (i, s) in steps.iter().enumerate() {
         let is_expect = [
@@ -347,44 +506,77 @@ pub(crate) fn check_transcript(probe: &Probe, result: &Value) -> Result<(), Stri
         }
         let o = obs
             .next()
-            .ok_or_else(|| format!("step {i}: no observation"))?;
+            .ok_or_else(|| format!("steps[{i}]: no observation"))?;
         if let Some(p) = s.get("expect_sent").and_then(Value::as_array) {
             let ignore: Vec<&str> = s["ignore"]
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let sent: Vec<Value> = o["sent"]
-                .as_array()
-                .ok_or_else(|| format!("step {i}: observation without `sent`"))?
-                .iter()
+            let items: Vec<Value> = match rebuilt.as_mut() {
+                Some(r) => r.next().cloned().unwrap_or_default(),
+                None => o["sent"]
+                    .as_array()
+                    .ok_or_else(|| format!("steps[{i}]: observation without `sent`"))?
+                    .clone(),
+            };
+            let sent: Vec<Value> = items
+                .into_iter()
                 .filter(|p| !p["kind"].as_str().is_some_and(|k| ignore.contains(&k)))
-                .cloned()
+                .map(|mut p| {
+                    with_decompressed(&mut p);
+                    p
+                })
                 .collect();
-            match_list(&format!("step {i}: sent"), p, &sent)?;
+            if let Err(e) = match_list(&format!("steps[{i}]: sent"), p, &sent) {
+                if !matches_without_error_goaway(p, &sent) {
+                    return Err(e);
+                }
+                finding.get_or_insert((
+                    format!("[[close.on-error]] steps[{i}]: closed on a connection error without sending GOAWAY"),
+                    Level::Should,
+                ));
+            }
         } else if let Some(p) = s.get("expect_events").and_then(Value::as_array) {
             let events = o["events"]
                 .as_array()
-                .ok_or_else(|| format!("step {i}: observation without `events`"))?;
-            match_list(&format!("step {i}: events"), p, events)?;
+                .ok_or_else(|| format!("steps[{i}]: observation without `events`"))?;
+            match_list(&format!("steps[{i}]: events"), p, events)?;
         } else if let Some(code) = s.get("expect_closed") {
             if &o["closed"] != code {
                 return Err(format!(
-                    "step {i}: expected closed with {code}, got {}",
+                    "steps[{i}]: expected closed with {code}, got {}",
                     o["closed"]
                 ));
             }
         } else if o["open"] != true {
-            return Err(format!("step {i}: expected open, got {o}"));
+            return Err(format!("steps[{i}]: expected open, got {o}"));
         }
     }
-    if probe.accepts(&result["outcome"]) {
-        Ok(())
-    } else {
-        Err(format!(
+    if !probe.accepts(&result["outcome"]) {
+        return Err(format!(
             "outcome {}, expected {}",
             result["outcome"], probe.accept[0]
-        ))
+        ));
     }
+    if let Some(w) = replay {
+        let worst = w.violations.iter().max_by_key(|(_, v)| v.level);
+        if let Some((i, v)) = worst {
+            let all: Vec<String> = w
+                .violations
+                .iter()
+                .map(|(i, v)| format!("steps[{i}]: {v}"))
+                .collect();
+            let message = format!("sender monitor: {}", all.join("; "));
+            let _ = i;
+            if v.level == Level::Must {
+                return Ok(Some((message, Level::Must)));
+            }
+            if finding.is_none() {
+                finding = Some((message, v.level));
+            }
+        }
+    }
+    Ok(finding)
 }
 
 struct Progress {

@@ -7,11 +7,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::filter::Filter;
-use super::forms::{codec_by_name, field, hex_field, num, str_field};
-use super::mutants::Mutant;
+use super::forms::{codec_by_name, field, hex, hex_field, num, str_field};
+use super::mutants::{Mutant, OutputState};
 pub(crate) use crate::vectors::verify_connection::{event_json, observe_sent};
-use fleetwire::connection::{Config, Connection, Identity, SendOptions, ServiceSet};
-use fleetwire::{ErrorCode, Route};
+use fleetwire::compress::Compressor;
+use fleetwire::connection::{Config, Connection, Identity, SendError, SendOptions, ServiceSet};
+use fleetwire::{Codec, ErrorCode, Route};
 
 fn config_from(c: &Value, mutant: Option<Mutant>) -> Result<Config, String> {
     let node_id = num(c, "node_id")?;
@@ -99,7 +100,11 @@ struct Run {
     conn: Connection,
     mutant: Option<Mutant>,
     filter: Option<Filter>,
+    /// Everything written, after the mutant's output rewriting.
     out: Vec<u8>,
+    /// What was written during the current step (protocol v2 `wire`).
+    step_out: Vec<u8>,
+    ost: OutputState,
     parsed: usize,
     preface_seen: bool,
     app_closed: bool,
@@ -130,27 +135,30 @@ impl Run {
         }
     }
 
-    /// Packets sent since the last call: header fields, payload, control fields.
-    fn sent(&mut self) -> Result<Vec<Value>, String> {
-        self.conn.poll_transmit(&mut self.out);
-        let list = observe_sent(&self.out, &mut self.parsed, &mut self.preface_seen)?;
-        Ok(self.mutate_sent(list))
+    /// Takes what the connection wrote, through the mutant's output rewriting.
+    fn flush(&mut self) {
+        let mut raw = Vec::new();
+        self.conn.poll_transmit(&mut raw);
+        if raw.is_empty() {
+            return;
+        }
+        if let Some(m) = self.mutant {
+            self.ost.app_closed = self.app_closed;
+            raw = m.rewrite_output(&raw, &mut self.ost);
+        }
+        self.out.extend_from_slice(&raw);
+        self.step_out.extend_from_slice(&raw);
     }
 
-    fn mutate_sent(&self, mut list: Vec<Value>) -> Vec<Value> {
-        match self.mutant {
-            Some(Mutant::PongLate) => {
-                let (pongs, mut others): (Vec<Value>, Vec<Value>) =
-                    list.into_iter().partition(|p| p["kind"] == "PONG");
-                others.extend(pongs);
-                others
-            }
-            Some(Mutant::GoawayNotAnswered) if !self.app_closed => {
-                list.retain(|p| !(p["kind"] == "GOAWAY" && p["code"] == 0));
-                list
-            }
-            _ => list,
-        }
+    /// Packets sent since the last call: header fields, payload, control fields.
+    fn sent(&mut self) -> Result<Vec<Value>, String> {
+        self.flush();
+        // what a mutant writes may not decode: say so in the observation, so that the
+        // runner (which decodes the raw bytes itself in protocol 2) names the fault
+        Ok(
+            observe_sent(&self.out, &mut self.parsed, &mut self.preface_seen)
+                .unwrap_or_else(|e| vec![json!({ "undecodable": e })]),
+        )
     }
 
     fn outcome(&mut self) -> Value {
@@ -182,21 +190,84 @@ fn app(run: &mut Run, now: Duration, step: &Value) -> Result<(), String> {
                 num(step, "service")?,
                 num(step, "channel")?,
             );
+            let payload = hex_field(step, "payload")?;
+            if let Some(m) = run.mutant {
+                if bypass_send(run, m, route, &payload, opts) {
+                    return Ok(());
+                }
+            }
             // refusals are not reported: what is sent is checked by expect_sent
-            let _ = run
-                .conn
-                .send_data(route, &hex_field(step, "payload")?, opts);
+            if let Err(e) = run.conn.send_data(route, &payload, opts) {
+                if let Some(m) = run.mutant {
+                    refused_send(run, m, e, route, &payload);
+                }
+            }
         }
         "close" => {
             run.app_closed = true;
             run.conn.close(now, "")
         }
         "send_ping" => {
+            run.ost.app_ping = true;
             run.conn.send_ping(now);
         }
         other => return Err(format!("unknown app action {other}")),
     }
     Ok(())
+}
+
+/// Writes a DATA packet past the connection (what a buggy sender does).
+fn write_raw(run: &mut Run, route: Route, codec: Codec, payload: &[u8]) {
+    run.flush();
+    let mut h = fleetwire::Header::data(route, payload.len() as u16);
+    h.codec = codec;
+    let mut bytes = Vec::new();
+    h.encode_to_vec(&mut bytes);
+    bytes.extend_from_slice(payload);
+    run.out.extend_from_slice(&bytes);
+    run.step_out.extend_from_slice(&bytes);
+}
+
+/// The sender-side mutants that take over a send: `true` when they did.
+fn bypass_send(run: &mut Run, m: Mutant, route: Route, payload: &[u8], opts: SendOptions) -> bool {
+    let Some(peer) = run.conn.peer().copied() else {
+        return false;
+    };
+    if opts.codec == Codec::None || opts.never_compress || run.conn.is_closed() {
+        return false;
+    }
+    let mut wire = Vec::new();
+    if Compressor::default()
+        .compress(opts.codec, payload, &mut wire)
+        .is_err()
+    {
+        return false;
+    }
+    let announced = peer.codecs & opts.codec.hello_bit() != 0;
+    let cap = u64::from(peer.max_decompressed).min(u64::from(peer.max_ratio) * wire.len() as u64);
+    let take = match m {
+        Mutant::CompressesUnannounced => !announced,
+        Mutant::CompressesPastCap => announced && payload.len() as u64 > cap,
+        Mutant::CompressesIncompressible => announced && wire.len() >= payload.len(),
+        _ => false,
+    };
+    if take {
+        write_raw(run, route, opts.codec, &wire);
+    }
+    take
+}
+
+/// The sender-side mutants that send what the connection refused.
+fn refused_send(run: &mut Run, m: Mutant, e: SendError, route: Route, payload: &[u8]) {
+    let send = match (m, e) {
+        (Mutant::DataBeyondCredit, SendError::NoCredit) => true,
+        (Mutant::DataOverPeerMax, SendError::TooLarge) => true,
+        (Mutant::DataAfterOwnGoaway, SendError::Closing) => run.app_closed,
+        _ => false,
+    };
+    if send && !run.conn.is_closed() {
+        write_raw(run, route, Codec::None, payload);
+    }
 }
 
 /// Runs one step; returns the observation of an `expect_*` step.
@@ -208,6 +279,7 @@ fn step(run: &mut Run, now: &mut Duration, s: &Value, i: usize) -> Result<Option
         }
         *now = at;
     }
+    run.ost.app_ping = false;
     let observation = if s.get("recv").is_some() {
         run.recv(*now, &hex_field(s, "recv")?);
         None
@@ -249,6 +321,8 @@ pub(crate) fn connection(req: &Value, mutant: Option<Mutant>) -> Result<Value, S
         mutant,
         filter,
         out: Vec::new(),
+        step_out: Vec::new(),
+        ost: OutputState::default(),
         parsed: 0,
         preface_seen: false,
         app_closed: false,
@@ -258,11 +332,20 @@ pub(crate) fn connection(req: &Value, mutant: Option<Mutant>) -> Result<Value, S
     let steps = field(req, "steps")?
         .as_array()
         .ok_or("steps is not an array")?;
+    let want_wire = req.get("wire").and_then(Value::as_bool) == Some(true);
     let mut observations = Vec::new();
+    let mut wire = Vec::new();
     for (i, s) in steps.iter().enumerate() {
         if let Some(o) = step(&mut run, &mut now, s, i)? {
             observations.push(o);
         }
+        run.flush();
+        let sent = std::mem::take(&mut run.step_out);
+        wire.push(json!({ "sent": hex(&sent), "closed": run.conn.is_closed() }));
     }
-    Ok(json!({ "observations": observations, "outcome": run.outcome() }))
+    let mut result = json!({ "observations": observations, "outcome": run.outcome() });
+    if want_wire {
+        result["wire"] = json!(wire);
+    }
+    Ok(result)
 }

@@ -84,6 +84,33 @@ fn every_mutant_is_killed() {
     assert!(survivors.is_empty(), "mutants no case kills: {survivors:?}");
 }
 
+/// The sender monitor names the requirement a sender-side mutant breaks, and finds
+/// nothing in what the reference sends.
+// trace: hdr.ext-send, hello.versions, comp.send-format
+#[test]
+fn sender_monitor_names_the_broken_requirement() {
+    let selected: Vec<Case> = cases(SEED)
+        .into_iter()
+        .filter(|c| c.id.starts_with("codec.connection."))
+        .collect();
+    let ok = run_cases(&mut InProcess::reference(), &selected, &quick()).unwrap();
+    assert!(ok.iter().all(|r| r.verdict == Verdict::Ok));
+    for (m, tag) in [
+        (Mutant::NodeStampsSource, "[[hdr.ext-send]]"),
+        (Mutant::HelloMaxVersion2, "[[hello.versions]]"),
+        (Mutant::CorruptCompressor, "[[comp.send-format]]"),
+        (Mutant::SendsReservedBits, "[[hdr.reserved-send]]"),
+        (Mutant::NeverGrantsCredit, "[[flow.no-deadlock]]"),
+    ] {
+        let results = run_cases(&mut InProcess::new(Some(m)), &selected, &quick()).unwrap();
+        let named = results.iter().any(|r| {
+            r.verdict == Verdict::Failed
+                && r.failure.as_ref().is_some_and(|f| f.message.contains(tag))
+        });
+        assert!(named, "{m}: no case failed naming {tag}");
+    }
+}
+
 fn mutant_report(m: Mutant, glob: &str) -> Report {
     let selected: Vec<Case> = cases(SEED)
         .into_iter()

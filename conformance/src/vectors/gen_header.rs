@@ -450,18 +450,48 @@ fn incomplete(v: &mut Vec<Vector>) {
         );
     }
     let ext = Raw::data(3).src(9).bytes();
-    for n in [8usize, 9] {
+    // spec §12.2: the count goes to the end of the current stage (8, then 10 with X = 1)
+    for n in [1usize, 2, 5, 7, 8, 9] {
+        let (needed, why) = if n < 8 {
+            (
+                8 - n,
+                "X = 1, fewer than 8 bytes: 8 − length more bytes to the base header (§12.2)",
+            )
+        } else {
+            (
+                10 - n,
+                "X = 1: the header is incomplete until 10 bytes are present",
+            )
+        };
         v.push(
             vector(
                 format!("header.incomplete.extension-{n}-bytes"),
                 "4.9",
                 &["hdr.order", "err.incomplete"],
-                "X = 1: the header is incomplete until 10 bytes are present",
+                why,
             )
             .input(&ext[..n])
-            .ok(json!({ "incomplete": 10 - n }), false),
+            .ok(json!({ "incomplete": needed }), false),
         );
     }
+    let bad_ext = Raw {
+        version: 3,
+        kind: 12,
+        r: 3,
+        ..Raw::data(0)
+    }
+    .src(7)
+    .bytes();
+    v.push(
+        vector(
+            "header.incomplete.invalid-with-x-7-bytes",
+            "4.9",
+            &["hdr.order", "err.incomplete"],
+            "7 bytes with X = 1 and an invalid version, kind and R bits: incomplete, 1 more byte to the base header (and no error before the complete 10-byte header)",
+        )
+        .input(&bad_ext[..7])
+        .ok(json!({ "incomplete": 1 }), false),
+    );
     let bad = Raw {
         version: 3,
         kind: 12,

@@ -328,6 +328,39 @@ pub(crate) fn transcript(v: &Value) -> Result<(), String> {
 /// The packets of `out` after `*parsed`, flattened (header fields, payload as hex, control
 /// fields), the preface first as `{"preface": true}`; advances `parsed` past complete
 /// packets and leaves an incomplete one for the next call.
+/// Adds `decompressed` to an observed DATA item: its payload as the application sent
+/// it (decoded by the reference without limits; left out when it does not decode), so
+/// that a transcript can check a send whose compression is the sender's choice.
+pub(crate) fn with_decompressed(item: &mut Value) {
+    if item["kind"] != "DATA" || item.get("decompressed").is_some() {
+        return;
+    }
+    let Some(payload) = item["payload"].as_str().and_then(super::json::unhex) else {
+        return;
+    };
+    let codec = match item["codec"].as_str() {
+        Some("none") => {
+            item["decompressed"] = json!(hex(&payload));
+            return;
+        }
+        Some("snappy") => Codec::Snappy,
+        Some("zlib") => Codec::Zlib,
+        _ => return,
+    };
+    let limits = fleetwire::compress::DecompressLimits {
+        max_decompressed: 16 << 20,
+        max_ratio: 255,
+        codecs: 3,
+    };
+    let mut plain = Vec::new();
+    if fleetwire::compress::Decompressor::new()
+        .decompress(codec, &payload, &limits, &mut plain)
+        .is_ok()
+    {
+        item["decompressed"] = json!(hex(&plain));
+    }
+}
+
 pub(crate) fn observe_sent(
     out: &[u8],
     parsed: &mut usize,
@@ -350,6 +383,7 @@ pub(crate) fn observe_sent(
         };
         let mut flat = header_json(&pkt.header);
         flat["payload"] = json!(hex(pkt.payload));
+        with_decompressed(&mut flat);
         if pkt.header.kind.is_control() {
             let c = Control::parse(pkt.header.kind, pkt.payload)
                 .map_err(|e| format!("the endpoint sent an invalid control payload: {e}"))?;

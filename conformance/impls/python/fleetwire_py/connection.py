@@ -221,7 +221,7 @@ class Connection:
         self.send_credit_packets = 0
         self.send_credit_bytes = 0
         # counters
-        self.delivered = 0  # DATA delivered locally (spec §5.5 `delivered`)
+        self.delivered = 0  # DATA processed: delivered or discarded by a packet error (§5.5)
         self.packet_errors = 0  # spec §12.3
         self._empty_run = 0  # spec §11 max_empty_run
         self._ping_window_start: Optional[int] = None
@@ -701,6 +701,9 @@ class Connection:
             payload = self._deliverable_payload(p)
         except PacketError as e:
             self._packet_error(e, p)
+            # §5.5 goaway.delivered: a DATA packet discarded with a packet error was
+            # processed, and counts
+            self.delivered += 1
             if not self.config.auto_credit and not self.closed:
                 # §8 flow.grant / flow.no-deadlock: a discarded packet never reaches the
                 # application, so nothing else would give its credit back: it is granted

@@ -48,7 +48,7 @@ from .connection import (
     HandshakeComplete,
     PongReceived,
 )
-from .errors import ConnectionError_, ErrorCode, FleetwireError, UsageError, code_name
+from .errors import ConnectionError_, ErrorCode, FleetwireError, PacketError, UsageError, code_name
 
 CODEC_NAMES = {0: "none", 1: "snappy", 2: "zlib", 3: "reserved"}
 CODEC_IDS = {"none": 0, "snappy": 1, "zlib": 2, "reserved": 3}
@@ -334,7 +334,9 @@ class Transcript:
         self.steps = steps
         self._events: list = []
         self._sent = Deframer(expect_preface=True)  # parses what the endpoint sends
+        self._step_out = bytearray()  # what the current step wrote (protocol 2 `wire`)
         self.observations: list[dict] = []
+        self.wire: list[dict] = []
 
     def _take_events(self) -> list[dict]:
         """The application takes its events, and credit goes back for what it took
@@ -344,8 +346,13 @@ class Transcript:
         self.conn.grant_consumed()
         return [x for x in (event_item(e, self.conn) for e in evs) if x is not None]
 
+    def _flush(self) -> None:
+        raw = self.conn.data_to_send()
+        self._sent.feed(raw)
+        self._step_out += raw
+
     def _sent_items(self) -> list[dict]:
-        self._sent.feed(self.conn.data_to_send())
+        self._flush()
         items: list[dict] = []
         while (ev := self._sent.next_event()) is not None:
             if isinstance(ev, PrefaceEvent):
@@ -353,6 +360,14 @@ class Transcript:
             elif isinstance(ev, PacketEvent):
                 p = ev.packet
                 item = dict(header_dict(p.header), payload=p.payload.hex())
+                if p.header.kind == Kind.DATA:
+                    # vectors/README.md: a DATA item's `decompressed` payload, when it decodes
+                    try:
+                        item["decompressed"] = C.decompress(
+                            p.header.codec, p.payload, announced_codecs=3,
+                            max_decompressed=16 << 20, max_ratio=255).hex()
+                    except PacketError:
+                        pass
                 if p.header.kind != Kind.DATA:
                     kind = Kind(p.header.kind).name
                     item.update(control_dict(kind, CONTROL[kind].decode(p.payload)))
@@ -415,6 +430,9 @@ class Transcript:
                 self.observations.append({"open": not conn.closed})
             else:
                 raise BadRequest(f"unknown step {sorted(step)}")
+            self._flush()
+            self.wire.append({"sent": bytes(self._step_out).hex(), "closed": bool(conn.closed)})
+            self._step_out.clear()
         return {"observations": self.observations, "outcome": self.outcome()}
 
     def outcome(self) -> dict:
@@ -431,7 +449,11 @@ class Transcript:
 
 
 def op_connection(req: dict) -> dict:
-    return Transcript(req["config"], req["steps"]).run()
+    t = Transcript(req["config"], req["steps"])
+    result = t.run()
+    if req.get("wire") is True:  # protocol 2: the raw bytes of every step
+        result["wire"] = t.wire
+    return result
 
 
 OPERATIONS: dict[str, Callable[[dict], dict]] = {

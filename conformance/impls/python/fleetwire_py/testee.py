@@ -1,4 +1,4 @@
-"""Testee side of the Fleetwire conformance protocol, version 1 (conformance/PROTOCOL.md).
+"""Testee side of the Fleetwire conformance protocol, versions 1 and 2 (conformance/PROTOCOL.md).
 
     python3 -m fleetwire_py.testee
 
@@ -21,7 +21,9 @@ from typing import BinaryIO, Optional
 
 from .driver import OPERATIONS, BadRequest, Unsupported
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+#: the versions spoken; the runner offers its own in `protocols` (PROTOCOL.md §3)
+PROTOCOLS = (1, 2)
 MAX_MESSAGE = 64 * 1024 * 1024  # PROTOCOL.md §2
 NAME = "fleetwire-py"
 VERSION = "0.2.0"
@@ -62,8 +64,18 @@ def write_message(stream: BinaryIO, msg: dict) -> None:
     stream.flush()
 
 
-def hello_answer() -> dict:
-    return {"type": "hello", "protocol": PROTOCOL_VERSION, "name": NAME, "version": VERSION,
+def negotiate(msg: dict) -> Optional[int]:
+    """The highest version both speak: from `protocols` when the runner sends it, else
+    from `protocol` (a version 1 runner)."""
+    offered = msg.get("protocols")
+    if not isinstance(offered, list):
+        offered = [msg.get("protocol")]
+    common = [v for v in offered if v in PROTOCOLS]
+    return max(common) if common else None
+
+
+def hello_answer(protocol: int = PROTOCOL_VERSION) -> dict:
+    return {"type": "hello", "protocol": protocol, "name": NAME, "version": VERSION,
             "levels": list(LEVELS), "operations": sorted(OPERATIONS)}
 
 
@@ -102,11 +114,12 @@ def serve(inp: BinaryIO, out: BinaryIO, verbose: bool = False) -> int:
             return 0
         kind = msg.get("type")
         if kind == "hello":
-            if msg.get("protocol") != PROTOCOL_VERSION:
+            version = negotiate(msg)
+            if version is None:
                 write_message(out, {"type": "error",
-                                    "message": f"protocol {msg.get('protocol')!r} not supported (speaks 1)"})
+                                    "message": f"protocol {msg.get('protocol')!r} not supported (speaks 1, 2)"})
                 return 2
-            write_message(out, hello_answer())
+            write_message(out, hello_answer(version))
             greeted = True
         elif kind == "bye":
             return 0

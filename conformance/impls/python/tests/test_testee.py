@@ -70,8 +70,24 @@ class SubprocessRoundTrip(unittest.TestCase):
             {"type": "result", "id": 2, "result": {"error": "UNKNOWN_KIND", "code": 5}},
         ])
 
+    def test_protocol_2_is_negotiated_and_returns_the_wire(self):
+        steps = [{"expect_sent": [{"preface": True}, {"kind": "HELLO"}]}, {"at_ms": 0, "recv": ""}]
+        config = {"role": "node", "node_id": 1, "peer_id": 0, "codecs": 3, "trust_source": False,
+                  "require_auth": False, "authenticated": None, "services": None, "limits": {}}
+        rc, answers, _ = run_testee([
+            {"type": "hello", "protocol": 1, "protocols": [1, 2]},
+            {"type": "request", "id": 1, "op": "connection", "config": config, "steps": steps,
+             "wire": True},
+        ])
+        self.assertEqual(rc, 0)
+        self.assertEqual(answers[0]["protocol"], 2)
+        wire = answers[1]["result"]["wire"]
+        self.assertEqual(len(wire), 2)  # one entry per step
+        self.assertTrue(wire[0]["sent"].startswith("894657495245"))  # the preface, then HELLO
+        self.assertEqual(wire[1], {"sent": "", "closed": False})
+
     def test_wrong_protocol_version(self):
-        rc, answers, _ = run_testee([{"type": "hello", "protocol": 2}])
+        rc, answers, _ = run_testee([{"type": "hello", "protocol": 3}])
         self.assertEqual(rc, 2)
         self.assertEqual(answers[0]["type"], "error")
         self.assertIn("message", answers[0])

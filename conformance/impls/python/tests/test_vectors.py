@@ -256,7 +256,8 @@ class ConnectionVectors(VectorCase):
                     self.assertIsNone(failure, v["id"])
                 self.assertIn(outcome, options, (v["id"], failure))
         self.assertEqual(sorted(skipped), ["connection.route.error-dest-ffff", "connection.route.proxy-dest-ffff",
-                                           "connection.route.proxy-forwards"])
+                                           "connection.route.proxy-forwards",
+                                           "connection.route.proxy-forwards-error"])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
 mod handshake;
 mod lifecycle;
+mod sender;
 mod traffic;
 
 use serde_json::{json, Map, Value};
@@ -289,5 +290,6 @@ pub(crate) fn connection_vectors() -> Vec<Vector> {
     timers(&mut v);
     limits(&mut v);
     pings(&mut v);
+    sender::sender(&mut v);
     v
 }
