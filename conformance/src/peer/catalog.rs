@@ -734,7 +734,6 @@ pub(super) fn catalogue() -> Vec<Def> {
             "a CREDIT of 1 packet and 0 bytes: accepted",
             |c| {
                 let mut s = c.std()?;
-                s.mon.granted(1, 0);
                 s.send(&control(Control::Credit(Credit { packets: 1, bytes: 0 })))?;
                 Ok(s.expect_alive(7))
             }),
@@ -745,7 +744,6 @@ pub(super) fn catalogue() -> Vec<Def> {
                 let p = u32::MAX - s.ours.initial_credit_packets;
                 let b = u32::MAX - s.ours.initial_credit_bytes;
                 s.auto_grant = false;
-                s.mon.granted(p, b);
                 s.send(&control(Control::Credit(Credit { packets: p, bytes: b })))?;
                 Ok(s.expect_alive(8))
             }),
@@ -799,7 +797,6 @@ pub(super) fn catalogue() -> Vec<Def> {
             |c| {
                 let mut s = c.std()?;
                 let ping = Ping { id: 0, timestamp: u64::MAX };
-                s.mon.pinged(0, u64::MAX);
                 s.send(&control(Control::Ping(ping)))?;
                 Ok(s.expect_echoes_with(&[], &[(ping, 0)]))
             }),
@@ -945,7 +942,6 @@ pub(super) fn catalogue() -> Vec<Def> {
                 let mut b = goaway(ErrorCode::NO_ERROR, "");
                 b.extend(control(Control::Credit(Credit { packets: 1, bytes: 1 })));
                 b.extend(raw_control(Kind::Pong, &[3; 20]));
-                s.mon.granted(1, 1);
                 s.send(&b)?;
                 Ok(s.expect_close(ErrorCode::NO_ERROR))
             }),
@@ -971,7 +967,6 @@ pub(super) fn catalogue() -> Vec<Def> {
                 if echoes > 4 {
                     return Ok(must("more DATA than the runner's packet credit (§8 [[flow.send]])", "at most 4 echoes", format!("{echoes}")));
                 }
-                s.mon.granted(6, 0);
                 s.send(&control(Control::Credit(Credit { packets: 6, bytes: 0 })))?;
                 s.auto_grant = true;
                 Ok(s.expect_echoes(&sent[echoes..]))
@@ -988,7 +983,6 @@ pub(super) fn catalogue() -> Vec<Def> {
                 if echoes > 3 {
                     return Ok(must("more DATA bytes than the runner's byte credit (§8 [[flow.send]])", "at most 3 echoes", format!("{echoes}")));
                 }
-                s.mon.granted(0, 4096);
                 s.send(&control(Control::Credit(Credit { packets: 0, bytes: 4096 })))?;
                 s.auto_grant = true;
                 Ok(s.expect_echoes(&sent[echoes..]))
@@ -1563,7 +1557,6 @@ pub(super) fn catalogue() -> Vec<Def> {
                 let mut s = c.std()?;
                 let one = control(Control::Credit(Credit { packets: 1, bytes: 1 }));
                 let b: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
-                s.mon.granted(1000, 1000);
                 s.send(&b)?;
                 Ok(s.expect_alive(21))
             }),

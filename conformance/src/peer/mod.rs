@@ -28,7 +28,6 @@
 
 mod builtin;
 mod catalog;
-mod monitor;
 mod pki;
 mod run;
 mod session;

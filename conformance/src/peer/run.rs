@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::monitor::Violation;
 use super::pki::RunnerPki;
 use super::session::{Ctx, Outcome};
 use super::{select, PeerRole};
-use crate::cases::{tag_levels, Level};
+use crate::cases::Level;
 use crate::report::Report;
 use crate::runner::{CaseResult, Failure, Verdict};
+use crate::Violation;
 
 /// How the runner protects its connections.
 #[derive(Clone)]
@@ -207,7 +207,6 @@ pub fn run_peer(opts: &PeerOptions) -> Result<Report, String> {
             return Err(format!("cannot connect to {addr}"));
         }
     }
-    let levels = tag_levels();
     let start = Instant::now();
     let mut results = Vec::new();
     let mut implementation = String::new();
@@ -239,7 +238,7 @@ pub fn run_peer(opts: &PeerOptions) -> Result<Report, String> {
         }
         drop(ctx);
         let seen: Vec<Violation> = violations.borrow().clone();
-        let outcome = with_violations(outcome, &seen, &levels);
+        let outcome = with_violations(outcome, &seen);
         let (verdict, failure) = match outcome {
             Outcome::Ok => (Verdict::Ok, None),
             Outcome::Unsupported(why) => {
@@ -294,24 +293,17 @@ pub fn run_peer(opts: &PeerOptions) -> Result<Report, String> {
 
 /// Folds the sender violations of a case into its outcome: a MUST violation fails the
 /// case, a SHOULD violation makes a passing case NON-STRICT.
-fn with_violations(
-    outcome: Outcome,
-    seen: &[Violation],
-    levels: &std::collections::BTreeMap<String, Level>,
-) -> Outcome {
+fn with_violations(outcome: Outcome, seen: &[Violation]) -> Outcome {
     if seen.is_empty() {
         return outcome;
     }
-    let level_of = |v: &Violation| levels.get(v.tag).copied().unwrap_or(Level::Must);
+    let level_of = |v: &Violation| v.level;
     let worst = seen.iter().map(level_of).min_by_key(|l| match l {
         Level::Must => 0,
         Level::Should => 1,
         Level::May => 2,
     });
-    let text: Vec<String> = seen
-        .iter()
-        .map(|v| format!("[[{}]] {}", v.tag, v.message))
-        .collect();
+    let text: Vec<String> = seen.iter().map(ToString::to_string).collect();
     let text = format!("sender check: {}", text.join("; "));
     match outcome {
         Outcome::Ok | Outcome::Unsupported(_) => Outcome::Deviation {

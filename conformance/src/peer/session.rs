@@ -1,7 +1,7 @@
 //! One live connection to the testee and what a case can do with it: open it (with a
 //! normal or a deliberately broken TLS setup, preface and HELLO), send, and expect
-//! echoes, PONGs, packet errors and closes. Every packet the testee writes goes through
-//! the sender checks ([`Monitor`]).
+//! echoes, PONGs, packet errors and closes. Every byte the testee writes, and every byte
+//! it received, goes through the sender monitor ([`Monitor`], asynchronous mode).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::monitor::{Monitor, Violation};
 use super::run::{PeerOptions, PeerSecurity, PeerTarget};
 use super::wire::{Event, Wire};
 use super::PeerRole;
 use crate::cases::Level;
+use crate::{Monitor, MonitorOptions, Violation};
 use fleetwire::compress::{DecompressLimits, Decompressor};
 use fleetwire::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Pong, Role};
 use fleetwire::tls::TlsEndpoint;
@@ -487,7 +487,10 @@ pub(super) struct Session {
     pub(super) th: Hello<'static>,
     /// The runner's HELLO.
     pub(super) ours: Hello<'static>,
-    pub(super) mon: Monitor,
+    mon: Monitor,
+    /// How many of the testee's bytes the monitor has seen.
+    fed: usize,
+    epoch: Instant,
     shared: Rc<RefCell<Vec<Violation>>>,
     pending: VecDeque<Event>,
     /// Credit the testee granted the runner and the runner has not used.
@@ -514,9 +517,8 @@ pub(super) struct Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.shared
-            .borrow_mut()
-            .extend(self.mon.violations.drain(..));
+        self.feed();
+        self.shared.borrow_mut().extend(self.mon.take_violations());
     }
 }
 
@@ -526,7 +528,13 @@ impl Session {
         Session {
             wire,
             th: Hello::new(Role::Node, 1, &Limits::default(), 0),
-            mon: Monitor::new(ours),
+            mon: Monitor::new(MonitorOptions {
+                role: None,
+                peer_trusted: false,
+                synchronous: false,
+            }),
+            fed: 0,
+            epoch: now,
             ours,
             shared: ctx.violations.clone(),
             pending: VecDeque::new(),
@@ -593,10 +601,27 @@ impl Session {
         }
     }
 
+    /// Hands the testee's new output to the monitor.
+    fn feed(&mut self) {
+        if self.wire.received.len() > self.fed {
+            let now = self.epoch.elapsed();
+            self.mon.sent(now, &self.wire.received[self.fed..]);
+            self.fed = self.wire.received.len();
+        }
+    }
+
+    /// Sends Fleetwire bytes through the wire, telling the monitor what the testee is
+    /// about to receive.
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.feed();
+        self.mon.received(self.epoch.elapsed(), bytes);
+        self.wire.send(bytes)
+    }
+
     /// Sends raw Fleetwire bytes, in one write.
     pub(super) fn send(&mut self, bytes: &[u8]) -> R<()> {
         self.last_send = Instant::now();
-        self.wire.send(bytes).map_err(|e| {
+        self.write(bytes).map_err(|e| {
             must(
                 format!("the connection failed while the runner was sending: {e}"),
                 "the connection stays open",
@@ -631,6 +656,7 @@ impl Session {
             match self.wire.next(deadline) {
                 Event::Packet(p, t) => {
                     self.observe(&p);
+                    self.feed();
                     self.pending.push_back(Event::Packet(p, t));
                 }
                 other => {
@@ -684,7 +710,6 @@ impl Session {
             id: self.next_ping,
             timestamp: 0x0102_0304_0506_0708 ^ self.next_ping,
         };
-        self.mon.pinged(ping.id, ping.timestamp);
         (ping, control(Control::Ping(ping)))
     }
 
@@ -695,14 +720,12 @@ impl Session {
             return;
         }
         self.grant_pending = (0, 0);
-        self.mon.granted(packets, bytes);
         let c = control(Control::Credit(Credit { packets, bytes }));
-        let _ = self.wire.send(&c);
+        let _ = self.write(&c);
     }
 
     /// What one packet from the testee means to the runner's bookkeeping.
     fn observe(&mut self, p: &Packet) {
-        self.mon.packet(p);
         match p.header.kind {
             Kind::Data => {
                 self.data_received += 1;
@@ -724,7 +747,7 @@ impl Session {
                         timestamp: ping.timestamp,
                         hold_us: 0,
                     }));
-                    let _ = self.wire.send(&pong);
+                    let _ = self.write(&pong);
                 }
             }
             _ => {}
@@ -743,7 +766,7 @@ impl Session {
                 Event::Packet(p, t)
             }
             Event::Garbage(code, what) => {
-                self.mon.invalid_header(code, &what);
+                self.feed();
                 Event::Garbage(code, what)
             }
             other => other,
