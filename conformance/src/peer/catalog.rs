@@ -365,6 +365,16 @@ fn too_long(c: &Ctx<'_>, t: Duration) -> R<()> {
     Ok(())
 }
 
+/// The gap between trickled bytes: three of them within 3/4 of the timer, each well
+/// within the testee's idle timeout.
+fn trickle_gap(s: &Session, t: Duration) -> Duration {
+    let g = t / 4;
+    match s.th.idle_timeout_ms {
+        0 => g,
+        idle => g.min(Duration::from_millis(u64::from(idle) / 3)),
+    }
+}
+
 /// A TIMEOUT close: GOAWAY TIMEOUT not before `t0 + t`, and by `t0 + t + grace`.
 fn expect_timeout(s: &mut Session, t0: Instant, t: Duration) -> Outcome {
     let c = s.until_close(t0 + t + grace(t));
@@ -1329,13 +1339,19 @@ pub(super) fn catalogue() -> Vec<Def> {
                 Ok(s.expect_alive(17))
             }),
         case!("timer.header-expires", Both, Any, "6.5", ["timeout.close", "timeout.boundary"],
-            "3 bytes of a header, then nothing: GOAWAY TIMEOUT when the header timer expires, not before",
+            "4 header bytes trickled in (keeping the idle timer alive), then nothing: GOAWAY TIMEOUT when the header timer, started at the first byte, expires",
             |c| {
                 let t = c.opts.timers.header;
                 too_long(c, t)?;
                 let mut s = c.std()?;
-                s.send(&data(1, 1, b"slow")[..3])?;
+                let g = trickle_gap(&s, t);
+                let d = data(1, 1, b"slow");
+                s.send(&d[..1])?;
                 let t0 = s.last_send;
+                for i in 1..4 {
+                    std::thread::sleep(g);
+                    s.send(&d[i..=i])?;
+                }
                 Ok(expect_timeout(&mut s, t0, t))
             }),
         case!("timer.header-not-before", Both, Any, "6.5", ["timeout.boundary", "err.incomplete"],
@@ -1352,14 +1368,20 @@ pub(super) fn catalogue() -> Vec<Def> {
                 Ok(s.expect_echoes(&[Sent { payload: b"late".to_vec(), service: 1, channel: 12, never: false }]))
             }),
         case!("timer.packet-expires", Both, Any, "6.5", ["timeout.close", "timeout.boundary"],
-            "a complete header and 1 of 16 payload bytes: GOAWAY TIMEOUT when the packet timer expires",
+            "a header and payload bytes trickled in (keeping the idle timer alive), never completing: GOAWAY TIMEOUT when the packet timer, started at the first byte, expires",
             |c| {
                 let t = c.opts.timers.packet;
                 too_long(c, t)?;
                 let mut s = c.std()?;
-                s.take_credit(&[16])?;
-                s.send(&data(1, 1, &[7; 16])[..9])?;
+                let g = trickle_gap(&s, t);
+                s.take_credit(&[64])?;
+                let d = data(1, 1, &[7; 64]);
+                s.send(&d[..9])?;
                 let t0 = s.last_send;
+                for i in 9..12 {
+                    std::thread::sleep(g);
+                    s.send(&d[i..=i])?;
+                }
                 Ok(expect_timeout(&mut s, t0, t))
             }),
         case!("timer.packet-not-before", Both, Any, "6.5", ["timeout.boundary"],
@@ -1786,6 +1808,14 @@ fn tls_refused(c: &mut Ctx<'_>, plan: TlsPlan) -> R {
     let (mut w, hs) = c.connect(&plan)?;
     if let Err(_e) = hs {
         return Ok(Outcome::Ok);
+    }
+    if matches!(plan, TlsPlan::Tls12Only) {
+        // §10.1: an earlier version must not even be negotiated
+        return Ok(must(
+            "the testee negotiated TLS 1.2 (§10.1 [[tls.version]]: it must refuse to)",
+            "handshake failure",
+            "TLS 1.2 handshake completed",
+        ));
     }
     // handshake done: the testee must abort right after it, before any application data
     if c.role == super::PeerRole::Server {

@@ -28,6 +28,7 @@
 
 mod builtin;
 mod catalog;
+mod mutants;
 mod pki;
 mod run;
 mod session;
@@ -38,6 +39,7 @@ pub use builtin::{
     run_server as builtin_server_run, BuiltinReport,
 };
 pub use catalog::Sec;
+pub use mutants::{killing_cases, live_kills, run_client_mutant, run_server_mutant, LiveMutant};
 pub use pki::RunnerPki;
 pub use run::{
     peer_command, run_peer, PeerArgs, PeerOptions, PeerSecurity, PeerTarget, TesteeTimers,
