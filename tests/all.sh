@@ -24,7 +24,7 @@ PYTHONPATH=conformance/impls/python "$fw" conformance codec \
 
 # Short timers on both sides, so that the timer cases take about a second each; the
 # runner is told the same values (--timers).
-timers="handshake=1200,header=600,packet=1000,drain=400"
+timers="handshake=1200,header=600,packet=1400,drain=400"
 
 echo "== conformance peer: the Python implementation as a live server"
 port=$((20000 + RANDOM % 20000))

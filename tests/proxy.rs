@@ -45,10 +45,7 @@ fn proxy(routes: &[(u16, SocketAddr)]) -> Proxy {
 fn client_options() -> ClientOptions {
     let mut opts = ClientOptions::new(ClientSecurity::Plaintext);
     // the proxy is configured as trusted: its stamped sources are honoured (§7.4)
-    opts.config = Config {
-        trust_server_as_proxy: true,
-        ..Config::client()
-    };
+    opts.config = Config::client().with_trust_server_as_proxy(true);
     opts
 }
 
@@ -170,21 +167,12 @@ fn compressed_payload_forwarded_byte_for_byte() {
     let node_addr = node_listener.local_addr().unwrap();
     let proxy = proxy(&[(3, node_addr)]);
     let (sock, _) = node_listener.accept().unwrap();
-    let mut node = Raw::new(
-        sock,
-        Config {
-            trust_source: true,
-            ..Config::node(3)
-        },
-    );
+    let mut node = Raw::new(sock, Config::node(3).with_trust_source(true));
     node.event(|e| matches!(e, Event::Established { .. }));
 
     let mut client = Raw::new(
         TcpStream::connect(proxy.local_addr()).unwrap(),
-        Config {
-            trust_server_as_proxy: true,
-            ..Config::client()
-        },
+        Config::client().with_trust_server_as_proxy(true),
     );
     let Event::Established { peer } = client.event(|e| matches!(e, Event::Established { .. }))
     else {
@@ -582,10 +570,7 @@ fn packets_queued_for_a_closed_egress_answered_unreachable() {
     drop(node_listener); // the proxy's reconnection attempts fail from now on
                          // a node that grants credit for 4 packets and never grants more: the rest stay
                          // queued in the proxy
-    let mut config = Config {
-        trust_source: true,
-        ..Config::node(5)
-    };
+    let mut config = Config::node(5).with_trust_source(true);
     config.limits.initial_credit_packets = 4;
     let mut node = Raw::new(sock, config);
     node.event(|e| matches!(e, Event::Established { .. }));
@@ -657,10 +642,7 @@ fn packets_too_large_for_the_next_hop_answered_unreachable() {
     let node_listener = TcpListener::bind(local()).unwrap();
     let proxy = proxy(&[(5, node_listener.local_addr().unwrap())]);
     let (sock, _) = node_listener.accept().unwrap();
-    let mut config = Config {
-        trust_source: true,
-        ..Config::node(5)
-    };
+    let mut config = Config::node(5).with_trust_source(true);
     config.limits.max_payload = 1024;
     let mut node = Raw::new(sock, config);
     node.event(|e| matches!(e, Event::Established { .. }));

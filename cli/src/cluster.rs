@@ -38,12 +38,11 @@ fn millis(d: Option<Duration>) -> String {
 
 pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
     use fleetwire::transport::cluster::{Cluster, ClusterConfig, NODES, PROXY_ID};
-    let config = ClusterConfig {
-        clients: usize::from(args.clients),
-        size: usize::from(args.size),
-        window: usize::from(args.window),
-        tls: args.tls,
-    };
+    let config = ClusterConfig::default()
+        .with_clients(usize::from(args.clients))
+        .with_size(usize::from(args.size))
+        .with_window(usize::from(args.window))
+        .with_tls(args.tls);
     let mut cluster = match Cluster::start(config) {
         Ok(c) => c,
         Err(e) => {

@@ -32,10 +32,7 @@ fn echo_node(id: u16) -> (SocketAddr, Shutdown, thread::JoinHandle<()>) {
 fn client_options() -> ClientOptions {
     let mut opts = ClientOptions::new(ClientSecurity::Plaintext);
     // the proxy is configured as trusted: its stamped sources are honoured (§7.4)
-    opts.config = Config {
-        trust_server_as_proxy: true,
-        ..Config::client()
-    };
+    opts.config = Config::client().with_trust_server_as_proxy(true);
     opts
 }
 

@@ -23,7 +23,7 @@ use fleetwire::{Codec, Route};
 pub(super) const TIMERS: TesteeTimers = TesteeTimers {
     handshake: Duration::from_millis(1200),
     header: Duration::from_millis(600),
-    packet: Duration::from_millis(1000),
+    packet: Duration::from_millis(1400),
     drain: Duration::from_millis(400),
 };
 

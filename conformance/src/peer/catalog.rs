@@ -351,7 +351,7 @@ fn ratio_cap(s: &mut Session, codec: Codec, plus: usize) -> R<Vec<u8>> {
 
 /// Grace for a testee's timer to fire and its GOAWAY to arrive.
 fn grace(t: Duration) -> Duration {
-    t / 2 + Duration::from_millis(300)
+    t / 4 + Duration::from_millis(200)
 }
 
 fn too_long(c: &Ctx<'_>, t: Duration) -> R<()> {

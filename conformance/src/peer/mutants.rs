@@ -159,8 +159,6 @@ live_mutants! {
     ClosesAtOnceAfterAnswer = "live-closes-at-once-after-answer", "close.answer-then-close",
         "Closes right after answering a GOAWAY, dropping what it would still have sent.";
     // TLS configuration
-    AcceptsTls12 = "live-accepts-tls12", "tls.version",
-        "Its TLS server also negotiates TLS 1.2.";
     IgnoresAlpn = "live-ignores-alpn", "tls.alpn",
         "Its TLS server neither requires nor selects ALPN.";
 }
@@ -180,7 +178,7 @@ impl std::str::FromStr for LiveMutant {
 impl LiveMutant {
     /// Whether the bug is in the TLS setup (killed by the TLS runs).
     pub fn tls(self) -> bool {
-        matches!(self, LiveMutant::AcceptsTls12 | LiveMutant::IgnoresAlpn)
+        matches!(self, LiveMutant::IgnoresAlpn)
     }
 
     /// Which filter direction the bug needs: (toward the reference, from it).
@@ -211,7 +209,6 @@ impl LiveMutant {
             | M::ErrorBudgetOffByOne
             | M::HeaderTimerLate
             | M::HeaderTimerEarly
-            | M::AcceptsTls12
             | M::IgnoresAlpn => (false, false),
             _ => (false, true),
         }
@@ -506,17 +503,15 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
     let (node_security, security) = if mutant.tls() {
         let ca = super::pki::RunnerPki::new()?;
         let (cert, key) = ca.issue(&["localhost"], &[])?;
-        let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(cert.as_bytes())
-            .collect::<Result<Vec<rustls::pki_types::CertificateDer<'static>>, _>>()
+        let certs = fleetwire::rustls::pki_types::pem::PemObject::pem_slice_iter(cert.as_bytes())
+            .collect::<Result<Vec<fleetwire::rustls::pki_types::CertificateDer<'static>>, _>>()
             .map_err(|e| e.to_string())?;
-        let key = <rustls::pki_types::PrivateKeyDer<'static> as rustls::pki_types::pem::PemObject>::from_pem_slice(key.as_bytes())
+        let key = <fleetwire::rustls::pki_types::PrivateKeyDer<'static> as fleetwire::rustls::pki_types::pem::PemObject>::from_pem_slice(key.as_bytes())
             .map_err(|e| e.to_string())?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let versions: &[&rustls::SupportedProtocolVersion] = match mutant {
-            LiveMutant::AcceptsTls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            _ => &[&rustls::version::TLS13],
-        };
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let provider = Arc::new(fleetwire::rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&fleetwire::rustls::SupportedProtocolVersion] =
+            &[&fleetwire::rustls::version::TLS13];
+        let mut config = fleetwire::rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(|e| e.to_string())?
             .with_no_client_auth()

@@ -11,8 +11,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use fleetwire::rustls::pki_types::pem::PemObject;
+use fleetwire::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::run::{PeerOptions, PeerSecurity, PeerTarget};
 use super::wire::{Event, Wire};
@@ -164,15 +164,13 @@ pub(super) struct Closing {
 /// The runner's HELLO: small limits so that the testee's sender-side bounds apply to
 /// every testee (spec §4.5, §8, §9.2).
 pub(super) fn runner_hello(role: PeerRole) -> Hello<'static> {
-    let limits = Limits {
-        max_payload: 1024,
-        max_decompressed: 4096,
-        max_ratio: 8,
-        initial_credit_packets: 64,
-        initial_credit_bytes: 16_384,
-        idle_timeout_ms: 0,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_payload = 1024;
+    limits.max_decompressed = 4096;
+    limits.max_ratio = 8;
+    limits.initial_credit_packets = 64;
+    limits.initial_credit_bytes = 16_384;
+    limits.idle_timeout_ms = 0;
     match role {
         PeerRole::Server => Hello::new(Role::Client, 0, &limits, 0x03),
         PeerRole::Client => {
@@ -277,7 +275,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn client_config(&self, plan: &TlsPlan) -> R<Arc<rustls::ClientConfig>> {
+    fn client_config(&self, plan: &TlsPlan) -> R<Arc<fleetwire::rustls::ClientConfig>> {
         let PeerSecurity::TlsClient {
             ca_pem,
             identity,
@@ -288,17 +286,17 @@ impl Ctx<'_> {
             return Err(unsupported("a TLS client setup over plaintext"));
         };
         let err = |e: String| must(format!("runner TLS setup: {e}"), "", "");
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let versions: &[&rustls::SupportedProtocolVersion] = match plan {
-            TlsPlan::Tls12Only => &[&rustls::version::TLS12],
-            _ => &[&rustls::version::TLS13],
+        let provider = Arc::new(fleetwire::rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&fleetwire::rustls::SupportedProtocolVersion] = match plan {
+            TlsPlan::Tls12Only => &[&fleetwire::rustls::version::TLS12],
+            _ => &[&fleetwire::rustls::version::TLS13],
         };
-        let mut roots = rustls::RootCertStore::empty();
+        let mut roots = fleetwire::rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(ca_pem) {
             let c = c.map_err(|e| err(e.to_string()))?;
             roots.add(c).map_err(|e| err(e.to_string()))?;
         }
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = fleetwire::rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(|e| err(e.to_string()))?
             .with_root_certificates(roots);
@@ -339,7 +337,7 @@ impl Ctx<'_> {
         Ok(Arc::new(config))
     }
 
-    fn server_config(&self, plan: &TlsPlan) -> R<Arc<rustls::ServerConfig>> {
+    fn server_config(&self, plan: &TlsPlan) -> R<Arc<fleetwire::rustls::ServerConfig>> {
         let PeerSecurity::TlsServer {
             cert_pem,
             key_pem,
@@ -370,16 +368,16 @@ impl Ctx<'_> {
                 String::from_utf8_lossy(key_pem).into_owned(),
             ),
         };
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let versions: &[&rustls::SupportedProtocolVersion] = match plan {
-            TlsPlan::Tls12Only => &[&rustls::version::TLS12],
-            _ => &[&rustls::version::TLS13],
+        let provider = Arc::new(fleetwire::rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&fleetwire::rustls::SupportedProtocolVersion] = match plan {
+            TlsPlan::Tls12Only => &[&fleetwire::rustls::version::TLS12],
+            _ => &[&fleetwire::rustls::version::TLS13],
         };
         let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))?;
         let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| err(e.to_string()))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let mut config = fleetwire::rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(|e| err(e.to_string()))?
             .with_no_client_auth()
