@@ -318,6 +318,9 @@ impl Filter {
         let kind = p[0] & 0x0F;
         let control = kind != 0 && kind != 6;
         let first = self.packets == 1;
+        if kind == 1 && p.len() < hl + 28 {
+            return p; // a short HELLO: the reference refuses it anyway
+        }
         // mutants that only change a HELLO pass everything after it through, so that
         // they do not hold back incomplete packets
         if first
