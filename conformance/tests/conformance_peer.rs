@@ -113,6 +113,8 @@ enum Broken {
     ClosesWithoutGoaway,
     /// Echoes DATA but never answers PING (and checks nothing).
     IgnoresPing,
+    /// Echoes DATA with an R bit set: an invalid header.
+    EchoesReservedBit,
 }
 
 /// A tiny server that completes the handshake and then misbehaves.
@@ -166,8 +168,11 @@ fn broken_connection(mut sock: TcpStream, mode: Broken) {
                 break;
             }
             if h.kind == Kind::Data {
-                let echo = &buf[offset..offset + h.packet_len()];
-                if sock.write_all(echo).is_err() {
+                let mut echo = buf[offset..offset + h.packet_len()].to_vec();
+                if matches!(mode, Broken::EchoesReservedBit) {
+                    echo[1] |= 0x04;
+                }
+                if sock.write_all(&echo).is_err() {
                     return;
                 }
             }
@@ -227,6 +232,32 @@ fn broken_server_that_ignores_ping_is_caught() {
         failure.message.contains("PONG") || failure.message.contains("answer"),
         "{failure:?}"
     );
+}
+
+// trace: hdr.reserved-send
+#[test]
+fn invalid_header_from_the_testee_fails_the_case_and_the_run_goes_on() {
+    let addr = broken_server(Broken::EchoesReservedBit, 4);
+    let report = run_peer(&opts(
+        addr,
+        &[
+            "peer.server.stream.coalesced",
+            "peer.server.header.hint-bits-ignored",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(report.results.len(), 2);
+    for r in &report.results {
+        assert_eq!(r.verdict, Verdict::Failed, "{}", r.id);
+        let f = r.failure.as_ref().unwrap();
+        assert!(f.message.contains("invalid header"), "{f:?}");
+        assert!(
+            r.tags.iter().any(|t| t == "hdr.reserved-send"),
+            "{:?}",
+            r.tags
+        );
+    }
+    assert_eq!(report.exit_code(), 1);
 }
 
 #[test]
