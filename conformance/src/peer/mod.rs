@@ -39,7 +39,9 @@ pub use builtin::{
     run_server as builtin_server_run, BuiltinReport,
 };
 pub use catalog::Sec;
-pub use mutants::{killing_cases, live_kills, run_client_mutant, run_server_mutant, LiveMutant};
+pub use mutants::{
+    killing_cases, live_kill_matrix, live_kills, run_client_mutant, run_server_mutant, LiveMutant,
+};
 pub use pki::RunnerPki;
 pub use run::{
     peer_command, run_peer, PeerArgs, PeerOptions, PeerSecurity, PeerTarget, TesteeTimers,

@@ -691,3 +691,45 @@ pub fn live_kills(
     };
     Ok(killing_cases(&report))
 }
+
+/// Runs every live mutant (TLS ones in the server role only) against all cases of
+/// `role`, `threads` at a time, and returns the killing cases of each: the live half
+/// of the `tag → mutants → killing cases` matrix. An empty list is a survivor; a
+/// harness failure is reported as `Err`.
+///
+/// ```no_run
+/// use fleetwire_conformance::peer::{live_kill_matrix, PeerRole};
+/// let m = live_kill_matrix(PeerRole::Server, 8);
+/// assert!(m.values().all(|k| k.as_ref().is_ok_and(|k| !k.is_empty())));
+/// ```
+pub fn live_kill_matrix(
+    role: PeerRole,
+    threads: usize,
+) -> std::collections::BTreeMap<LiveMutant, Result<Vec<String>, String>> {
+    let todo: Vec<LiveMutant> = LiveMutant::ALL
+        .iter()
+        .copied()
+        .filter(|m| role == PeerRole::Server || !m.tls())
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(todo));
+    let results = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let workers: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let queue = queue.clone();
+            let results = results.clone();
+            thread::spawn(move || loop {
+                let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+                let Some(m) = next else { return };
+                let kills = live_kills(m, role, &[]);
+                if let Ok(mut r) = results.lock() {
+                    r.insert(m, kills);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let out = results.lock().map(|r| r.clone()).unwrap_or_default();
+    out
+}
