@@ -1052,25 +1052,42 @@ pub(super) fn catalogue() -> Vec<Def> {
         case!("source.x-error-from-client", Server, Any, "7.4", ["src.forbid"],
             "an ERROR with X = 1 from a client: SOURCE_FORGED",
             |c| conn_err(c, |_| { let h = data(1, 1, b"x"); Ok(error_report(ErrorCode::NO_ROUTE, &h[..8], "", Route::new(0, 0, 0), Some(5))) }, ErrorCode::SOURCE_FORGED)),
-        case!("source.x-from-node", Both, Any, "7.4", ["src.forbid"],
-            "DATA with X = 1 from a node: SOURCE_FORGED",
+        case!("source.x-from-node", Both, Any, "7.4", ["src.forbid", "src.auth"],
+            "DATA with X = 1 from a node: SOURCE_FORGED (a server that takes nodes only when authenticated or configured refuses the node HELLO: BAD_HELLO)",
             |c| {
                 needs_no_auth(c)?;
                 let mut s = c.open(Plan::hello(|h| { h.role = Role::Node; h.node_id = 40; }))?;
+                if refuses_unconfigured_nodes(c) {
+                    return Ok(s.expect_close(ErrorCode::BAD_HELLO));
+                }
                 s.send(&routed(Route::new(0, 1, 1), Some(5), b"forged"))?;
                 Ok(s.expect_close(ErrorCode::SOURCE_FORGED))
             }),
-        case!("source.x-from-untrusted-proxy", Both, Any, "7.4", ["src.trust"],
-            "DATA with X = 1 from a proxy the testee did not authenticate: SOURCE_FORGED",
+        case!("source.x-from-unauthenticated-proxy", Both, Any, "7.4", ["src.trust", "src.auth"],
+            "DATA with X = 1 from a proxy the testee did not authenticate: SOURCE_FORGED (a server refuses the proxy HELLO first where the spec requires authentication; a client honours X from its server where the spec says so)",
             |c| {
                 needs_no_auth(c)?;
                 let mut s = c.open(Plan::hello(|h| { h.role = Role::Proxy; h.node_id = 41; }))?;
-                s.send(&routed(Route::new(0, 1, 1), Some(5), b"forged"))?;
+                if refuses_unconfigured_nodes(c) {
+                    return Ok(s.expect_close(ErrorCode::BAD_HELLO));
+                }
+                s.take_credit(&[6])?;
+                s.send(&routed(Route::new(0, 1, 1), Some(5), b"source"))?;
+                if c.role == super::PeerRole::Client && client_trusts_server() {
+                    // §7.4 [[src.client-trusts-server]]: delivered from node 5
+                    return Ok(s.expect_echoes(&[Sent { payload: b"source".to_vec(), service: 1, channel: 1, never: false }]));
+                }
                 Ok(s.expect_close(ErrorCode::SOURCE_FORGED))
             }),
         case!("source.proxy-without-x", Both, Any, "7.4", ["src.trust", "src.forbid"],
-            "DATA with X = 0 from an unauthenticated proxy: accepted (the source is the proxy's id)",
-            |c| { needs_no_auth(c)?; hello_ok(c, |h| { h.role = Role::Proxy; h.node_id = 42; }) }),
+            "DATA with X = 0 from an unauthenticated proxy: accepted, the source is the proxy's id (BAD_HELLO from a server where the spec requires authentication)",
+            |c| {
+                needs_no_auth(c)?;
+                if refuses_unconfigured_nodes(c) {
+                    return hello_err(c, |h| { h.role = Role::Proxy; h.node_id = 42; }, ErrorCode::BAD_HELLO);
+                }
+                hello_ok(c, |h| { h.role = Role::Proxy; h.node_id = 42; })
+            }),
         // ---- §7 routing, §12 errors -----------------------------------------------------
         case!("route.no-route", Both, Any, "7.3", ["route.no-route", "error.route", "error.layout"],
             "DATA for node 77 (the testee is not a proxy): ERROR NO_ROUTE with the header, to the runner; the connection works",
@@ -1739,25 +1756,26 @@ pub(super) fn catalogue() -> Vec<Def> {
             "a fleetwire:node:7 certificate and a client HELLO (node_id 0): accepted (a client binds no id)",
             |c| cert_hello(c, &["fleetwire:node:7"], Role::Client, 0, None)),
         case!("tls.proxy-x-honoured", Server, Tls, "7.4", ["src.trust", "src.stamp"],
-            "an authenticated proxy (fleetwire:proxy:9) sends X = 1 DATA from node 55: accepted, echoed to node 55",
+            "an authenticated proxy (fleetwire:proxy:9) sends X = 1 DATA from node 55, then a PING: accepted (no SOURCE_FORGED); an echo, if any, goes to node 55",
             |c| {
                 let mut s = c.open(Plan { tls: TlsPlan::ClientCert(vec!["fleetwire:proxy:9".into()]), hello: HelloPlan::Edit(|h| { h.role = Role::Proxy; h.node_id = 9; }), ..Plan::default() })?;
                 s.take_credit(&[5])?;
-                s.send(&routed(Route::new(0, 1, 16), Some(55), b"proxy"))?;
+                let mut b = routed(Route::new(0, 1, 16), Some(55), b"proxy");
+                let (ping, pb) = s.ping_bytes();
+                b.extend(pb);
+                s.send(&b)?;
                 let deadline = s.deadline();
                 loop {
                     match s.next(deadline) {
-                        Event::Packet(p, _) if p.header.kind == Kind::Data => {
-                            if p.header.route.node != 55 {
-                                return Ok(must("the echo of a packet from node 55 is not routed to node 55 (§7.4)", "destination 55", format!("destination {}", p.header.route.node)));
-                            }
-                            return Ok(Outcome::Ok);
+                        Event::Packet(p, _) if p.header.kind == Kind::Data && p.header.route.node != 55 => {
+                            return Ok(must("the echo of a packet from node 55 is not routed to node 55 (§7.4)", "destination 55", format!("destination {}", p.header.route.node)));
                         }
-                        Event::Packet(p, _) if matches!(p.header.kind, Kind::Goaway | Kind::Error) => {
-                            return Ok(must("X = 1 from an authenticated proxy was refused (§7.4 [[src.trust]])", "echo", describe(&p)));
+                        Event::Packet(p, _) if p.header.kind == Kind::Pong && fleetwire::control::Pong::parse(&p.payload).is_ok_and(|x| x.id == ping.id) => return Ok(Outcome::Ok),
+                        Event::Packet(p, _) if p.header.kind == Kind::Goaway => {
+                            return Ok(must("X = 1 from an authenticated proxy was refused (§7.4 [[src.trust]])", "no error", describe(&p)));
                         }
                         Event::Packet(..) => {}
-                        other => return Ok(must("no echo from the testee", "echo", format!("{other:?}"))),
+                        other => return Ok(must("no PONG from the testee", "PONG", format!("{other:?}"))),
                     }
                 }
             }),
@@ -1782,6 +1800,19 @@ pub(super) fn catalogue() -> Vec<Def> {
                 Ok(s.expect_alive(25))
             }),
     ]
+}
+
+/// Whether the spec in force (document version 1.1 on) makes a client honour X = 1 from
+/// its proxy server (§7.4 `[[src.client-trusts-server]]`).
+fn client_trusts_server() -> bool {
+    crate::cases::tag_levels().contains_key("src.client-trusts-server")
+}
+
+/// Whether a server under test must refuse a node or proxy HELLO from a peer that is
+/// neither authenticated nor configured as trusted (§7.4 `[[src.auth]]` from document
+/// version 1.1 on; in 1.0 only when configured to require authentication).
+fn refuses_unconfigured_nodes(c: &Ctx<'_>) -> bool {
+    c.role == super::PeerRole::Server && client_trusts_server()
 }
 
 /// A node or proxy HELLO without a matching identity is refused first by a testee that

@@ -445,7 +445,13 @@ impl Ctx<'_> {
             }
             HelloPlan::None => Vec::new(),
         };
-        let mut s = Session::new(wire, ours, self);
+        // whether the testee honours X = 1 from the runner (§7.4): an authenticated proxy
+        // identity, or a client whose server announces role proxy (1.1 on)
+        let proxy_cert = matches!(&plan.tls, TlsPlan::ClientCert(uris) if uris.iter().any(|u| u.starts_with("fleetwire:proxy:")));
+        let client_trusts = self.role == PeerRole::Client
+            && ours.role == Role::Proxy
+            && crate::cases::tag_levels().contains_key("src.client-trusts-server");
+        let mut s = Session::new(wire, ours, self, proxy_cert || client_trusts);
         let mut first = plan.preface.clone().unwrap_or_else(|| PREFACE.to_vec());
         first.extend(hello_bytes);
         s.send(&first)?;
@@ -521,14 +527,14 @@ impl Drop for Session {
 }
 
 impl Session {
-    fn new(wire: Wire, ours: Hello<'static>, ctx: &Ctx<'_>) -> Session {
+    fn new(wire: Wire, ours: Hello<'static>, ctx: &Ctx<'_>, peer_trusted: bool) -> Session {
         let now = Instant::now();
         Session {
             wire,
             th: Hello::new(Role::Node, 1, &Limits::default(), 0),
             mon: Monitor::new(MonitorOptions {
                 role: None,
-                peer_trusted: false,
+                peer_trusted,
                 synchronous: false,
             }),
             fed: 0,
