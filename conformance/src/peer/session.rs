@@ -994,6 +994,15 @@ impl Session {
         self.expect_echoes_with(&[sent], &[(ping, 0)])
     }
 
+    /// A PING answered, and no error: the testee accepted the handshake.
+    pub(super) fn expect_pong(&mut self) -> Outcome {
+        let (ping, bytes) = self.ping_bytes();
+        if let Err(o) = self.send(&bytes) {
+            return o;
+        }
+        self.expect_echoes_with(&[], &[(ping, 0)])
+    }
+
     /// The id the testee attributes to the runner: the source of its packets (§7.4).
     pub(super) fn our_source(&self) -> u16 {
         match self.ours.role {
