@@ -25,27 +25,30 @@ fw=target/release/fleetwire
 echo "== Python package (python/): pip install, pytest, its codec testee"
 bash python/ci.sh "$fw"
 
+# Short timers on both sides, so that the timer cases take about a second each; the
+# runner is told the same values (--timers).
+timers="handshake=1200,header=600,packet=1400,drain=400"
+
 echo "== conformance peer: the Python implementation as a live server"
 port=$((20000 + RANDOM % 20000))
 log=$(mktemp)
 PYTHONPATH=conformance/impls/python .venv/bin/python -m fleetwire_py.peer server \
-  --port "$port" >"$log" 2>&1 &
+  --port "$port" --timers "$timers" --idle-ms 1000 >"$log" 2>&1 &
 pypid=$!
 trap 'kill "$pypid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$log" && break; sleep 0.1; done
-"$fw" conformance peer --connect "127.0.0.1:$port" --plaintext
+"$fw" conformance peer --connect "127.0.0.1:$port" --plaintext --timers "$timers" --timeout 3000
 kill "$pypid" 2>/dev/null || true
 
 echo "== conformance peer: the Python implementation as a live client"
 port=$((20000 + RANDOM % 20000))
 out=$(mktemp)
-(timeout 120 "$fw" conformance peer --listen "127.0.0.1:$port" --plaintext >"$out" 2>&1; echo "exit=$?" >>"$out") &
-# The client under test reconnects after each case: run it until the runner is done.
-for _ in $(seq 60); do
-  grep -q '^exit=' "$out" && break
-  PYTHONPATH=conformance/impls/python timeout 10 .venv/bin/python -m fleetwire_py.peer \
-    client --port "$port" >/dev/null 2>&1 || sleep 0.1
-done
+(timeout 300 "$fw" conformance peer --listen "127.0.0.1:$port" --plaintext --timers "$timers" \
+  --timeout 3000 >"$out" 2>&1; echo "exit=$?" >>"$out") &
+# The client under test echoes and reconnects after each case until the runner is gone.
+sleep 0.3
+PYTHONPATH=conformance/impls/python timeout 300 .venv/bin/python -m fleetwire_py.peer \
+  client --port "$port" --echo --timers "$timers" --idle-ms 1000 >/dev/null 2>&1 || true
 wait
 cat "$out"
 grep -qx 'exit=0' "$out"

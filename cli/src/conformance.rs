@@ -72,6 +72,13 @@ enum Mode {
         /// Only list the mutants.
         #[arg(long)]
         list: bool,
+        /// The live-peer mutants instead: the reference node (or, with `--client`, the
+        /// reference client) with one bug, against every live case.
+        #[arg(long)]
+        live: bool,
+        /// With --live: the client role instead of the server role.
+        #[arg(long, requires = "live")]
+        client: bool,
     },
 }
 
@@ -142,7 +149,22 @@ impl RunFlags {
 
 pub(crate) fn conformance(args: ConformanceArgs) -> ExitCode {
     let code = match args.mode {
-        None => conformance::codec_command(&args.run.codec_args(None, None)),
+        None => {
+            // no target: the codec cases against the reference, then the live-peer
+            // cases against the reference node and client over loopback
+            let (seed, case, skip, list) = (
+                args.run.seed.unwrap_or(1),
+                args.run.case.clone(),
+                args.run.skip.clone(),
+                args.run.list,
+            );
+            let codec = conformance::codec_command(&args.run.codec_args(None, None));
+            if list || codec == 2 {
+                codec
+            } else {
+                codec.max(conformance::peer::builtin_command(seed, &case, &skip))
+            }
+        }
         Some(Mode::Codec {
             testee,
             mutant,
@@ -164,7 +186,8 @@ pub(crate) fn conformance(args: ConformanceArgs) -> ExitCode {
             timeout_ms: timeout,
         }),
         Some(Mode::Report { html, reports }) => conformance::report_command(&html, &reports),
-        Some(Mode::Mutants { list }) => mutants(list),
+        Some(Mode::Mutants { list, live, client }) if live => live_mutants(list, client),
+        Some(Mode::Mutants { list, .. }) => mutants(list),
         Some(Mode::Peer(p)) => conformance::peer::peer_command(&p.peer_args()),
     };
     ExitCode::from(code)
@@ -216,6 +239,18 @@ pub(crate) struct PeerFlags {
     /// Seed of PING ids and payloads (default: from the clock).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// The testee's timers, for the timer cases (default: the spec's 10 s, 5 s, 30 s, 5 s).
+    #[arg(long, value_name = "handshake=MS,header=MS,packet=MS,drain=MS")]
+    timers: Option<String>,
+    /// Timer cases that would wait longer than this are UNSUPPORTED (default 12000).
+    #[arg(long, value_name = "MS")]
+    max_wait: Option<u64>,
+    /// The testee's max_packet_errors (default 16).
+    #[arg(long, value_name = "N")]
+    max_packet_errors: Option<u32>,
+    /// A service the testee does not register (enables the NO_SERVICE case).
+    #[arg(long, value_name = "S")]
+    unregistered_service: Option<u8>,
 }
 
 impl PeerFlags {
@@ -235,8 +270,59 @@ impl PeerFlags {
             junit: self.junit.clone(),
             timeout_ms: self.timeout,
             seed: self.seed,
+            timers: self.timers.clone(),
+            max_wait_ms: self.max_wait,
+            max_packet_errors: self.max_packet_errors,
+            unregistered_service: self.unregistered_service,
         }
     }
+}
+
+/// The live-peer mutants: their list, or each against every live case of one role.
+fn live_mutants(list: bool, client: bool) -> u8 {
+    use conformance::peer::{live_kill_matrix, LiveMutant, PeerRole};
+    if list {
+        for m in LiveMutant::ALL {
+            println!("{:<40} {:<26} {}", m.name(), m.tag(), m.description());
+        }
+        return 0;
+    }
+    let role = if client {
+        PeerRole::Client
+    } else {
+        PeerRole::Server
+    };
+    let start = std::time::Instant::now();
+    let matrix = live_kill_matrix(role, 8);
+    println!(
+        "live kill matrix ({} role, {:.1} s):",
+        role.name(),
+        start.elapsed().as_secs_f64()
+    );
+    let mut killed = 0;
+    for (m, kills) in &matrix {
+        match kills {
+            Ok(ids) if !ids.is_empty() => {
+                killed += 1;
+                let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+                let more = if ids.len() > 3 { " ..." } else { "" };
+                println!(
+                    "  {:<40} {:>3} cases: {}{more}",
+                    m.name(),
+                    ids.len(),
+                    shown.join(" ")
+                );
+            }
+            Ok(_) => println!("  {:<40} SURVIVED", m.name()),
+            Err(e) => println!("  {:<40} harness error: {e}", m.name()),
+        }
+    }
+    let rate = 100.0 * killed as f64 / matrix.len().max(1) as f64;
+    println!(
+        "kill rate: {killed}/{} live mutants ({rate:.1} %)",
+        matrix.len()
+    );
+    u8::from(killed < matrix.len())
 }
 
 /// Prints the mutants, or runs every case against each and prints the kill matrix;

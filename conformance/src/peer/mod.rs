@@ -9,8 +9,16 @@
 //! [`PeerTarget::Listen`] it is a client that connects once per case (cases
 //! `peer.client.*`, the runner acts as a node).
 //!
-//! A server under test is assumed to echo every DATA packet back to its sender (the
-//! reference node does); the echo cases check payloads and order only.
+//! The implementation under test, server or client, is assumed to echo every DATA packet
+//! back to its sender with the same service, channel and payload (the reference node
+//! does); an echo too large for the runner's limits may be compressed or dropped.
+//!
+//! Every case names its spec section and tags; besides its own expectation, every packet
+//! the testee writes goes through the sender checks (header bits, the runner's announced
+//! limits, credit, codecs, PONG order, GOAWAY rules), and a violation fails the case
+//! that saw it, naming the requirement. The runner's HELLO announces small limits
+//! (`max_payload` 1024, `max_decompressed` 4096, `max_ratio` 8, 64 packets and 16 KiB
+//! of credit) so that the sender-side bounds apply to every testee.
 //!
 //! ```
 //! let ids: Vec<String> = fleetwire_conformance::peer::peer_cases(fleetwire_conformance::peer::PeerRole::Server)
@@ -18,10 +26,26 @@
 //! assert!(ids.contains(&"peer.server.ping.answer".to_string()));
 //! ```
 
+mod builtin;
+mod catalog;
+mod mutants;
+mod pki;
 mod run;
+mod session;
 mod wire;
 
-pub use run::{peer_command, run_peer, PeerArgs, PeerOptions, PeerSecurity, PeerTarget};
+pub use builtin::{
+    builtin_command, builtin_peer_run, run_client as builtin_client_run,
+    run_server as builtin_server_run, BuiltinReport,
+};
+pub use catalog::Sec;
+pub use mutants::{
+    killing_cases, live_kill_matrix, live_kills, run_client_mutant, run_server_mutant, LiveMutant,
+};
+pub use pki::RunnerPki;
+pub use run::{
+    peer_command, run_peer, PeerArgs, PeerOptions, PeerSecurity, PeerTarget, TesteeTimers,
+};
 
 use super::cases::{tag_levels, Level};
 use super::Glob;
@@ -36,35 +60,17 @@ pub enum PeerRole {
 }
 
 impl PeerRole {
-    fn name(self) -> &'static str {
+    /// `"server"` or `"client"`, as in the case ids.
+    ///
+    /// ```
+    /// assert_eq!(fleetwire_conformance::peer::PeerRole::Client.name(), "client");
+    /// ```
+    pub fn name(self) -> &'static str {
         match self {
             PeerRole::Server => "server",
             PeerRole::Client => "client",
         }
     }
-}
-
-/// The fault a case injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
-    ReservedBit,
-    UnknownKind,
-    BadVersion,
-    Codec3,
-    ControlRoute,
-    Oversize,
-    Bomb,
-    SecondHello,
-    DataBeforeHello,
-    Split,
-    Coalesced,
-    SlowDrip,
-    Ping,
-    Goaway,
-    CreditZero,
-    Flood,
-    HeaderTimeout,
-    HandshakeTimeout,
 }
 
 /// One live-peer case.
@@ -86,75 +92,39 @@ pub struct PeerCase {
     pub level: Level,
     /// What the case does.
     pub description: &'static str,
-    fault: Fault,
+    /// Plaintext and TLS, or only one of them.
+    pub security: Sec,
+    run: catalog::CaseFn,
 }
 
-type Spec = (
-    &'static str,
-    Fault,
-    &'static str,
-    &'static [&'static str],
-    &'static str,
-);
-
-const CASES: &[Spec] = &[
-    ("header.reserved-bit", Fault::ReservedBit, "4.8", &["hdr.reserved", "close.on-error"], "DATA with an R bit set: GOAWAY RESERVED_BIT, close"),
-    ("header.unknown-kind", Fault::UnknownKind, "4.3", &["hdr.kind", "close.on-error"], "a packet of kind 7: GOAWAY UNKNOWN_KIND, close"),
-    ("header.bad-version", Fault::BadVersion, "4.2", &["hdr.version", "close.on-error"], "DATA with Version 2: GOAWAY UNSUPPORTED_VERSION, close"),
-    ("header.codec-3", Fault::Codec3, "4.4", &["hdr.codec-reserved", "close.on-error"], "DATA with Cod = 3: GOAWAY BAD_FLAGS, close"),
-    ("header.control-route", Fault::ControlRoute, "4.6", &["hdr.control-route", "close.on-error"], "PING with a non-zero route: GOAWAY BAD_CONTROL, close"),
-    ("header.oversize", Fault::Oversize, "4.5", &["hdr.length-max", "close.on-error"], "a header with Payload Length max_payload+1 (no payload): GOAWAY PAYLOAD_TOO_LARGE, close"),
-    ("compress.bomb", Fault::Bomb, "9.3", &["comp.cap-error", "comp.packet-error"], "DATA decompressing beyond the announced cap: ERROR with the cap code, then the connection still echoes"),
-    ("state.second-hello", Fault::SecondHello, "6.3", &["state.permitted", "close.on-error"], "a second HELLO: GOAWAY UNEXPECTED_PACKET, close"),
-    ("state.data-before-hello", Fault::DataBeforeHello, "6.3", &["state.permitted", "close.on-error"], "preface, then DATA instead of HELLO: GOAWAY UNEXPECTED_PACKET, close"),
-    ("stream.split-every-byte", Fault::Split, "12.2", &["err.incomplete", "err.split-invariant"], "a valid DATA written one byte per write: echoed, no error"),
-    ("stream.coalesced", Fault::Coalesced, "12.2", &["err.split-invariant"], "20 DATA packets in one write: all echoed in order"),
-    ("stream.slow-drip", Fault::SlowDrip, "6.5", &["err.incomplete", "timeout.boundary"], "a DATA packet at one byte per 50 ms, within the header timeout: echoed, no error"),
-    ("ping.answer", Fault::Ping, "5.3", &["ping.answer", "ping.order"], "PING then DATA in one write: PONG with the same id and timestamp, before the echo"),
-    ("goaway.answer", Fault::Goaway, "6.4", &["close.answer", "close.answer-then-close"], "GOAWAY NO_ERROR: answered with GOAWAY NO_ERROR, then close"),
-    ("credit.zero", Fault::CreditZero, "5.6", &["credit.zero", "close.on-error"], "CREDIT with both increments zero: GOAWAY BAD_CONTROL, close"),
-    ("flood.empty-data", Fault::Flood, "11", &["limit.empty-run", "close.on-error"], "33 empty DATA packets: GOAWAY FLOOD, close"),
-    ("timeout.header", Fault::HeaderTimeout, "6.5", &["timeout.close", "close.on-error"], "3 bytes of a header, then nothing: GOAWAY TIMEOUT once the header timer (default 5 s) expires"),
-    ("timeout.handshake", Fault::HandshakeTimeout, "6.5", &["timeout.close", "close.on-error"], "the preface and no HELLO: GOAWAY TIMEOUT once the handshake timer (default 10 s) expires"),
-];
-
-/// The faults toward a client under test: no echo is expected from a client.
-const CLIENT_FAULTS: &[Fault] = &[
-    Fault::ReservedBit,
-    Fault::UnknownKind,
-    Fault::BadVersion,
-    Fault::ControlRoute,
-    Fault::Oversize,
-    Fault::SecondHello,
-    Fault::Ping,
-    Fault::Goaway,
-    Fault::CreditZero,
-    Fault::Flood,
-];
-
-/// The cases of one role, in run order.
+/// The cases of one role, plaintext and TLS, in run order.
 ///
 /// ```
 /// use fleetwire_conformance::peer::{peer_cases, PeerRole};
-/// assert_eq!(peer_cases(PeerRole::Server).len(), 18);
+/// assert!(peer_cases(PeerRole::Server).len() >= 60);
 /// assert!(peer_cases(PeerRole::Client).iter().all(|c| c.id.starts_with("peer.client.")));
 /// ```
 pub fn peer_cases(role: PeerRole) -> Vec<PeerCase> {
     let levels = tag_levels();
-    CASES
-        .iter()
-        .filter(|s| role == PeerRole::Server || CLIENT_FAULTS.contains(&s.1))
-        .map(|&(name, fault, section, tags, description)| {
+    catalog::catalogue()
+        .into_iter()
+        .filter(|d| match d.roles {
+            catalog::Roles::Both => true,
+            catalog::Roles::Server => role == PeerRole::Server,
+            catalog::Roles::Client => role == PeerRole::Client,
+        })
+        .map(|d| {
             // the level of the case is that of its primary requirement (the first tag);
-            // the secondary tags are graded per check (see `expect_error`)
-            let level = levels.get(tags[0]).copied().unwrap_or(Level::Must);
+            // the secondary tags are graded per check
+            let level = levels.get(d.tags[0]).copied().unwrap_or(Level::Must);
             PeerCase {
-                id: format!("peer.{}.{name}", role.name()),
-                section,
-                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                id: format!("peer.{}.{}", role.name(), d.name),
+                section: d.section,
+                tags: d.tags.iter().map(|t| (*t).to_owned()).collect(),
                 level,
-                description,
-                fault,
+                description: d.desc,
+                security: d.sec,
+                run: d.run,
             }
         })
         .collect()
@@ -163,7 +133,7 @@ pub fn peer_cases(role: PeerRole) -> Vec<PeerCase> {
 /// Every live-peer case of both roles and its tags, for `spec/TRACEABILITY.md`.
 ///
 /// ```
-/// assert!(fleetwire_conformance::peer::peer_coverage().iter().any(|c| c.case_id == "peer.server.flood.empty-data"));
+/// assert!(fleetwire_conformance::peer::peer_coverage().iter().any(|c| c.case_id == "peer.server.flood.empty-33"));
 /// ```
 pub fn peer_coverage() -> Vec<crate::vectors::CaseCoverage> {
     [PeerRole::Server, PeerRole::Client]
@@ -176,12 +146,18 @@ pub fn peer_coverage() -> Vec<crate::vectors::CaseCoverage> {
         .collect()
 }
 
-/// The cases of `role` selected by the include and exclude globs.
-fn select(role: PeerRole, case: &[String], skip: &[String]) -> Vec<PeerCase> {
+/// The cases of `role` for a plaintext or TLS run, selected by the include and exclude
+/// globs.
+fn select(role: PeerRole, tls: bool, case: &[String], skip: &[String]) -> Vec<PeerCase> {
     let include: Vec<Glob> = case.iter().map(|g| Glob::new(g)).collect();
     let exclude: Vec<Glob> = skip.iter().map(|g| Glob::new(g)).collect();
     peer_cases(role)
         .into_iter()
+        .filter(|c| match c.security {
+            Sec::Any => true,
+            Sec::Plain => !tls,
+            Sec::Tls => tls,
+        })
         .filter(|c| include.is_empty() || include.iter().any(|g| g.matches(&c.id)))
         .filter(|c| !exclude.iter().any(|g| g.matches(&c.id)))
         .collect()

@@ -1,21 +1,21 @@
-//! The live-peer runner: connections, fault injection, grading, the command.
+//! The live-peer runner: options, the case loop and its grading, the command.
 
-use std::io::Write as _;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::cell::RefCell;
+use std::net::TcpListener;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::wire::{Event, Wire};
-use super::{select, Fault, PeerRole};
+use super::pki::RunnerPki;
+use super::session::{Ctx, Outcome};
+use super::{select, PeerRole};
 use crate::cases::Level;
 use crate::report::Report;
 use crate::runner::{CaseResult, Failure, Verdict};
-use fleetwire::control::{Control, Credit, Goaway, Hello, Ping, Pong, Role};
-use fleetwire::tls::{client_config, server_config, TlsEndpoint};
-use fleetwire::{ErrorCode, Header, Kind, Limits, Packet, Route, PREFACE};
+use crate::Violation;
 
 /// How the runner protects its connections.
 #[derive(Clone)]
@@ -24,13 +24,25 @@ pub enum PeerSecurity {
     Plaintext,
     /// The runner is the TLS client (`--connect`).
     TlsClient {
-        /// Trust anchors and optional client identity.
-        config: Arc<fleetwire::tls::ClientConfig>,
+        /// Trust anchors (PEM) for the server's certificate.
+        ca_pem: Vec<u8>,
         /// The name the server's certificate must carry.
         server_name: String,
+        /// The runner's client certificate and key (PEM), if any.
+        identity: Option<(Vec<u8>, Vec<u8>)>,
+        /// A CA the testee trusts for client certificates: the runner issues node and
+        /// proxy identities from it for the §10.2 cases.
+        client_ca: Option<Arc<RunnerPki>>,
     },
     /// The runner is the TLS server (`--listen`).
-    TlsServer(Arc<fleetwire::tls::ServerConfig>),
+    TlsServer {
+        /// The runner's certificate chain (PEM).
+        cert_pem: Vec<u8>,
+        /// Its key (PEM).
+        key_pem: Vec<u8>,
+        /// The CA the client under test trusts, to issue certificates for other names.
+        ca: Option<Arc<RunnerPki>>,
+    },
 }
 
 impl std::fmt::Debug for PeerSecurity {
@@ -38,7 +50,7 @@ impl std::fmt::Debug for PeerSecurity {
         f.write_str(match self {
             PeerSecurity::Plaintext => "Plaintext",
             PeerSecurity::TlsClient { .. } => "TlsClient",
-            PeerSecurity::TlsServer(_) => "TlsServer",
+            PeerSecurity::TlsServer { .. } => "TlsServer",
         })
     }
 }
@@ -50,6 +62,67 @@ pub enum PeerTarget {
     Connect(String),
     /// Accept a client under test on this listener, one connection per case.
     Listen(TcpListener),
+}
+
+/// The testee's configured timers (spec §6.5), which the timer cases wait for. The
+/// defaults are the spec's.
+///
+/// ```
+/// let t = fleetwire_conformance::peer::TesteeTimers::default();
+/// assert_eq!(t.header.as_secs(), 5);
+/// let short: fleetwire_conformance::peer::TesteeTimers = "handshake=900,header=400,packet=800,drain=300".parse().unwrap();
+/// assert_eq!(short.packet.as_millis(), 800);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TesteeTimers {
+    /// Handshake timer.
+    pub handshake: Duration,
+    /// Header timer.
+    pub header: Duration,
+    /// Packet timer.
+    pub packet: Duration,
+    /// Drain timer.
+    pub drain: Duration,
+}
+
+impl Default for TesteeTimers {
+    fn default() -> TesteeTimers {
+        TesteeTimers {
+            handshake: Duration::from_secs(10),
+            header: Duration::from_secs(5),
+            packet: Duration::from_secs(30),
+            drain: Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::str::FromStr for TesteeTimers {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TesteeTimers, String> {
+        let mut t = TesteeTimers::default();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part}: expected NAME=MS"))?;
+            let ms: u64 = v
+                .parse()
+                .map_err(|_| format!("{part}: not a number of ms"))?;
+            let d = Duration::from_millis(ms);
+            match k {
+                "handshake" => t.handshake = d,
+                "header" => t.header = d,
+                "packet" => t.packet = d,
+                "drain" => t.drain = d,
+                _ => {
+                    return Err(format!(
+                        "{k}: unknown timer (handshake, header, packet, drain)"
+                    ))
+                }
+            }
+        }
+        Ok(t)
+    }
 }
 
 /// A live-peer run.
@@ -69,10 +142,46 @@ pub struct PeerOptions {
     pub skip: Vec<String>,
     /// The command that replays the run, for the report (without `--case`).
     pub replay: String,
+    /// The testee's timers (§6.5).
+    pub timers: TesteeTimers,
+    /// Timer cases whose timer is longer are UNSUPPORTED.
+    pub max_wait: Duration,
+    /// The testee's `max_packet_errors` (§12.3; default 16).
+    pub max_packet_errors: u32,
+    /// A service the testee does not register (for NO_SERVICE), if any.
+    pub unregistered_service: Option<u8>,
+    /// The testee requires node and proxy peers to authenticate (mutual TLS, §7.4).
+    pub testee_requires_auth: bool,
+}
+
+impl PeerOptions {
+    /// Options with the spec's defaults for the testee's configuration.
+    ///
+    /// ```
+    /// use fleetwire_conformance::peer::{PeerOptions, PeerSecurity, PeerTarget};
+    /// let o = PeerOptions::new(PeerTarget::Connect("127.0.0.1:1".into()), PeerSecurity::Plaintext);
+    /// assert_eq!(o.max_packet_errors, 16);
+    /// ```
+    pub fn new(target: PeerTarget, security: PeerSecurity) -> PeerOptions {
+        PeerOptions {
+            target,
+            security,
+            timeout: Duration::from_secs(5),
+            seed: 1,
+            case: Vec::new(),
+            skip: Vec::new(),
+            replay: String::new(),
+            timers: TesteeTimers::default(),
+            max_wait: Duration::from_secs(12),
+            max_packet_errors: 16,
+            unregistered_service: None,
+            testee_requires_auth: false,
+        }
+    }
 }
 
 /// Runs the selected cases and returns the report; `Err` when the harness could not
-/// run (no case selected, the testee unreachable or its handshake broken).
+/// run (no case selected, the testee unreachable).
 ///
 /// # Errors
 ///
@@ -82,34 +191,57 @@ pub fn run_peer(opts: &PeerOptions) -> Result<Report, String> {
         PeerTarget::Connect(_) => PeerRole::Server,
         PeerTarget::Listen(_) => PeerRole::Client,
     };
-    let selected = select(role, &opts.case, &opts.skip);
+    let tls = !matches!(opts.security, PeerSecurity::Plaintext);
+    let selected = select(role, tls, &opts.case, &opts.skip);
     if selected.is_empty() {
         return Err("no case matches --case/--skip".into());
+    }
+    if let PeerTarget::Connect(addr) = &opts.target {
+        // an unreachable testee is a harness error, not 100 failed cases
+        use std::net::ToSocketAddrs;
+        let reachable = addr
+            .to_socket_addrs()
+            .map_err(|e| format!("{addr}: {e}"))?
+            .any(|a| std::net::TcpStream::connect_timeout(&a, opts.timeout).is_ok());
+        if !reachable {
+            return Err(format!("cannot connect to {addr}"));
+        }
     }
     let start = Instant::now();
     let mut results = Vec::new();
     let mut implementation = String::new();
     for (i, case) in selected.iter().enumerate() {
         let t0 = Instant::now();
-        let send_hello = !matches!(case.fault, Fault::DataBeforeHello | Fault::HandshakeTimeout);
-        let mut session = Session::open(opts, role, send_hello)?;
+        let violations = Rc::new(RefCell::new(Vec::new()));
+        let mut ctx = Ctx {
+            opts,
+            role,
+            seed: opts.seed.wrapping_add(i as u64),
+            violations: violations.clone(),
+            first_hello: None,
+        };
+        let outcome = match (case.run)(&mut ctx) {
+            Ok(o) | Err(o) => o,
+        };
         if implementation.is_empty() {
-            implementation = format!(
-                "{} (role {}, node id {})",
-                match &opts.target {
-                    PeerTarget::Connect(a) => format!("server at {a}"),
-                    PeerTarget::Listen(_) => "client under test".into(),
-                },
-                session.hello.role.name(),
-                session.hello.node_id
-            );
+            if let Some(h) = ctx.first_hello {
+                implementation = format!(
+                    "{} (role {}, node id {})",
+                    match &opts.target {
+                        PeerTarget::Connect(a) => format!("server at {a}"),
+                        PeerTarget::Listen(_) => "client under test".into(),
+                    },
+                    h.role.name(),
+                    h.node_id
+                );
+            }
         }
-        session.seed = opts.seed.wrapping_add(i as u64);
-        let outcome = session.run(case.fault);
+        drop(ctx);
+        let seen: Vec<Violation> = violations.borrow().clone();
+        let outcome = with_violations(outcome, &seen);
         let (verdict, failure) = match outcome {
             Outcome::Ok => (Verdict::Ok, None),
             Outcome::Unsupported(why) => {
-                // like the codec mode: no failure details for UNSUPPORTED; say why
                 eprintln!("UNSUPPORTED {}: {why}", case.id);
                 (Verdict::Unsupported, None)
             }
@@ -122,17 +254,23 @@ pub fn run_peer(opts: &PeerOptions) -> Result<Report, String> {
                 Verdict::for_deviation(level),
                 Some(Failure {
                     message,
-                    request: json!({"case": case.id, "fault": format!("{:?}", case.fault)}),
+                    request: json!({"case": case.id, "description": case.description}),
                     expected: json!(expected),
                     actual: json!(actual),
                     ..Failure::default()
                 }),
             ),
         };
+        let mut tags = case.tags.clone();
+        for v in &seen {
+            if !tags.iter().any(|t| t == v.tag) {
+                tags.push(v.tag.to_owned());
+            }
+        }
         results.push(CaseResult {
             id: case.id.clone(),
             section: case.section.into(),
-            tags: case.tags.clone(),
+            tags,
             level: case.level,
             claim: "peer".into(),
             verdict,
@@ -153,620 +291,43 @@ pub fn run_peer(opts: &PeerOptions) -> Result<Report, String> {
     })
 }
 
-enum Outcome {
-    Ok,
-    Unsupported(String),
-    Deviation {
-        level: Level,
-        message: String,
-        expected: String,
-        actual: String,
-    },
-}
-
-fn must(
-    message: impl Into<String>,
-    expected: impl Into<String>,
-    actual: impl Into<String>,
-) -> Outcome {
-    Outcome::Deviation {
-        level: Level::Must,
-        message: message.into(),
-        expected: expected.into(),
-        actual: actual.into(),
+/// Folds the sender violations of a case into its outcome: a MUST violation fails the
+/// case, a SHOULD violation makes a passing case NON-STRICT.
+fn with_violations(outcome: Outcome, seen: &[Violation]) -> Outcome {
+    if seen.is_empty() {
+        return outcome;
     }
-}
-
-/// One connection to the testee, after the handshake.
-struct Session {
-    wire: Wire,
-    hello: Hello<'static>,
-    timeout: Duration,
-    seed: u64,
-    our_role: Role,
-}
-
-fn packet_bytes(header: &Header, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    header.encode_to_vec(&mut out);
-    out.extend_from_slice(payload);
-    out
-}
-
-fn data(channel: u8, payload: &[u8]) -> Vec<u8> {
-    Packet::data(
-        Route::new(0, 0, channel),
-        bytes::Bytes::copy_from_slice(payload),
-    )
-    .to_vec()
-}
-
-fn describe(p: &Packet) -> String {
-    let what = match Control::parse(p.header.kind, &p.payload) {
-        Ok(Control::Goaway(g)) => format!(" {}", g.code),
-        Ok(Control::Error(e)) => format!(" {}", e.code),
-        _ => String::new(),
-    };
-    format!("{}{what} ({} bytes)", p.header.kind.name(), p.payload.len())
-}
-
-impl Session {
-    fn open(opts: &PeerOptions, role: PeerRole, send_hello: bool) -> Result<Session, String> {
-        let deadline = Instant::now() + opts.timeout.max(Duration::from_secs(1));
-        let sock = match &opts.target {
-            PeerTarget::Connect(addr) => {
-                let addrs: Vec<_> = addr
-                    .to_socket_addrs()
-                    .map_err(|e| format!("{addr}: {e}"))?
-                    .collect();
-                let mut last = format!("{addr}: no address");
-                let mut sock = None;
-                for a in addrs {
-                    match TcpStream::connect_timeout(&a, opts.timeout) {
-                        Ok(s) => {
-                            sock = Some(s);
-                            break;
-                        }
-                        Err(e) => last = format!("cannot connect to {addr}: {e}"),
-                    }
-                }
-                sock.ok_or(last)?
-            }
-            PeerTarget::Listen(listener) => accept(listener, deadline)?,
-        };
-        let tls = match &opts.security {
-            PeerSecurity::Plaintext => None,
-            PeerSecurity::TlsClient {
-                config,
-                server_name,
-            } => Some(TlsEndpoint::client(config.clone(), server_name).map_err(|e| e.to_string())?),
-            PeerSecurity::TlsServer(config) => {
-                Some(TlsEndpoint::server(config.clone()).map_err(|e| e.to_string())?)
-            }
-        };
-        let mut wire = Wire::new(sock, tls).map_err(|e| e.to_string())?;
-        wire.tls_handshake(deadline)?;
-        let our_role = match role {
-            PeerRole::Server => Role::Client,
-            PeerRole::Client => Role::Node,
-        };
-        let node_id = if our_role == Role::Client { 0 } else { 1 };
-        let mut out = PREFACE.to_vec();
-        if send_hello {
-            // no codecs announced: the testee must echo uncompressed
-            Control::Hello(Hello::new(our_role, node_id, &Limits::default(), 0))
-                .encode_packet(&mut out);
-        }
-        wire.send(&out)
-            .map_err(|e| format!("sending preface and HELLO: {e}"))?;
-        wire.read_preface(deadline)?;
-        let hello = match wire.next(deadline) {
-            Event::Packet(p) if p.header.kind == Kind::Hello => {
-                let h = Hello::parse(&p.payload)
-                    .map_err(|e| format!("the testee's HELLO is invalid: {}", e.detail()))?;
-                Hello {
-                    extensions: &[],
-                    ..h
-                }
-            }
-            Event::Packet(p) => {
-                return Err(format!("the testee sent {} before its HELLO", describe(&p)))
-            }
-            Event::Closed => return Err("the testee closed during the handshake".into()),
-            Event::Timeout => return Err("no HELLO from the testee in time".into()),
-            Event::Garbage(e) => return Err(e),
-        };
-        Ok(Session {
-            wire,
-            hello,
-            timeout: opts.timeout,
-            seed: 0,
-            our_role,
-        })
-    }
-
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), Outcome> {
-        self.wire.send(bytes).map_err(|e| {
-            must(
-                format!("the connection failed while the runner was sending: {e}"),
-                "the connection stays open",
-                "write failed",
-            )
-        })
-    }
-
-    fn payload(&self, len: usize, salt: u8) -> Vec<u8> {
-        let mut rng = crate::Rng::new(self.seed ^ u64::from(salt));
-        (0..len).map(|_| rng.byte()).collect()
-    }
-
-    fn run(&mut self, fault: Fault) -> Outcome {
-        match self.inject(fault) {
-            Ok(o) | Err(o) => o,
-        }
-    }
-
-    fn inject(&mut self, fault: Fault) -> Result<Outcome, Outcome> {
-        let mut bad = data(1, b"fault");
-        match fault {
-            Fault::ReservedBit => {
-                bad[1] |= 0x04;
-                self.send(&bad)?;
-                Ok(self.expect_error(ErrorCode::RESERVED_BIT, Level::Must))
-            }
-            Fault::UnknownKind => {
-                bad[0] = 0x17;
-                self.send(&bad)?;
-                Ok(self.expect_error(ErrorCode::UNKNOWN_KIND, Level::Must))
-            }
-            Fault::BadVersion => {
-                bad[0] = 0x20;
-                self.send(&bad)?;
-                Ok(self.expect_error(ErrorCode::UNSUPPORTED_VERSION, Level::Must))
-            }
-            Fault::Codec3 => {
-                bad[1] |= 0x30;
-                self.send(&bad)?;
-                Ok(self.expect_error(ErrorCode::BAD_FLAGS, Level::Must))
-            }
-            Fault::ControlRoute => {
-                let mut ping = Vec::new();
-                Control::Ping(Ping {
-                    id: 1,
-                    timestamp: 2,
-                })
-                .encode_packet(&mut ping);
-                ping[5] = 5; // destination node 5
-                self.send(&ping)?;
-                Ok(self.expect_error(ErrorCode::BAD_CONTROL, Level::Must))
-            }
-            Fault::Oversize => {
-                let Some(len) = self.hello.max_payload.checked_add(1) else {
-                    return Ok(Outcome::Unsupported(
-                        "the testee announced max_payload 65535: no larger length exists".into(),
-                    ));
-                };
-                let header = Header::data(Route::new(0, 0, 1), len);
-                self.send(&packet_bytes(&header, &[]))?;
-                Ok(self.expect_error(ErrorCode::PAYLOAD_TOO_LARGE, Level::Must))
-            }
-            Fault::Bomb => self.bomb(),
-            Fault::SecondHello => {
-                let mut hello = Vec::new();
-                let node_id = if self.our_role == Role::Client { 0 } else { 1 };
-                Control::Hello(Hello::new(self.our_role, node_id, &Limits::default(), 0))
-                    .encode_packet(&mut hello);
-                self.send(&hello)?;
-                Ok(self.expect_error(ErrorCode::UNEXPECTED_PACKET, Level::Must))
-            }
-            Fault::DataBeforeHello => {
-                self.send(&data(1, b"early"))?;
-                Ok(self.expect_error(ErrorCode::UNEXPECTED_PACKET, Level::Must))
-            }
-            Fault::Split => {
-                let payload = self.payload(40, 1);
-                let bytes = data(2, &payload);
-                for b in &bytes {
-                    self.send(std::slice::from_ref(b))?;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Ok(self.expect_echo(&[payload], None))
-            }
-            Fault::Coalesced => {
-                let payloads: Vec<Vec<u8>> =
-                    (0..20).map(|i| self.payload(10 + i, i as u8)).collect();
-                if self.hello.initial_credit_packets < 20 {
-                    return Ok(Outcome::Unsupported(
-                        "the testee granted fewer than 20 packets of credit".into(),
-                    ));
-                }
-                let mut bytes = Vec::new();
-                for p in &payloads {
-                    bytes.extend(data(3, p));
-                }
-                self.send(&bytes)?;
-                Ok(self.expect_echo(&payloads, None))
-            }
-            Fault::SlowDrip => {
-                let payload = self.payload(4, 2);
-                let bytes = data(4, &payload);
-                for b in &bytes {
-                    self.send(std::slice::from_ref(b))?;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Ok(self.expect_echo(&[payload], None))
-            }
-            Fault::Ping => {
-                let ping = Ping {
-                    id: self.seed | 1,
-                    timestamp: 0x0102_0304_0506_0708,
-                };
-                let mut bytes = Vec::new();
-                Control::Ping(ping).encode_packet(&mut bytes);
-                let payload = self.payload(16, 3);
-                if self.our_role == Role::Client {
-                    bytes.extend(data(5, &payload));
-                    self.send(&bytes)?;
-                    Ok(self.expect_echo(&[payload], Some(ping)))
-                } else {
-                    self.send(&bytes)?;
-                    Ok(self.expect_echo(&[], Some(ping)))
-                }
-            }
-            Fault::Goaway => {
-                let mut bytes = Vec::new();
-                Control::Goaway(Goaway {
-                    code: ErrorCode::NO_ERROR,
-                    delivered: 0,
-                    reason: "conformance peer",
-                })
-                .encode_packet(&mut bytes);
-                self.send(&bytes)?;
-                Ok(self.expect_error(ErrorCode::NO_ERROR, Level::Must))
-            }
-            Fault::CreditZero => {
-                let mut bytes = Vec::new();
-                Control::Credit(Credit {
-                    packets: 1,
-                    bytes: 0,
-                })
-                .encode_packet(&mut bytes);
-                // encode a valid CREDIT, then zero its increments
-                bytes[8..].fill(0);
-                self.send(&bytes)?;
-                Ok(self.expect_error(ErrorCode::BAD_CONTROL, Level::Must))
-            }
-            Fault::HeaderTimeout => {
-                self.send(&data(1, b"slow")[..3])?;
-                Ok(self.expect_timeout_close(Duration::from_secs(5)))
-            }
-            Fault::HandshakeTimeout => Ok(self.expect_timeout_close(Duration::from_secs(10))),
-            Fault::Flood => {
-                if self.hello.initial_credit_packets < 33 {
-                    return Ok(Outcome::Unsupported(
-                        "the testee granted fewer than 33 packets of credit".into(),
-                    ));
-                }
-                let mut bytes = Vec::new();
-                for _ in 0..33 {
-                    bytes.extend(data(6, &[]));
-                }
-                self.send(&bytes)?;
-                Ok(self.expect_error(ErrorCode::FLOOD, Level::Must))
-            }
-        }
-    }
-
-    /// A compressed DATA whose output exceeds the testee's cap: an ERROR with the cap
-    /// code (a packet error, §9.3), then the connection still works (an echo).
-    fn bomb(&mut self) -> Result<Outcome, Outcome> {
-        let h = self.hello;
-        let out_len = h.max_decompressed as usize + 1;
-        let zeros = vec![0u8; out_len];
-        let (cod, wire) = if h.codecs & 0x02 != 0 {
-            let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-            let _ = enc.write_all(&zeros);
-            (2u8, enc.finish().unwrap_or_default())
-        } else if h.codecs & 0x01 != 0 {
-            (
-                1u8,
-                snap::raw::Encoder::new()
-                    .compress_vec(&zeros)
-                    .unwrap_or_default(),
-            )
-        } else {
-            return Ok(Outcome::Unsupported(
-                "the testee announced no codec: no decompression to bomb".into(),
-            ));
-        };
-        if wire.is_empty() || wire.len() > usize::from(h.max_payload) {
-            return Ok(Outcome::Unsupported(
-                "the bomb does not fit the testee's max_payload".into(),
-            ));
-        }
-        let len = wire.len() as u64;
-        let ratio_cap = u64::from(h.max_ratio) * len;
-        let expected = if u64::from(h.max_decompressed) <= ratio_cap {
-            ErrorCode::DECOMPRESSED_TOO_LARGE
-        } else {
-            ErrorCode::RATIO_EXCEEDED
-        };
-        let mut header = Header::data(Route::new(0, 0, 7), wire.len() as u16);
-        header.codec = fleetwire::Codec::from_bits(cod).unwrap_or(fleetwire::Codec::None);
-        let mut bytes = packet_bytes(&header, &wire);
-        let after = self.payload(8, 4);
-        bytes.extend(data(7, &after));
-        self.send(&bytes)?;
-        let deadline = self.deadline();
-        let mut saw_error = None;
-        loop {
-            match self.wire.next(deadline) {
-                Event::Packet(p) if p.header.kind == Kind::Error => {
-                    if let Ok(Control::Error(e)) = Control::parse(Kind::Error, &p.payload) {
-                        saw_error = Some(e.code);
-                    }
-                }
-                Event::Packet(p) if p.header.kind == Kind::Data => {
-                    if p.payload[..] == after[..] {
-                        return Ok(match saw_error {
-                            Some(c) if c == expected => Outcome::Ok,
-                            Some(c) => must(
-                                format!("the bomb was reported as {c}"),
-                                format!("ERROR {expected}"),
-                                format!("ERROR {c}"),
-                            ),
-                            None => must(
-                                "the bomb got no ERROR before the next echo",
-                                format!("ERROR {expected}"),
-                                "no ERROR",
-                            ),
-                        });
-                    }
-                    return Ok(must(
-                        "the decompression bomb was delivered (echoed)",
-                        format!("ERROR {expected}"),
-                        describe(&p),
-                    ));
-                }
-                Event::Packet(p) if p.header.kind == Kind::Goaway => {
-                    return Ok(must(
-                        "the connection closed on a packet error",
-                        format!("ERROR {expected}, connection kept"),
-                        describe(&p),
-                    ))
-                }
-                Event::Packet(_) => {}
-                Event::Closed => {
-                    return Ok(must(
-                        "the connection closed on a packet error",
-                        format!("ERROR {expected}, connection kept"),
-                        "closed",
-                    ))
-                }
-                Event::Timeout => {
-                    return Ok(must(
-                        format!("no answer within {} ms", self.timeout.as_millis()),
-                        format!("ERROR {expected}, then the echo"),
-                        saw_error.map_or("nothing".into(), |c| format!("ERROR {c}")),
-                    ))
-                }
-                Event::Garbage(e) => return Ok(must(e, "valid packets", "invalid header")),
-            }
-        }
-    }
-
-    /// A connection error: GOAWAY with `code` (SHOULD), close (MUST). For `NO_ERROR`,
-    /// the answer GOAWAY is itself a MUST (§6.4 `[[close.answer]]`).
-    /// Waits for a close with TIMEOUT (§6.5 [[timeout.close]]) after the spec's default
-    /// timer plus a grace period. Timers may be configured longer (§6.5), so staying open
-    /// past the default is a deviation from the default only (NON-STRICT); closing with
-    /// another code is a failure.
-    fn expect_timeout_close(&mut self, default: Duration) -> Outcome {
-        let saved = self.timeout;
-        self.timeout = default + Duration::from_secs(2);
-        let outcome = self.expect_error(ErrorCode::TIMEOUT, Level::Must);
-        self.timeout = saved;
-        match outcome {
+    let level_of = |v: &Violation| v.level;
+    let worst = seen.iter().map(level_of).min_by_key(|l| match l {
+        Level::Must => 0,
+        Level::Should => 1,
+        Level::May => 2,
+    });
+    let text: Vec<String> = seen.iter().map(ToString::to_string).collect();
+    let text = format!("sender check: {}", text.join("; "));
+    match outcome {
+        Outcome::Ok | Outcome::Unsupported(_) => Outcome::Deviation {
+            level: worst.unwrap_or(Level::Must),
+            message: text,
+            expected: "every packet the testee sends within the spec".into(),
+            actual: seen.iter().map(|v| v.tag).collect::<Vec<_>>().join(", "),
+        },
+        Outcome::Deviation {
+            level,
+            message,
+            expected,
+            actual,
+        } => {
+            let level = match (level, worst) {
+                (Level::Must, _) | (_, Some(Level::Must)) => Level::Must,
+                (l, _) => l,
+            };
             Outcome::Deviation {
-                message,
-                expected,
-                actual,
-                ..
-            } if message.starts_with("the testee did not close within") => Outcome::Deviation {
-                level: Level::Should,
-                message: format!(
-                    "{message}: longer than the default timer of {} s (allowed when configured)",
-                    default.as_secs()
-                ),
-                expected,
-                actual,
-            },
-            other => other,
-        }
-    }
-
-    fn expect_error(&mut self, code: ErrorCode, level: Level) -> Outcome {
-        let deadline = self.deadline();
-        let mut goaway: Option<ErrorCode> = None;
-        let mut after: Vec<String> = Vec::new();
-        loop {
-            match self.wire.next(deadline) {
-                Event::Packet(p) if p.header.kind == Kind::Goaway && goaway.is_none() => {
-                    match Goaway::parse(&p.payload) {
-                        Ok(g) => goaway = Some(g.code),
-                        Err(_) => {
-                            return must(
-                                "the testee's GOAWAY is malformed",
-                                format!("GOAWAY {code}"),
-                                describe(&p),
-                            )
-                        }
-                    }
-                }
-                Event::Packet(p) => {
-                    if goaway.is_some() && p.header.kind == Kind::Data {
-                        after.push(describe(&p));
-                    }
-                }
-                Event::Closed => break,
-                Event::Timeout => {
-                    return must(
-                        format!(
-                            "the testee did not close within {} ms",
-                            self.timeout.as_millis()
-                        ),
-                        format!("GOAWAY {code}, close"),
-                        goaway.map_or("nothing, still open".into(), |c| {
-                            format!("GOAWAY {c}, still open")
-                        }),
-                    )
-                }
-                Event::Garbage(e) => return must(e, format!("GOAWAY {code}"), "invalid header"),
-            }
-        }
-        if !after.is_empty() {
-            return must(
-                "the testee sent DATA after its GOAWAY (§6.4 [[close.no-data-after]])",
-                format!("GOAWAY {code}, close"),
-                after.join(", "),
-            );
-        }
-        match goaway {
-            Some(c) if c == code => Outcome::Ok,
-            Some(c) => Outcome::Deviation {
                 level,
-                message: format!("closed with {c} instead of {code}"),
-                expected: format!("GOAWAY {code}"),
-                actual: format!("GOAWAY {c}"),
-            },
-            None if code == ErrorCode::NO_ERROR => must(
-                "closed without answering the GOAWAY (§6.4 [[close.answer]])",
-                "GOAWAY NO_ERROR, close",
-                "closed",
-            ),
-            None => Outcome::Deviation {
-                level: Level::Should,
-                message: format!("closed without GOAWAY {code} (§6.4 [[close.on-error]])"),
-                expected: format!("GOAWAY {code}, close"),
-                actual: "closed".into(),
-            },
-        }
-    }
-
-    /// The echoes of `payloads` in order, no error; with `ping`, its PONG first.
-    fn expect_echo(&mut self, payloads: &[Vec<u8>], ping: Option<Ping>) -> Outcome {
-        let deadline = self.deadline();
-        let mut next = 0;
-        let mut pong_seen = ping.is_none();
-        let want = || {
-            let mut w = Vec::new();
-            if ping.is_some() {
-                w.push("PONG".to_owned());
+                message: format!("{message}; {text}"),
+                expected,
+                actual,
             }
-            w.push(format!("{} echoes", payloads.len()));
-            w.join(", ")
-        };
-        while next < payloads.len() || !pong_seen {
-            match self.wire.next(deadline) {
-                Event::Packet(p) if p.header.kind == Kind::Pong => {
-                    let Some(ping) = ping else { continue };
-                    match Pong::parse(&p.payload) {
-                        Ok(pong) if pong.id == ping.id && pong.timestamp == ping.timestamp => {
-                            if next > 0 {
-                                return must(
-                                    "the PONG came after the echo of DATA sent after the PING (§5.3 [[ping.order]])",
-                                    "PONG before the echo",
-                                    "echo before PONG",
-                                );
-                            }
-                            pong_seen = true;
-                        }
-                        Ok(pong) if pong.id == ping.id => {
-                            return must(
-                                "the PONG does not carry the PING's timestamp",
-                                format!("timestamp {}", ping.timestamp),
-                                format!("timestamp {}", pong.timestamp),
-                            )
-                        }
-                        Ok(_) => {} // a PONG of another PING: ignored
-                        Err(_) => {
-                            return must(
-                                "the testee's PONG is malformed",
-                                "20-byte PONG",
-                                describe(&p),
-                            )
-                        }
-                    }
-                }
-                Event::Packet(p) if p.header.kind == Kind::Data => {
-                    if next >= payloads.len() {
-                        continue;
-                    }
-                    if p.header.codec != fleetwire::Codec::None {
-                        return must(
-                            "the echo is compressed although the runner announced no codec (§9.2 [[comp.send-negotiated]])",
-                            "uncompressed echo",
-                            describe(&p),
-                        );
-                    }
-                    if p.payload[..] != payloads[next][..] {
-                        return must(
-                            format!("echo {next} differs from the DATA sent"),
-                            crate::forms::hex(&payloads[next]),
-                            crate::forms::hex(&p.payload),
-                        );
-                    }
-                    if ping.is_some() && !pong_seen {
-                        return must(
-                            "the echo of DATA sent after a PING came before its PONG (§5.3 [[ping.order]])",
-                            "PONG first",
-                            "echo first",
-                        );
-                    }
-                    next += 1;
-                }
-                Event::Packet(p) if matches!(p.header.kind, Kind::Goaway | Kind::Error) => {
-                    return must(
-                        "the testee reported an error for valid input",
-                        want(),
-                        describe(&p),
-                    )
-                }
-                Event::Packet(_) => {}
-                Event::Closed => return must("the testee closed the connection", want(), "closed"),
-                Event::Timeout => {
-                    return must(
-                        format!("no answer within {} ms", self.timeout.as_millis()),
-                        want(),
-                        format!("{next} echoes, PONG {pong_seen}"),
-                    )
-                }
-                Event::Garbage(e) => return must(e, want(), "invalid header"),
-            }
-        }
-        Outcome::Ok
-    }
-}
-
-fn accept(listener: &TcpListener, deadline: Instant) -> Result<TcpStream, String> {
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    loop {
-        match listener.accept() {
-            Ok((sock, _)) => {
-                sock.set_nonblocking(false).map_err(|e| e.to_string())?;
-                return Ok(sock);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    return Err("no client connected in time".into());
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(format!("accept: {e}")),
         }
     }
 }
@@ -807,6 +368,15 @@ pub struct PeerArgs {
     pub timeout_ms: u64,
     /// Seed; `None` picks one from the clock.
     pub seed: Option<u64>,
+    /// The testee's timers (`handshake=MS,header=MS,packet=MS,drain=MS`; default the
+    /// spec's).
+    pub timers: Option<String>,
+    /// Timer cases longer than this many ms are UNSUPPORTED (default 12000).
+    pub max_wait_ms: Option<u64>,
+    /// The testee's `max_packet_errors` (default 16).
+    pub max_packet_errors: Option<u32>,
+    /// A service the testee does not register.
+    pub unregistered_service: Option<u8>,
 }
 
 fn read(p: &PathBuf) -> Result<Vec<u8>, String> {
@@ -830,9 +400,10 @@ fn security(args: &PeerArgs) -> Result<PeerSecurity, String> {
         let Some(ca) = &args.ca else {
             return Err("choose --plaintext or --ca F (TLS) for --connect".into());
         };
-        let ca = read(ca)?;
+        let ca_pem = read(ca)?;
+        // fail early on unusable PEM
         let ident = identity.as_ref().map(|(c, k)| (&c[..], &k[..]));
-        let config = client_config(&ca, ident).map_err(|e| e.to_string())?;
+        fleetwire::tls::client_config(&ca_pem, ident).map_err(|e| e.to_string())?;
         let server_name = match &args.server_name {
             Some(n) => n.clone(),
             None => addr
@@ -842,18 +413,24 @@ fn security(args: &PeerArgs) -> Result<PeerSecurity, String> {
                 .to_owned(),
         };
         return Ok(PeerSecurity::TlsClient {
-            config,
+            ca_pem,
             server_name,
+            identity,
+            client_ca: None,
         });
     }
-    let Some((cert, key)) = identity else {
+    let Some((cert_pem, key_pem)) = identity else {
         return Err("choose --plaintext or --cert F --key F (TLS) for --listen".into());
     };
     if args.ca.is_some() || args.server_name.is_some() {
         return Err("--ca and --server-name apply to --connect only".into());
     }
-    let config = server_config(&cert, &key, None).map_err(|e| e.to_string())?;
-    Ok(PeerSecurity::TlsServer(config))
+    fleetwire::tls::server_config(&cert_pem, &key_pem, None).map_err(|e| e.to_string())?;
+    Ok(PeerSecurity::TlsServer {
+        cert_pem,
+        key_pem,
+        ca: None,
+    })
 }
 
 /// Runs `fleetwire conformance peer` and returns the exit code: 0 all passed, 1
@@ -881,10 +458,10 @@ fn peer_run(args: &PeerArgs) -> Result<u8, String> {
         _ => return Err("give exactly one of --connect ADDR and --listen ADDR".into()),
     };
     if args.list {
-        let cases = select(role, &args.case, &args.skip);
+        let cases = select(role, !args.plaintext, &args.case, &args.skip);
         for c in &cases {
             println!(
-                "{:<44} §{:<5} {:<6} {}",
+                "{:<52} §{:<5} {:<6} {}",
                 c.id,
                 c.section,
                 c.level,
@@ -922,15 +499,22 @@ fn peer_run(args: &PeerArgs) -> Result<u8, String> {
         PeerSecurity::Plaintext => " --plaintext",
         _ => " (TLS flags)",
     });
-    let opts = PeerOptions {
-        target,
-        security,
-        timeout: Duration::from_millis(args.timeout_ms.max(1)),
-        seed,
-        case: args.case.clone(),
-        skip: args.skip.clone(),
-        replay,
-    };
+    let mut opts = PeerOptions::new(target, security);
+    opts.timeout = Duration::from_millis(args.timeout_ms.max(1));
+    opts.seed = seed;
+    opts.case = args.case.clone();
+    opts.skip = args.skip.clone();
+    opts.replay = replay;
+    if let Some(t) = &args.timers {
+        opts.timers = t.parse().map_err(|e| format!("--timers: {e}"))?;
+    }
+    if let Some(ms) = args.max_wait_ms {
+        opts.max_wait = Duration::from_millis(ms);
+    }
+    if let Some(n) = args.max_packet_errors {
+        opts.max_packet_errors = n;
+    }
+    opts.unregistered_service = args.unregistered_service;
     let report = run_peer(&opts)?;
     print!("{}", report.summary_table());
     if let Some(p) = &args.json {

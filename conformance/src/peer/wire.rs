@@ -1,25 +1,29 @@
 //! The runner's side of a live connection: a TCP socket, optionally through a
 //! [`TlsEndpoint`] used as a BIO pair, and a parser of the testee's packets.
+//!
+//! Every byte the testee writes is kept (`received`), so that the sender checks can see
+//! exactly what was on the wire; the parser never trusts the testee's lengths beyond
+//! 65,535 bytes of payload.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use fleetwire::control::{Control, Ping, Pong};
 use fleetwire::tls::TlsEndpoint;
-use fleetwire::{Header, Kind, Packet, Status, PREFACE};
+use fleetwire::{Header, Packet, Status, PREFACE};
 
 /// What the testee did next.
 #[derive(Debug)]
 pub(super) enum Event {
-    /// A complete packet.
-    Packet(Packet),
+    /// A complete packet, with the time it was read.
+    Packet(Packet, Instant),
     /// The stream ended (EOF, reset or TLS close).
     Closed,
     /// The deadline passed.
     Timeout,
-    /// The testee sent bytes that are not a valid packet header.
-    Garbage(String),
+    /// The testee sent bytes that are not a valid packet header: the code a receiver
+    /// would report, and what was seen.
+    Garbage(fleetwire::ErrorCode, String),
 }
 
 /// One connection to (or from) the implementation under test.
@@ -30,8 +34,10 @@ pub(super) struct Wire {
     inbuf: Vec<u8>,
     preface_seen: bool,
     closed: bool,
-    /// Answer the testee's PINGs while waiting (keeps a client testee happy).
-    pub(super) answer_pings: bool,
+    /// Why the TLS layer failed, if it did.
+    pub(super) tls_error: Option<String>,
+    /// Every Fleetwire byte the testee wrote (after TLS), in order.
+    pub(super) received: Vec<u8>,
 }
 
 impl Wire {
@@ -45,8 +51,19 @@ impl Wire {
             inbuf: Vec::new(),
             preface_seen: false,
             closed: false,
-            answer_pings: true,
+            tls_error: None,
+            received: Vec::new(),
         })
+    }
+
+    /// The TLS endpoint, if any.
+    pub(super) fn tls(&self) -> Option<&TlsEndpoint> {
+        self.tls.as_ref()
+    }
+
+    /// Whether the stream ended.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Runs the TLS handshake (no-op over plaintext).
@@ -58,14 +75,17 @@ impl Wire {
                 Some(t) if t.is_handshaking() => {}
                 _ => return Ok(()),
             }
+            if let Some(e) = &self.tls_error {
+                return Err(format!("TLS handshake failed: {e}"));
+            }
+            if self.closed {
+                return Err("the peer closed the connection during the TLS handshake".into());
+            }
             if !self
                 .fill(deadline)
                 .map_err(|e| format!("TLS handshake: {e}"))?
             {
                 return Err("TLS handshake did not complete in time".into());
-            }
-            if self.closed {
-                return Err("the peer closed the connection during the TLS handshake".into());
             }
         }
     }
@@ -91,6 +111,49 @@ impl Wire {
                 self.flush_tls()
             }
         }
+    }
+
+    /// Sends bytes on the socket itself, below TLS.
+    pub(super) fn send_raw(&mut self, data: &[u8]) -> io::Result<()> {
+        self.sock.write_all(data)
+    }
+
+    /// Reads raw socket bytes (below TLS) until the stream ends or `deadline`; returns
+    /// them and whether the stream ended.
+    pub(super) fn read_raw(&mut self, deadline: Instant) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                return (out, false);
+            }
+            if self.sock.set_read_timeout(Some(wait)).is_err() {
+                return (out, true);
+            }
+            match self.sock.read(&mut self.rbuf) {
+                Ok(0) => return (out, true),
+                Ok(n) => out.extend_from_slice(&self.rbuf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (out, false)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return (out, true),
+            }
+        }
+    }
+
+    /// Half-closes our side (TLS close_notify, then TCP FIN).
+    pub(super) fn shutdown_write(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            let _ = self.flush_tls();
+        }
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
     }
 
     /// One read; `Ok(false)` on timeout. Sets `closed` at the end of the stream.
@@ -123,6 +186,7 @@ impl Wire {
                 return Ok(true);
             }
         };
+        let before = self.inbuf.len();
         match &mut self.tls {
             None => self.inbuf.extend_from_slice(&self.rbuf[..n]),
             Some(tls) => {
@@ -130,7 +194,8 @@ impl Wire {
                 while !rest.is_empty() {
                     match tls.feed_tls(rest) {
                         Ok(used) => rest = &rest[used..],
-                        Err(_) => {
+                        Err(e) => {
+                            self.tls_error = Some(e.to_string());
                             self.closed = true;
                             break;
                         }
@@ -144,6 +209,7 @@ impl Wire {
                 let _ = self.flush_tls();
             }
         }
+        self.received.extend_from_slice(&self.inbuf[before..]);
         Ok(true)
     }
 
@@ -159,7 +225,7 @@ impl Wire {
         }
         if self.inbuf[..PREFACE.len()] != PREFACE {
             return Err(format!(
-                "the testee's preface is wrong: {:02x?}",
+                "the testee's preface is wrong: {:02x?} (spec §3 [[preface.send]])",
                 &self.inbuf[..PREFACE.len()]
             ));
         }
@@ -168,8 +234,7 @@ impl Wire {
         Ok(())
     }
 
-    /// The next packet, end of stream or timeout. The testee's PINGs are answered on the
-    /// way (and still returned) when `answer_pings` is set.
+    /// The next packet, end of stream or timeout.
     pub(super) fn next(&mut self, deadline: Instant) -> Event {
         loop {
             if self.preface_seen && !self.inbuf.is_empty() {
@@ -177,27 +242,20 @@ impl Wire {
                     Ok(Status::Complete(h)) if self.inbuf.len() >= h.packet_len() => {
                         let bytes: Vec<u8> = self.inbuf.drain(..h.packet_len()).collect();
                         let payload = bytes::Bytes::copy_from_slice(&bytes[h.len()..]);
-                        let packet = Packet { header: h, payload };
-                        if self.answer_pings && h.kind == Kind::Ping {
-                            if let Ok(p) = Ping::parse(&packet.payload) {
-                                let mut out = Vec::new();
-                                Control::Pong(Pong {
-                                    id: p.id,
-                                    timestamp: p.timestamp,
-                                    hold_us: 0,
-                                })
-                                .encode_packet(&mut out);
-                                let _ = self.send(&out);
-                            }
-                        }
-                        return Event::Packet(packet);
+                        return Event::Packet(Packet { header: h, payload }, Instant::now());
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        return Event::Garbage(format!(
-                            "the testee sent an invalid header: {}",
+                        let shown = self.inbuf.len().min(10);
+                        let what = format!(
+                            "the testee sent an invalid header {:02x?}: {} (the sender rules of §4)",
+                            &self.inbuf[..shown],
                             e.detail()
-                        ))
+                        );
+                        // nothing after it can be framed
+                        self.inbuf.clear();
+                        self.closed = true;
+                        return Event::Garbage(e.code(), what);
                     }
                 }
             }

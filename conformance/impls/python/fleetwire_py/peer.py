@@ -17,6 +17,10 @@ This module is the only one that reads a clock (``time.monotonic``).
 Command line:
     python3 -m fleetwire_py.peer server --port 7000 [--node-id 2] [--cert C --key K [--ca CA]]
     python3 -m fleetwire_py.peer client --port 7000 --message hi [--ca CA --server-name N]
+    python3 -m fleetwire_py.peer client --port 7000 --echo   # echo DATA, reconnect after each close
+
+``--timers handshake=MS,header=MS,packet=MS,drain=MS`` and ``--idle-ms MS`` configure the
+spec §6.5 timers (the live conformance runner is told the same values).
 """
 
 from __future__ import annotations
@@ -172,37 +176,70 @@ class SocketDriver:
             pass
 
 
-def echo(driver: SocketDriver, ev: DataReceived) -> None:
-    """Echo one delivered DATA packet back to its source."""
+def echo(driver: SocketDriver, ev: DataReceived, pending: Optional[list] = None) -> None:
+    """Echo one delivered DATA packet back to its source. With ``pending``, an echo that
+    lacks the peer's flow-control credit waits there (spec §8 flow.send: never sent
+    beyond credit) and is retried by :func:`flush_echoes` once CREDIT arrives; without
+    it, such an echo is dropped."""
     h = ev.header
     dst = h.src if h.x else 0
     conn = driver.conn
     payload, codec = ev.payload, CODEC_NONE
-    if conn.peer_hello and len(payload) > conn.peer_hello.max_payload:
-        codec = CODEC_ZLIB  # only worth trying when the plain form cannot be sent
-    try:
-        conn.send_data(payload, dst=dst, service=h.service, channel=h.channel, codec=codec,
-                       never_compress=h.never_compress and codec == CODEC_NONE)
-    except UsageError:
-        pass  # no credit / too large / closing: the echo is dropped
+    if conn.peer_hello and len(payload) > conn.peer_hello.max_payload and not h.never_compress:
+        # only worth trying when the plain form cannot be sent; never for a payload
+        # marked N = 1 (spec §4.4, §9.2 comp.never: secrets are never compressed)
+        codec = CODEC_ZLIB
+    item = (payload, dict(dst=dst, service=h.service, channel=h.channel, codec=codec,
+                          never_compress=h.never_compress))
+    if pending is None:
+        try:
+            conn.send_data(item[0], **item[1])
+        except UsageError:
+            pass  # no credit / too large / closing: the echo is dropped
+        return
+    pending.append(item)
+    flush_echoes(driver, pending)
+
+
+def flush_echoes(driver: SocketDriver, pending: list) -> None:
+    """Send the waiting echoes, in order, as far as the peer's credit allows."""
+    conn = driver.conn
+    while pending:
+        payload, kw = pending[0]
+        try:
+            conn.send_data(payload, **kw)
+        except UsageError as e:
+            if "credit" in str(e) and not conn.closed:
+                return  # wait for CREDIT
+            # too large for the peer, or closing: this echo is dropped
+        pending.pop(0)
+
+
+def echo_loop(driver: SocketDriver) -> None:
+    """Echo every delivered DATA until the connection closes."""
+    pending: list = []
+    answer_owed = False
+    while not driver.conn.closed:
+        for ev in driver.poll():
+            if isinstance(ev, DataReceived):
+                echo(driver, ev, pending)
+            elif isinstance(ev, GoawayReceived) and ev.answer_owed:
+                answer_owed = True
+        flush_echoes(driver, pending)
+        if answer_owed and not pending and not driver.conn.closed:
+            # spec §6.4 close.answer: the peer half-closed; every DATA before its GOAWAY
+            # has been echoed (none still waits for credit), so answer now with our
+            # GOAWAY (final `delivered`)
+            driver.events.extend(driver.conn.close(now_ms()))
+            answer_owed = False
+        driver.flush()
 
 
 def serve_echo(sock: socket.socket, config: Config) -> SocketDriver:
     """Run an echo node on one accepted socket until the connection closes."""
     check_alpn(sock)
     driver = SocketDriver(sock, config)
-    while not driver.conn.closed:
-        half_closed = False
-        for ev in driver.poll():
-            if isinstance(ev, DataReceived):
-                echo(driver, ev)
-            elif isinstance(ev, GoawayReceived) and ev.answer_owed:
-                half_closed = True
-        if half_closed:
-            # spec §6.4 close.answer: the peer half-closed; every DATA before its GOAWAY
-            # was echoed above, so answer now with our GOAWAY (final `delivered`)
-            driver.events.extend(driver.conn.close(now_ms()))
-        driver.flush()
+    echo_loop(driver)
     driver.close()
     return driver
 
@@ -319,6 +356,28 @@ class Client:
         self.driver.close()
 
 
+def echo_client(a, tls, timers) -> int:
+    """Connect, echo every delivered DATA back until the connection closes, reconnect;
+    stop once the server refuses connections (the live conformance runner's client
+    contract: one connection per case)."""
+    refused = 0
+    while refused < 20:
+        try:
+            c = Client(a.host, a.port, config=Config(role=ROLE_CLIENT, node_id=0, **timers),
+                       tls=tls, server_name=a.server_name)
+        except ConnectionRefusedError:
+            refused += 1
+            time.sleep(0.05)
+            continue
+        except (OSError, ssl.SSLError):
+            time.sleep(0.01)
+            continue
+        refused = 0
+        echo_loop(c.driver)
+        c.driver.close()
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description="Fleetwire v1 Python peer")
     ap.add_argument("mode", choices=["server", "client"])
@@ -328,10 +387,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--cert"), ap.add_argument("--key"), ap.add_argument("--ca")
     ap.add_argument("--server-name")
     ap.add_argument("--message", default="hello")
+    ap.add_argument("--echo", action="store_true",
+                    help="client: echo every DATA until the connection closes, then reconnect "
+                         "(until the server is gone)")
+    ap.add_argument("--timers", default="",
+                    help="handshake=MS,header=MS,packet=MS,drain=MS (spec §6.5 timers)")
+    ap.add_argument("--idle-ms", type=int, default=None, help="announced idle_timeout_ms")
     a = ap.parse_args(argv)
+    timers = {}
+    for part in filter(None, a.timers.split(",")):
+        name, _, ms = part.partition("=")
+        timers[f"{name}_timeout_ms"] = int(ms)
+    if a.idle_ms is not None:
+        timers["idle_timeout_ms"] = a.idle_ms
     if a.mode == "server":
         tls = server_tls_context(a.cert, a.key, a.ca) if a.cert else None
-        srv = EchoServer(a.host, a.port, Config(role=ROLE_NODE, node_id=a.node_id), tls).start()
+        srv = EchoServer(a.host, a.port, Config(role=ROLE_NODE, node_id=a.node_id, **timers),
+                         tls).start()
         print(f"listening on {a.host}:{srv.port}", flush=True)
         try:
             srv._thread.join()
@@ -339,6 +411,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             srv.stop()
         return 0
     tls = client_tls_context(a.ca, a.cert, a.key) if (a.ca or a.cert) else None
+    if a.echo:
+        return echo_client(a, tls, timers)
     c = Client(a.host, a.port, tls=tls, server_name=a.server_name)
     if not c.handshake():
         print("handshake failed", c.conn.close_code)
