@@ -141,6 +141,11 @@ pub struct Connection {
     recv_credit: RecvCredit,
     tx: Vec<u8>,
     events: VecDeque<Queued>,
+    /// Queued events that hold no credit (bounded by `config.max_queued_events`).
+    uncredited: u32,
+    /// PINGs answered in the current one-second window, and when it began (§11).
+    pings_in_window: u32,
+    ping_window: Duration,
     empty_run: u32,
     packet_errors: u32,
     /// DATA packets of the peer processed before our GOAWAY (§5.5).
@@ -196,6 +201,9 @@ impl Connection {
             ),
             tx: Vec::new(),
             events: VecDeque::new(),
+            uncredited: 0,
+            pings_in_window: 0,
+            ping_window: now,
             empty_run: 0,
             packet_errors: 0,
             delivered: 0,
@@ -279,6 +287,8 @@ impl Connection {
         if let Some(len) = credit {
             self.recv_credit.consumed(len);
             self.grant_credit();
+        } else {
+            self.uncredited = self.uncredited.saturating_sub(1);
         }
         Some(event)
     }
@@ -511,6 +521,7 @@ impl Connection {
             event,
             credit: None,
         });
+        self.uncredited += 1;
     }
 
     /// A connection error: GOAWAY with the code, then CLOSED without processing further
