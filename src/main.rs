@@ -65,6 +65,20 @@ enum Command {
     /// `--release --features cli,transport-bench`).
     #[cfg(feature = "transport-bench")]
     Bench(proxy_cli::BenchArgs),
+    /// The hostile-load suite: runs this executable's node and proxy as child processes
+    /// on loopback, one attack at a time, and checks survival, peak RSS against the
+    /// budget, a well-behaved client's echoes and nothing lost. Exit 0 when all held.
+    Attack {
+        /// The long form (bigger, longer attacks: the figures).
+        #[arg(long)]
+        long: bool,
+        /// Only the attacks whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// Peak RSS allowed to the attacked process, in MiB.
+        #[arg(long, default_value_t = 256)]
+        budget_mib: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +132,31 @@ fn main() -> ExitCode {
         Command::Cluster(args) => proxy_cli::cluster(args),
         #[cfg(feature = "transport-bench")]
         Command::Bench(args) => proxy_cli::bench(args),
+        Command::Attack {
+            long,
+            only,
+            budget_mib,
+        } => attack(long, only, budget_mib),
+    }
+}
+
+fn attack(long: bool, only: Option<String>, budget_mib: u64) -> ExitCode {
+    use fleetwire::attack::{run, AttackOptions};
+    let Ok(exe) = std::env::current_exe() else {
+        eprintln!("fleetwire attack: cannot find this executable");
+        return ExitCode::from(2);
+    };
+    let mut opts = AttackOptions::new(exe);
+    opts.long = long;
+    opts.only = only;
+    opts.budget_bytes = budget_mib << 20;
+    let outcomes = run(&opts, &mut std::io::stdout());
+    let failed = outcomes.iter().filter(|o| !o.ok()).count();
+    println!("{} attacks, {failed} failed", outcomes.len());
+    if failed == 0 && !outcomes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -240,6 +279,26 @@ fn trace(check: bool, root: &std::path::Path) -> ExitCode {
 
 /// `fleetwire node`, `fleetwire ping` and `fleetwire gen-cert`: the reference endpoint
 /// (`fleetwire::node`) on the command line.
+/// SIGTERM and SIGINT: the first runs `first` (a graceful shutdown), a second one exits
+/// at once with status 130.
+fn on_termination(first: impl FnOnce() + Send + 'static) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => return eprintln!("fleetwire: no signal handling: {e}"),
+    };
+    std::thread::spawn(move || {
+        let mut signals = signals.forever();
+        if signals.next().is_some() {
+            eprintln!("fleetwire: shutting down gracefully (signal again to exit at once)");
+            first();
+        }
+        if signals.next().is_some() {
+            std::process::exit(130);
+        }
+    });
+}
+
 mod node_cli {
     use std::io::Write;
     use std::net::TcpListener;
@@ -350,6 +409,8 @@ mod node_cli {
         opts.max_conns = args.max_conns;
         opts.trusted_peers = args.trust_peer.clone();
         opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
+        let stop = opts.shutdown.clone();
+        crate::on_termination(move || stop.trigger());
         if args.stop_on_stdin_eof {
             let stop = opts.shutdown.clone();
             std::thread::spawn(move || {
@@ -1048,6 +1109,8 @@ mod proxy_cli {
         );
         let _ = std::io::stdout().flush();
         let stop = Arc::new(AtomicBool::new(false));
+        let on_signal = stop.clone();
+        crate::on_termination(move || on_signal.store(true, Ordering::SeqCst));
         if args.stop_on_stdin_eof {
             let stop = stop.clone();
             std::thread::spawn(move || {
@@ -1057,7 +1120,7 @@ mod proxy_cli {
         }
         let mut seen = args.config.as_deref().and_then(modified);
         while !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(Duration::from_millis(50));
             let Some(path) = &args.config else { continue };
             let now = modified(path);
             if now == seen {

@@ -22,6 +22,9 @@ PYTHONPATH=conformance/impls/python "$fw" conformance codec \
   --expected conformance/expected/python.txt
 "$fw" conformance mutants
 
+echo "== hostile load (short form; the long form: fleetwire attack --long)"
+"$fw" attack
+
 echo "== conformance peer: the Python implementation as a live server"
 port=$((20000 + RANDOM % 20000))
 log=$(mktemp)

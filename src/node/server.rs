@@ -394,14 +394,22 @@ fn echo_loop(
     opts: &NodeOptions,
     stats: &mut Counters,
 ) -> Result<CloseInfo, NodeError> {
+    let drain = Duration::from_millis(opts.config.limits.drain_timeout_ms);
+    let mut stopping_since = None;
     loop {
         if let Some(info) = take_events(driver, opts, stats) {
             return Ok(info);
         }
         if opts.shutdown.is_triggered() && driver.conn.is_established() {
-            // spec §6.4: graceful close, GOAWAY NO_ERROR, then DRAINING
-            let now = driver.now();
-            driver.conn.close(now, "node shutting down");
+            // spec §6.4: graceful close, GOAWAY NO_ERROR, then DRAINING — once every
+            // DATA received is echoed (an echo waiting for the peer's credit waits at
+            // most the drain timer), so that a shutdown loses no answer
+            let since = *stopping_since.get_or_insert_with(Instant::now);
+            let echo_waits = matches!(driver.conn.peek_event(), Some(Event::Data { .. }));
+            if !echo_waits || since.elapsed() >= drain {
+                let now = driver.now();
+                driver.conn.close(now, "node shutting down");
+            }
         }
         if driver.step(Some(Instant::now() + TICK))? == Step::Eof {
             if let Some(info) = take_events(driver, opts, stats) {
