@@ -57,7 +57,7 @@ pub struct AttackOptions {
     /// The long form (bigger and longer attacks, for the figures); default the short
     /// form, a few seconds per attack.
     pub long: bool,
-    /// Run only the attacks whose name contains this.
+    /// Run only the attacks whose "name target" (e.g. `churn proxy`) contains this.
     pub only: Option<String>,
     /// Peak resident set allowed to the server process.
     pub budget_bytes: u64,
@@ -139,11 +139,12 @@ impl Outcome {
 pub fn run(opts: &AttackOptions, out: &mut dyn Write) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for attack in attacks::ALL {
-        if opts
-            .only
-            .as_deref()
-            .is_some_and(|o| !attack.name.contains(o))
-        {
+        let target = match attack.target {
+            Target::Node => "node",
+            Target::Proxy => "proxy",
+        };
+        let label = format!("{} {target}", attack.name);
+        if opts.only.as_deref().is_some_and(|o| !label.contains(o)) {
             continue;
         }
         let start = Instant::now();
@@ -366,7 +367,7 @@ impl Server {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_to())
             .spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let mut line = String::new();
@@ -429,6 +430,18 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The servers' log lines: appended to the file `FLEETWIRE_ATTACK_LOG` names, if set.
+fn log_to() -> Stdio {
+    let file = std::env::var_os("FLEETWIRE_ATTACK_LOG").and_then(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+    });
+    file.map_or_else(Stdio::null, Stdio::from)
 }
 
 /// Sends signal `sig` (`TERM`, `INT`) to process `pid` with kill(1).

@@ -310,6 +310,22 @@ impl Connection {
         self.events.front().map(|q| &q.event)
     }
 
+    /// Bytes queued for [`poll_transmit`](Connection::poll_transmit): what a driver
+    /// holds for this peer besides its own buffers (a driver stops reading a peer whose
+    /// output it cannot write, so that answers to a flood stay bounded).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let mut conn = Connection::new(Config::client(), std::time::Duration::ZERO);
+    /// assert!(conn.pending_transmit() > 8); // preface and HELLO
+    /// let mut out = Vec::new();
+    /// conn.poll_transmit(&mut out);
+    /// assert_eq!(conn.pending_transmit(), 0);
+    /// ```
+    pub fn pending_transmit(&self) -> usize {
+        self.tx.len()
+    }
+
     /// Queues a CREDIT when enough has been consumed (§8 `[[flow.grant]]`).
     fn grant_credit(&mut self) {
         if self.state != State::Established || self.goaway_sent_at.is_some() {
