@@ -97,6 +97,9 @@ pub mod transport;
 #[cfg(feature = "node")]
 pub mod node;
 
+#[cfg(feature = "attack")]
+pub mod attack;
+
 pub use connection::Connection;
 pub use deframer::{Batch, Deframer, Partial};
 pub use error::{Error, ErrorCode};

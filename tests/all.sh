@@ -22,6 +22,9 @@ fw=target/release/fleetwire
   --expected conformance/expected/python.txt
 "$fw" conformance mutants
 
+echo "== hostile load (short form; the long form: fleetwire attack --long)"
+"$fw" attack
+
 echo "== Python package (python/): pip install, pytest, its codec testee"
 bash python/ci.sh "$fw"
 

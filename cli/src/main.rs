@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod attack;
 #[cfg(feature = "transport-bench")]
 mod bench;
 mod cluster;
@@ -16,6 +17,7 @@ mod inspect;
 mod node;
 mod ping;
 mod proxy;
+mod signals;
 mod testee;
 mod vectors;
 
@@ -76,6 +78,10 @@ enum Command {
     /// `--release -p fleetwire-cli --features transport-bench`).
     #[cfg(feature = "transport-bench")]
     Bench(bench::BenchArgs),
+    /// The hostile-load suite: runs this executable's node and proxy as child processes
+    /// on loopback, one attack at a time, and checks survival, peak RSS against the
+    /// budget, a well-behaved client's echoes and nothing lost. Exit 0 when all held.
+    Attack(attack::AttackArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,5 +110,6 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::cluster(args),
         #[cfg(feature = "transport-bench")]
         Command::Bench(args) => bench::bench(args),
+        Command::Attack(args) => attack::attack(args),
     }
 }

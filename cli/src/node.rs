@@ -123,6 +123,8 @@ pub(crate) fn node(args: NodeArgs) -> ExitCode {
         }
     }
     opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
+    let stop = opts.shutdown.clone();
+    crate::signals::on_termination(move || stop.trigger());
     if args.stop_on_stdin_eof {
         let stop = opts.shutdown.clone();
         std::thread::spawn(move || {

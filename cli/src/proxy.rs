@@ -164,6 +164,8 @@ pub(crate) fn proxy(args: ProxyArgs) -> ExitCode {
     );
     let _ = std::io::stdout().flush();
     let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    crate::signals::on_termination(move || on_signal.store(true, Ordering::SeqCst));
     if args.stop_on_stdin_eof {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -173,7 +175,7 @@ pub(crate) fn proxy(args: ProxyArgs) -> ExitCode {
     }
     let mut seen = args.config.as_deref().and_then(modified);
     while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(50));
         let Some(path) = &args.config else { continue };
         let now = modified(path);
         if now == seen {

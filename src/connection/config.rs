@@ -240,6 +240,26 @@ pub struct Config {
     /// # let _ = forced;
     /// ```
     pub compress_threshold: usize,
+    /// PINGs answered per second (spec §11 `[[limit.ping-rate]]`), counted in windows
+    /// of one second: the PING that exceeds it closes the connection with FLOOD. 0 for
+    /// no limit. Default [`Config::MAX_PING_RATE`].
+    ///
+    /// ```
+    /// let c = fleetwire::connection::Config::node(1).with_max_ping_rate(100);
+    /// assert!(c.validate().is_ok());
+    /// ```
+    pub max_ping_rate: u32,
+    /// Events that hold no flow-control credit (ERROR reports, PONGs, HELLO, …) that
+    /// may wait to be polled: one more closes the connection with FLOOD (an ERROR takes
+    /// no credit, spec §5.7 `[[error.rate]]`, so without this bound a peer could queue
+    /// them without end behind a DATA event the application cannot take yet).
+    /// Default [`Config::MAX_QUEUED_EVENTS`]; at least 1.
+    ///
+    /// ```
+    /// let c = fleetwire::connection::Config::client();
+    /// assert_eq!(c.max_queued_events, fleetwire::connection::Config::MAX_QUEUED_EVENTS);
+    /// ```
+    pub max_queued_events: u32,
 }
 
 /// A [`Config`] that fails [`Config::validate`], with the rule it breaks; see
@@ -285,6 +305,8 @@ crate::setters::setters!(Config {
     with_authenticated => authenticated: Option<Identity>,
     with_services => services: Option<ServiceSet>,
     with_compress_threshold => compress_threshold: usize,
+    with_max_ping_rate => max_ping_rate: u32,
+    with_max_queued_events => max_queued_events: u32,
 });
 
 impl Config {
@@ -315,6 +337,21 @@ impl Config {
     /// ```
     pub const COMPRESS_THRESHOLD: usize = crate::limits::COMPRESS_THRESHOLD;
 
+    /// The default [`Config::max_ping_rate`]: far above a keepalive or a ping-pong
+    /// latency probe on loopback, far below what a flooding peer sends.
+    ///
+    /// ```
+    /// assert_eq!(fleetwire::connection::Config::MAX_PING_RATE, 100_000);
+    /// ```
+    pub const MAX_PING_RATE: u32 = 100_000;
+
+    /// The default [`Config::max_queued_events`] (each at most a few hundred bytes).
+    ///
+    /// ```
+    /// assert_eq!(fleetwire::connection::Config::MAX_QUEUED_EVENTS, 4096);
+    /// ```
+    pub const MAX_QUEUED_EVENTS: u32 = 4096;
+
     fn for_role(role: Role, node_id: u16) -> Config {
         Config {
             role,
@@ -329,6 +366,8 @@ impl Config {
             authenticated: None,
             services: None,
             compress_threshold: Config::COMPRESS_THRESHOLD,
+            max_ping_rate: Config::MAX_PING_RATE,
+            max_queued_events: Config::MAX_QUEUED_EVENTS,
         }
     }
 
@@ -387,6 +426,9 @@ impl Config {
             return Err("peer_id 0xFFFF is reserved");
         }
         // spec §11 [[limit.empty-run-floor]]: never configured below 32
+        if self.max_queued_events == 0 {
+            return Err("max_queued_events is zero");
+        }
         if self.limits.max_empty_run < MIN_MAX_EMPTY_RUN {
             return Err("max_empty_run below 32");
         }

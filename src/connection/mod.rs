@@ -153,6 +153,11 @@ pub struct Connection {
     recv_credit: RecvCredit,
     tx: Vec<u8>,
     events: VecDeque<Queued>,
+    /// Queued events that hold no credit (bounded by `config.max_queued_events`).
+    uncredited: u32,
+    /// PINGs answered in the current one-second window, and when it began (§11).
+    pings_in_window: u32,
+    ping_window: Duration,
     empty_run: u32,
     packet_errors: u32,
     /// DATA packets of the peer processed before our GOAWAY (§5.5).
@@ -224,6 +229,9 @@ impl Connection {
             ),
             tx: Vec::new(),
             events: VecDeque::new(),
+            uncredited: 0,
+            pings_in_window: 0,
+            ping_window: now,
             empty_run: 0,
             packet_errors: 0,
             delivered: 0,
@@ -307,6 +315,8 @@ impl Connection {
         if let Some(len) = credit {
             self.recv_credit.consumed(len);
             self.grant_credit();
+        } else {
+            self.uncredited = self.uncredited.saturating_sub(1);
         }
         Some(event)
     }
@@ -326,6 +336,22 @@ impl Connection {
     /// ```
     pub fn peek_event(&self) -> Option<&Event> {
         self.events.front().map(|q| &q.event)
+    }
+
+    /// Bytes queued for [`poll_transmit`](Connection::poll_transmit): what a driver
+    /// holds for this peer besides its own buffers (a driver stops reading a peer whose
+    /// output it cannot write, so that answers to a flood stay bounded).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Connection};
+    /// let mut conn = Connection::new(Config::client(), std::time::Duration::ZERO);
+    /// assert!(conn.pending_transmit() > 8); // preface and HELLO
+    /// let mut out = Vec::new();
+    /// conn.poll_transmit(&mut out);
+    /// assert_eq!(conn.pending_transmit(), 0);
+    /// ```
+    pub fn pending_transmit(&self) -> usize {
+        self.tx.len()
     }
 
     /// Queues a CREDIT when enough has been consumed (§8 `[[flow.grant]]`).
@@ -574,6 +600,7 @@ impl Connection {
             event,
             credit: None,
         });
+        self.uncredited += 1;
     }
 
     /// A connection error: GOAWAY with the code, then CLOSED without processing further

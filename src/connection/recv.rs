@@ -149,29 +149,40 @@ impl Connection {
         }
         let max_payload = self.config.limits.max_payload;
         let mut run = 0;
-        while let Ok(Status::Complete((_, rest))) = PacketRef::parse(&input[run..], max_payload) {
+        // Payload bytes of the packets whose payload an event may keep (DATA, and ERROR
+        // forwarded by a proxy).
+        let mut kept = 0;
+        while let Ok(Status::Complete((pkt, rest))) = PacketRef::parse(&input[run..], max_payload) {
+            if matches!(pkt.header.kind, Kind::Data | Kind::Error) {
+                kept += usize::from(pkt.header.length);
+            }
             run = input.len() - rest.len();
         }
         if run == 0 {
             return input;
         }
-        let chunk = Bytes::copy_from_slice(&input[..run]);
+        // A payload slice keeps its whole chunk alive: share the chunk only when kept
+        // payloads are at least half of it, else copy each payload on its own, so a
+        // small DATA never pins a large read (§11 [[limit.buffer]]: what is held stays
+        // within twice the credit, plus the one chunk being consumed).
+        let chunk = (kept * 2 >= run).then(|| Bytes::copy_from_slice(&input[..run]));
         let mut at = 0;
         while at < run && self.state != State::Closed {
             // Parsed above already: the same bytes give the same packet.
-            let Ok(Status::Complete((pkt, _))) = PacketRef::parse(&chunk[at..], max_payload) else {
+            let Ok(Status::Complete((pkt, _))) = PacketRef::parse(&input[at..], max_payload) else {
                 break;
             };
             let header = pkt.header;
             let start = at + header.len();
             at = start + usize::from(header.length);
             self.packet_started = self.now;
-            let result = self.check_header(&header).and_then(|()| {
-                self.process(Packet {
-                    header,
-                    payload: chunk.slice(start..at),
-                })
-            });
+            let payload = match &chunk {
+                Some(chunk) => chunk.slice(start..at),
+                None => Bytes::copy_from_slice(&input[start..at]),
+            };
+            let result = self
+                .check_header(&header)
+                .and_then(|()| self.process(Packet { header, payload }));
             if let Err(e) = result {
                 self.fail(e.code(), e.detail());
             }
@@ -283,6 +294,7 @@ impl Connection {
             Kind::Hello => self.on_hello(&packet.payload),
             Kind::Ping => {
                 let ping = Ping::parse(&packet.payload)?;
+                self.count_ping()?;
                 // spec §5.3 [[ping.answer]] [[ping.order]] [[ping.fifo]]: answered at
                 // once, so it precedes everything queued later; hold time 0
                 self.queue_control(Control::Pong(Pong {
@@ -677,7 +689,41 @@ impl Connection {
         self.pings.push_back(id);
     }
 
+    /// spec §11 [[limit.ping-rate]]: at most `max_ping_rate` PINGs answered per
+    /// one-second window; the one beyond is a connection error FLOOD.
+    fn count_ping(&mut self) -> Result<(), Error> {
+        let rate = self.config.max_ping_rate;
+        if rate == 0 {
+            return Ok(());
+        }
+        if self.now.saturating_sub(self.ping_window) >= Duration::from_secs(1) {
+            self.ping_window = self.now;
+            self.pings_in_window = 0;
+        }
+        self.pings_in_window += 1;
+        if self.pings_in_window > rate {
+            return Err(err(
+                ErrorCode::FLOOD,
+                "PING rate above the configured limit",
+            ));
+        }
+        Ok(())
+    }
+
     fn push(&mut self, event: Event, credit: Option<u16>) {
+        let closing = matches!(event, Event::Closed { .. });
         self.events.push_back(Queued { event, credit });
+        if credit.is_some() {
+            return;
+        }
+        self.uncredited += 1;
+        if closing {
+            return;
+        }
+        // Events without credit are bounded only by the application taking them: one
+        // beyond the configured bound is a flood (an ERROR costs the peer no credit).
+        if self.uncredited > self.config.max_queued_events {
+            self.fail(ErrorCode::FLOOD, "events not consumed: too many queued");
+        }
     }
 }

@@ -242,6 +242,12 @@ pub fn serve(listener: TcpListener, opts: NodeOptions) -> io::Result<()> {
     let opts = Arc::new(opts);
     let mut threads: Vec<thread::JoinHandle<()>> = Vec::new();
     let mut accepted = 0usize;
+    let mut backoff = Backoff::default();
+    let log = |line: String| {
+        if let Some(log) = &opts.log {
+            log(&line);
+        }
+    };
     while opts.max_conns.is_none_or(|max| accepted < max) && !opts.shutdown.is_triggered() {
         let accept = listener.accept();
         if opts.shutdown.is_triggered() {
@@ -250,17 +256,38 @@ pub fn serve(listener: TcpListener, opts: NodeOptions) -> io::Result<()> {
         let (sock, peer) = match accept {
             Ok(conn) => conn,
             Err(e) if is_transient(&e) => continue,
+            Err(e) if is_exhaustion(&e) => {
+                // Out of descriptors or memory: the open connections keep running;
+                // accepting resumes once one of them closes (or memory frees).
+                let wait = backoff.next();
+                log(format!("accept failed: {e}; retrying in {wait:?}"));
+                thread::sleep(wait);
+                continue;
+            }
             Err(e) => return Err(e),
         };
         accepted += 1;
         let id = accepted;
-        let opts = opts.clone();
+        let conn_opts = opts.clone();
         threads.retain(|t| !t.is_finished());
-        threads.push(
-            thread::Builder::new()
-                .name(format!("fleetwire-conn-{id}"))
-                .spawn(move || serve_connection(sock, peer, id, &opts))?,
-        );
+        let spawned = thread::Builder::new()
+            .name(format!("fleetwire-conn-{id}"))
+            .spawn(move || serve_connection(sock, peer, id, &conn_opts));
+        match spawned {
+            Ok(t) => {
+                backoff = Backoff::default();
+                threads.push(t);
+            }
+            Err(e) => {
+                // No thread for it (the socket is dropped, the peer sees a reset):
+                // the other connections keep running.
+                let wait = backoff.next();
+                log(format!(
+                    "conn {id} from {peer} refused: no thread ({e}); retrying in {wait:?}"
+                ));
+                thread::sleep(wait);
+            }
+        }
     }
     for t in threads {
         let _ = t.join();
@@ -276,6 +303,28 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+/// Accept errors of an exhausted process or system (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+/// wait and retry, keeping every open connection.
+pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
+    // EMFILE 24, ENFILE 23, ENOBUFS 105, ENOMEM 12 (Linux; the BSDs differ only in ENOBUFS)
+    matches!(e.raw_os_error(), Some(12 | 23 | 24 | 55 | 105))
+        || e.kind() == io::ErrorKind::OutOfMemory
+}
+
+/// Exponential backoff for a resource-starved accept loop: 10 ms doubling to 1 s.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let wait = Duration::from_millis(10 << self.failures.min(7)).min(Duration::from_secs(1));
+        self.failures += 1;
+        wait
+    }
 }
 
 /// One connection from accept to close, with its two log lines.
@@ -365,14 +414,22 @@ fn echo_loop(
     opts: &NodeOptions,
     stats: &mut Counters,
 ) -> Result<CloseInfo, NodeError> {
+    let drain = Duration::from_millis(opts.config.limits.drain_timeout_ms);
+    let mut stopping_since = None;
     loop {
         if let Some(info) = take_events(driver, opts, stats) {
             return Ok(info);
         }
         if opts.shutdown.is_triggered() && driver.conn.is_established() {
-            // spec §6.4: graceful close, GOAWAY NO_ERROR, then DRAINING
-            let now = driver.now();
-            driver.conn.close(now, "node shutting down");
+            // spec §6.4: graceful close, GOAWAY NO_ERROR, then DRAINING — once every
+            // DATA received is echoed (an echo waiting for the peer's credit waits at
+            // most the drain timer), so that a shutdown loses no answer
+            let since = *stopping_since.get_or_insert_with(Instant::now);
+            let echo_waits = matches!(driver.conn.peek_event(), Some(Event::Data { .. }));
+            if !echo_waits || since.elapsed() >= drain {
+                let now = driver.now();
+                driver.conn.close(now, "node shutting down");
+            }
         }
         if driver.step(Some(Instant::now() + TICK))? == Step::Eof {
             if let Some(info) = take_events(driver, opts, stats) {
@@ -457,5 +514,28 @@ fn take_events(driver: &mut Driver, opts: &NodeOptions, stats: &mut Counters) ->
             stats.received += 1;
         }
         driver.conn.poll_event();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_and_memory_exhaustion_are_retried() {
+        for errno in [12, 23, 24, 105] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(is_exhaustion(&e), "errno {errno}");
+            assert!(!is_transient(&e));
+        }
+        assert!(!is_exhaustion(&io::Error::from_raw_os_error(9))); // EBADF: fatal
+        assert!(!is_exhaustion(&io::ErrorKind::InvalidInput.into()));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_one_second() {
+        let mut b = Backoff::default();
+        let waits: Vec<_> = (0..10).map(|_| b.next().as_millis()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
     }
 }

@@ -57,6 +57,15 @@ pub struct EngineConfig {
     /// its IO thread encodes no more of its sends until the socket drains: what a slow
     /// reader can make a connection hold beyond its send queue.
     pub write_high_water: usize,
+    /// (Proxy.) Forwarded bytes one client connection may have waiting in egress queues:
+    /// beyond it the proxy takes no more of that client's packets (so grants it no
+    /// credit) until they are written, and the other clients keep their share of a
+    /// congested route.
+    pub forward_share_bytes: usize,
+    /// (Proxy.) Forwarded bytes waiting in all egress queues together: beyond it a
+    /// packet is answered UNREACHABLE (spec §7.3, a queue full), so that many peers
+    /// that do not read cannot together grow the proxy without bound.
+    pub global_forward_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +89,8 @@ impl Default for EngineConfig {
             linger: Duration::from_secs(1),
             read_buffer: 64 * 1024,
             write_high_water: 1024 * 1024,
+            forward_share_bytes: 2 * 1024 * 1024,
+            global_forward_bytes: 96 * 1024 * 1024,
         }
     }
 }
@@ -97,6 +108,8 @@ crate::setters::setters!(EngineConfig {
     with_linger => linger: Duration,
     with_read_buffer => read_buffer: usize,
     with_write_high_water => write_high_water: usize,
+    with_forward_share_bytes => forward_share_bytes: usize,
+    with_global_forward_bytes => global_forward_bytes: usize,
 });
 
 impl EngineConfig {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use super::io::{Ctx, NewConn, Scratch};
-use super::proxy::{bounce, route, Forwarded, RouteCell};
+use super::proxy::{bounce, route, Charge, Forwarded, RouteCell};
 use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
 use super::stats::Counters;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
@@ -99,6 +99,13 @@ pub(crate) struct ConnIo {
     /// their PONGs are reported as [`AppEvent::Pong`]; keep-alive PINGs are not.
     app_pings: Vec<u64>,
     open_deadline: Duration,
+    /// (Proxy.) Bytes of this connection's packets waiting in egress queues.
+    forwarding: Arc<std::sync::atomic::AtomicUsize>,
+    /// (Proxy.) Delivery stopped at a Forward: this client's share of the egress
+    /// queues is used up; retried shortly.
+    forward_bound: bool,
+    /// Reading stopped: our output to this peer is above the high-water mark.
+    output_bound: bool,
 }
 
 impl ConnIo {
@@ -172,13 +179,17 @@ impl ConnIo {
             app_pings: Vec::new(),
             // spec §6.5 [[timeout.tls-handshake]]: TLS bounded by the handshake timer too
             open_deadline: now + handshake,
+            forwarding: Arc::default(),
+            forward_bound: false,
+            output_bound: false,
         }
     }
 
     /// Work left over from the last round (reads or sends cut short for fairness).
     pub(crate) fn again(&self) -> bool {
         let live = !self.connecting && self.phase != Phase::Dead;
-        live && ((self.readable && !self.eof && self.broken.is_none()) || self.more_sends)
+        let reads = self.readable && !self.eof && self.broken.is_none() && !self.output_bound;
+        live && (reads || self.more_sends)
     }
 
     pub(crate) fn is_dead(&self) -> bool {
@@ -202,6 +213,12 @@ impl ConnIo {
         }
     }
 
+    /// Output not yet written to the socket: ours, and what the connection queued.
+    fn unwritten(&self) -> usize {
+        let queued = self.conn.as_ref().map_or(0, Connection::pending_transmit);
+        self.wbuf.len() - self.wpos + queued
+    }
+
     /// One round for this connection.
     pub(crate) fn service(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
         if self.connecting && !self.check_connected() {
@@ -219,7 +236,7 @@ impl ConnIo {
             Phase::Open => {}
         }
         if self.readable && !self.eof && self.broken.is_none() {
-            self.read(s, ctx.now);
+            self.read(s, ctx.now, ctx.inner.config.write_high_water);
         }
         self.timers(ctx);
         self.drain_sends(s, ctx);
@@ -272,8 +289,12 @@ impl ConnIo {
         if let Phase::Lingering { until, .. } = self.phase {
             d = Some(until);
         }
+        if self.forward_bound {
+            // (Proxy.) retry shortly: the egress IO threads drain the queues
+            let retry = ctx.now + Duration::from_millis(2);
+            d = Some(d.map_or(retry, |x| x.min(retry)));
+        }
         self.deadline = d;
-        let _ = ctx;
     }
 
     /// (Proxy.) Adds this round's forwarded packets to the route's counters.
@@ -317,8 +338,23 @@ impl ConnIo {
     }
 
     /// Read-ahead: read until `WouldBlock` (or the round's share), decrypt and feed.
-    fn read(&mut self, s: &mut Scratch, now: Duration) {
+    /// Not while our unwritten output is above the high-water mark, unless the peer
+    /// is a node or a proxy: a client that does not read what we send (PONGs, echoes)
+    /// is not read either, so what it makes us hold stays bounded; reading resumes
+    /// once the socket drains. (A node or proxy link is always read: two endpoints
+    /// that both stopped reading while writing to each other would never resume.)
+    fn read(&mut self, s: &mut Scratch, now: Duration, high_water: usize) {
+        let link = self
+            .conn
+            .as_ref()
+            .and_then(Connection::peer)
+            .is_some_and(|p| p.role != Role::Client);
         for _ in 0..MAX_READS {
+            self.output_bound = !link && self.unwritten() > high_water;
+            if self.output_bound {
+                self.counters.pauses += 1;
+                return;
+            }
             match self.sock.read(&mut s.rbuf) {
                 Ok(0) => {
                     self.eof = true;
@@ -584,10 +620,20 @@ impl ConnIo {
         // to the application thread).
         let mut mine0 = self.shared.app_bytes.load(Ordering::SeqCst);
         let mut all0 = inner.app_bytes.load(Ordering::SeqCst);
+        self.forward_bound = false;
+        let share = cfg.forward_share_bytes;
         loop {
             let cost = match conn.peek_event() {
                 None => break,
                 Some(Event::Data { payload, .. }) => payload.len() + QUEUE_ENTRY_OVERHEAD,
+                // (Proxy.) A client over its share of the egress queues waits (no
+                // credit back), the other clients keep theirs
+                Some(Event::Forward { .. })
+                    if self.attributed != 0 && self.forwarding.load(Ordering::Relaxed) >= share =>
+                {
+                    self.forward_bound = true;
+                    break;
+                }
                 Some(_) => 0,
             };
             if cost > 0 {
@@ -668,10 +714,12 @@ impl ConnIo {
                 Event::Forward { packet, received } => {
                     // spec §7.3: by the routing header alone; the packet is already
                     // stamped (§7.4) and its payload is never decoded here
+                    let cost = packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
                     let forward = Forwarded {
                         packet,
                         received,
                         from: self.id,
+                        charge: Charge::new(&self.forwarding, &inner.forwarding, cost),
                     };
                     match route(inner, ctx.routes, forward) {
                         Ok(()) => self.counters.forwarded += 1,
@@ -809,7 +857,7 @@ impl ConnIo {
             self.phase = Phase::Lingering { until, shut: true };
         }
         if self.readable && !self.eof && self.broken.is_none() {
-            self.read(s, ctx.now);
+            self.read(s, ctx.now, ctx.inner.config.write_high_water);
         }
         if self.eof || self.broken.is_some() || ctx.now >= until {
             self.phase = Phase::Dead;

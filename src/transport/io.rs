@@ -75,6 +75,17 @@ struct ListenerIo {
     id: ConnId,
     sock: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// `accept` failed for want of descriptors or memory (EMFILE, ENFILE, ENOMEM): the
+    /// pending connections stay in the backlog and no new readiness edge may come, so
+    /// the thread retries at this time (backing off), keeping every open connection.
+    retry_at: Option<Duration>,
+    failures: u32,
+}
+
+/// The wait before retrying an `accept` that failed `failures` times in a row: 10 ms
+/// doubling to 1 s.
+fn accept_backoff(failures: u32) -> Duration {
+    Duration::from_millis(10 << failures.min(7)).min(Duration::from_secs(1))
 }
 
 pub(crate) struct IoThread {
@@ -152,6 +163,11 @@ impl IoThread {
                 earliest = Some(earliest.map_or(d, |e| e.min(d)));
             }
         }
+        for l in self.listeners.values() {
+            if let Some(d) = l.retry_at {
+                earliest = Some(earliest.map_or(d, |e| e.min(d)));
+            }
+        }
         // Rounded up so that the deadline has passed when we wake.
         earliest.map(|d| d.saturating_sub(now) + Duration::from_micros(200))
     }
@@ -217,7 +233,14 @@ impl IoThread {
                     .is_ok()
                 {
                     self.inner.open_sockets.fetch_add(1, Ordering::SeqCst);
-                    self.listeners.insert(tok, ListenerIo { id, sock, tls });
+                    let l = ListenerIo {
+                        id,
+                        sock,
+                        tls,
+                        retry_at: None,
+                        failures: 0,
+                    };
+                    self.listeners.insert(tok, l);
                 }
             }
             Command::Adopt(new) => self.adopt(*new),
@@ -260,17 +283,24 @@ impl IoThread {
     }
 
     fn accept(&mut self, tok: Token) {
+        let now = self.now();
         loop {
-            let Some(l) = self.listeners.get(&tok) else {
+            let Some(l) = self.listeners.get_mut(&tok) else {
                 return;
             };
+            l.retry_at = None;
             let (sock, peer_addr) = match l.sock.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // e.g. EMFILE: try again on the next readiness
-                Err(_) => return,
+                Err(e) if is_per_connection(&e) => continue,
+                // EMFILE, ENFILE, ENOMEM…: retry after a backoff (see `retry_at`)
+                Err(_) => {
+                    l.retry_at = Some(now + accept_backoff(l.failures));
+                    l.failures += 1;
+                    return;
+                }
             };
+            l.failures = 0;
             let tls = match &l.tls {
                 None => None,
                 Some(cfg) => match TlsEndpoint::server(cfg.clone()) {
@@ -319,6 +349,13 @@ impl IoThread {
             }
         }
         let now = self.now();
+        let retry: Vec<Token> = (self.listeners.iter())
+            .filter(|(_, l)| l.retry_at.is_some_and(|d| d <= now))
+            .map(|(tok, _)| *tok)
+            .collect();
+        for tok in retry {
+            self.accept(tok);
+        }
         for (tok, c) in self.conns.iter_mut() {
             if (c.again() || c.deadline.is_some_and(|d| d <= now)) && !c.dirty {
                 c.dirty = true;
@@ -372,5 +409,34 @@ impl IoThread {
             .fetch_sub(self.listeners.len(), Ordering::SeqCst);
         self.listeners.clear();
         self.inner.push_app(&mut self.scratch.out);
+    }
+}
+
+/// Accept errors that concern one connection, not the listener: accept the next.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_up_to_one_second() {
+        let waits: Vec<_> = (0..10).map(|n| accept_backoff(n).as_millis()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+    }
+
+    #[test]
+    fn exhaustion_is_not_per_connection() {
+        for errno in [12, 23, 24] {
+            assert!(!is_per_connection(&io::Error::from_raw_os_error(errno)));
+        }
+        assert!(is_per_connection(&io::ErrorKind::ConnectionAborted.into()));
     }
 }

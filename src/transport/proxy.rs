@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -124,7 +124,8 @@ pub(crate) struct Table {
 enum Lookup<'a> {
     NoRoute(&'a RouteCell),
     Unreachable(&'a RouteCell),
-    Egress(&'a Arc<ConnShared>, &'a RouteCell),
+    /// The egress connection, its counters, and whether it is a client's.
+    Egress(&'a Arc<ConnShared>, &'a RouteCell, bool),
 }
 
 impl Table {
@@ -133,10 +134,10 @@ impl Table {
             Some(NodeRoute {
                 conn: Some(c),
                 cell,
-            }) => Lookup::Egress(c, cell),
+            }) => Lookup::Egress(c, cell, false),
             Some(NodeRoute { conn: None, cell }) => Lookup::Unreachable(cell),
             None => match self.clients.get(&node) {
-                Some(c) => Lookup::Egress(c, &self.client_cell),
+                Some(c) => Lookup::Egress(c, &self.client_cell, true),
                 None if self.client_ids.contains(&node) => Lookup::NoRoute(&self.client_cell),
                 None => Lookup::NoRoute(&self.unrouted),
             },
@@ -241,6 +242,40 @@ impl RouteState {
 
 /// A packet queued for an egress connection, with what its ingress connection needs to
 /// answer it should it never be written (spec §7.3 `[[route.egress-closed]]`).
+/// Bytes a forwarded packet holds, charged to its ingress connection and to the
+/// proxy's total while it exists (released when it is written, bounced or dropped).
+pub(crate) struct Charge {
+    counters: [Arc<AtomicUsize>; 2],
+    cost: usize,
+}
+
+impl Charge {
+    pub(crate) fn new(ingress: &Arc<AtomicUsize>, all: &Arc<AtomicUsize>, cost: usize) -> Charge {
+        for c in [ingress, all] {
+            c.fetch_add(cost, Ordering::Relaxed);
+        }
+        Charge {
+            counters: [ingress.clone(), all.clone()],
+            cost,
+        }
+    }
+}
+
+impl Clone for Charge {
+    fn clone(&self) -> Charge {
+        let [a, b] = &self.counters;
+        Charge::new(a, b, self.cost)
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        for c in &self.counters {
+            c.fetch_sub(self.cost, Ordering::Relaxed);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Forwarded {
     /// The packet, stamped (§7.4), as it is written.
@@ -249,6 +284,9 @@ pub(crate) struct Forwarded {
     pub(crate) received: Header,
     /// The ingress connection.
     pub(crate) from: ConnId,
+    /// What it holds, charged while it waits (released on drop).
+    #[allow(dead_code)] // held for its Drop
+    pub(crate) charge: Charge,
 }
 
 /// Routes a packet an ingress connection received for another node (spec §7.3): queues
@@ -262,7 +300,8 @@ pub(crate) fn route(
 ) -> Result<(), ErrorCode> {
     let data = forward.packet.header.kind == Kind::Data;
     let (code, cell) = match table.map(|t| t.lookup(forward.packet.header.route.node)) {
-        Some(Lookup::Egress(egress, cell)) => match enqueue(inner, egress, forward) {
+        Some(Lookup::Egress(egress, cell, client)) => match enqueue(inner, egress, client, forward)
+        {
             Ok(()) => return Ok(()),
             Err(()) => (ErrorCode::UNREACHABLE, Some(cell)),
         },
@@ -279,11 +318,20 @@ pub(crate) fn route(
 /// Pushes a forwarded packet onto the egress connection's bounded queue (spec §7.3)
 /// and tells the egress IO thread when its queue was idle. `Err` when the queue is
 /// closed or full: the caller reports UNREACHABLE.
-fn enqueue(inner: &Inner, egress: &ConnShared, forward: Forwarded) -> Result<(), ()> {
+fn enqueue(inner: &Inner, egress: &ConnShared, client: bool, forward: Forwarded) -> Result<(), ()> {
     let cfg = &inner.config;
     let cost = forward.packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
+    // the proxy's total (this packet's charge included) within its budget
+    if inner.forwarding.load(Ordering::Relaxed) > cfg.global_forward_bytes {
+        return Err(());
+    }
+    // a client that does not read holds at most its share, whatever its queue bound
+    let bound = match client {
+        true => cfg.send_queue_bytes.min(cfg.forward_share_bytes),
+        false => cfg.send_queue_bytes,
+    };
     let mut q = lock(&egress.sendq);
-    if q.closed || q.packets >= cfg.send_queue_packets || q.bytes + cost > cfg.send_queue_bytes {
+    if q.closed || q.packets >= cfg.send_queue_packets || q.bytes + cost > bound {
         return Err(());
     }
     q.forwards.push(forward);

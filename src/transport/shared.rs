@@ -166,6 +166,8 @@ pub(crate) struct Inner {
     /// Bytes waiting in the application queue, all connections, and the most ever.
     pub(crate) app_bytes: AtomicUsize,
     pub(crate) app_high: AtomicUsize,
+    /// (Proxy.) Forwarded bytes waiting in egress queues, all connections.
+    pub(crate) forwarding: Arc<AtomicUsize>,
     pub(crate) global_paused: AtomicBool,
     pub(crate) io: Vec<IoHandle>,
     pub(crate) next_id: AtomicU64,

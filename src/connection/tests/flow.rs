@@ -189,6 +189,105 @@ fn packet_errors_at_budget_tolerated_and_one_more_closes() {
     assert_closes(c, &bad, ErrorCode::TOO_MANY_ERRORS);
 }
 
+fn ping(id: u64) -> Vec<u8> {
+    ctl(Control::Ping(Ping { id, timestamp: 0 }))
+}
+
+#[test]
+fn ping_rate_at_limit_answered_and_one_more_is_flood() {
+    let config = Config {
+        max_ping_rate: 50,
+        ..Config::node(1)
+    };
+    let mut c = open_with(config.clone(), Role::Node, 2);
+    let fifty: Vec<u8> = (0..50).flat_map(ping).collect();
+    c.handle_input(T0, &fifty);
+    assert_eq!(
+        sent(&mut c).len(),
+        50,
+        "every PING within the rate answered"
+    );
+    // a new one-second window starts over
+    let t1 = Duration::from_secs(1);
+    c.handle_input(t1, &fifty);
+    assert_eq!(sent(&mut c).len(), 50);
+    assert!(!c.is_closed());
+    let mut c = open_with(config, Role::Node, 2);
+    c.handle_input(T0, &fifty);
+    assert_closes(c, &ping(51), ErrorCode::FLOOD);
+}
+
+/// An ERROR report for destination 0 becomes a PacketError event, which takes no credit.
+fn error_to_us() -> Vec<u8> {
+    let mut report = Vec::new();
+    ErrorReport {
+        code: ErrorCode::NO_ROUTE,
+        header: &[0x10, 0, 0, 0, 0, 7, 0, 0],
+        reason: "",
+    }
+    .encode(&mut report);
+    raw(Header::control(Kind::Error, 0), &report)
+}
+
+#[test]
+fn queued_events_without_credit_at_limit_kept_and_one_more_is_flood() {
+    let config = Config {
+        max_queued_events: 100,
+        ..Config::node(1)
+    };
+    // behind a DATA event the application does not take yet
+    let mut c = open_with(config.clone(), Role::Node, 2);
+    c.handle_input(T0, &data(Route::default(), b"waits"));
+    c.handle_input(T0, &error_to_us().repeat(100));
+    assert!(!c.is_closed());
+    assert_closes(c, &error_to_us(), ErrorCode::FLOOD);
+    // taking the events makes room again
+    let mut c = open_with(config, Role::Node, 2);
+    for _ in 0..3 {
+        c.handle_input(T0, &error_to_us().repeat(100));
+        assert_eq!(events(&mut c).len(), 100);
+    }
+    assert!(!c.is_closed());
+}
+
+#[test]
+fn small_payload_does_not_pin_its_read() {
+    // one 1-byte DATA among 60 KiB of PINGs, in one read
+    let config = Config {
+        max_ping_rate: 0,
+        ..Config::node(1)
+    };
+    let mut c = open_with(config, Role::Node, 2);
+    let mut input = data(Route::default(), b"x");
+    input.extend((0..3400).flat_map(ping));
+    assert!(input.len() > 60_000);
+    c.handle_input(T0, &input);
+    let Some(Event::Data { payload, .. }) = c.poll_event() else {
+        panic!("expected the DATA event")
+    };
+    let held = payload
+        .try_into_mut()
+        .expect("no other reference")
+        .capacity();
+    assert!(held < 1024, "a 1-byte payload holds {held} bytes");
+}
+
+#[test]
+fn large_payloads_share_their_read() {
+    let mut c = node();
+    let mut input = data(Route::default(), &[7; 30_000]);
+    input.extend(data(Route::default(), &[8; 30_000]));
+    c.handle_input(T0, &input);
+    let evs = events(&mut c);
+    let Event::Data { payload: a, .. } = &evs[0] else {
+        panic!()
+    };
+    let Event::Data { payload: b, .. } = &evs[1] else {
+        panic!()
+    };
+    assert_eq!(a.as_ptr().wrapping_add(30_000 + 8), b.as_ptr(), "zero copy");
+}
+
 // ---- routing (§7.2, §7.3, §7.4) ----
 
 #[test]
