@@ -773,6 +773,17 @@ pub fn profile_ours(size: usize, tls: bool, n: usize) -> f64 {
     ours.run(&pool, n).msgs_per_s
 }
 
+/// Runs only our IO-thread path (a native handler consumes), for profilers; returns
+/// messages per second.
+#[doc(hidden)]
+pub fn profile_native(size: usize, tls: bool, n: usize) -> f64 {
+    let pool = payloads(size, 1024);
+    let mut ours = Ours::new(if tls { Mode::Tls } else { Mode::Plain });
+    ours.add_counter();
+    ours.run_native(&pool, n / 10);
+    ours.run_native(&pool, n).msgs_per_s
+}
+
 /// The sans-IO floor: `n` DATA packets of `size` bytes through two in-memory
 /// [`Connection`](crate::Connection)s (send, transmit, input, events) on one thread, no
 /// sockets or threads; returns nanoseconds per packet.
