@@ -23,6 +23,10 @@ use crate::tls::TlsEndpoint;
 
 /// Socket reads per round before other connections get their turn.
 const MAX_READS: usize = 16;
+/// Plaintext reads of at least `read_buffer / ZERO_COPY_DIVISOR` bytes are handed to
+/// the connection without a copy (their payloads keep the read buffer's allocation
+/// alive, at most this many times the bytes read); smaller ones are copied.
+const ZERO_COPY_DIVISOR: usize = 16;
 /// Payload bytes moved from the send queue into the connection per round: enough to
 /// amortise the round's fixed costs, small enough to stay in cache.
 const ROUND_BYTES: usize = 256 * 1024;
@@ -297,7 +301,7 @@ impl ConnIo {
     /// Read-ahead: read until `WouldBlock` (or the round's share), decrypt and feed.
     fn read(&mut self, s: &mut Scratch, now: Duration) {
         for _ in 0..MAX_READS {
-            match self.sock.read(&mut s.rbuf) {
+            match self.sock.read(s.read_room()) {
                 Ok(0) => {
                     self.eof = true;
                     self.readable = false;
@@ -325,13 +329,19 @@ impl ConnIo {
     }
 
     fn input(&mut self, s: &mut Scratch, n: usize, now: Duration) {
-        let data = &s.rbuf[..n];
         let Some(tls) = self.tls.as_mut() else {
             if let Some(conn) = self.conn.as_mut() {
-                conn.handle_input(now, data);
+                if n >= s.read_buffer / ZERO_COPY_DIVISOR {
+                    // a large read: its payloads are slices of the read buffer; what a
+                    // small one would pin of it is out of proportion, so it is copied
+                    conn.handle_input_bytes(now, s.rbuf.split_to(n).freeze());
+                } else {
+                    conn.handle_input(now, &s.rbuf[..n]);
+                }
             }
             return;
         };
+        let data = &s.rbuf[..n];
         let mut rest = data;
         loop {
             match tls.feed_tls(rest) {
@@ -556,6 +566,7 @@ impl ConnIo {
         // to the application thread).
         let mut mine0 = self.shared.app_bytes.load(Ordering::SeqCst);
         let mut all0 = inner.app_bytes.load(Ordering::SeqCst);
+        let mut held = None;
         loop {
             let cost = match conn.peek_event() {
                 None => break,
@@ -595,8 +606,15 @@ impl ConnIo {
                     };
                     if let Some(Some(h)) = ctx.handlers.get(usize::from(route.service)) {
                         let mut reply = Reply::new(self.id);
-                        let mut f = lock(h);
-                        (*f)(&msg, &mut reply);
+                        // one lock per run of the same service, not per message
+                        let f = match &mut held {
+                            Some((svc, f)) if *svc == route.service => f,
+                            _ => {
+                                held = None;
+                                &mut held.insert((route.service, lock(h))).1
+                            }
+                        };
+                        (**f)(&msg, &mut reply);
                         self.replies.extend(reply.out);
                         self.counters.handled += 1;
                         continue;

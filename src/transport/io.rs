@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 
@@ -56,10 +57,26 @@ pub(crate) struct NewConn {
 
 /// Reused buffers of one IO thread.
 pub(crate) struct Scratch {
-    pub(crate) rbuf: Vec<u8>,
+    /// Socket reads land here; a large read is split off and handed over as it is, its
+    /// payloads slices of it (zero-copy), and the next read goes after it.
+    pub(crate) rbuf: BytesMut,
+    pub(crate) read_buffer: usize,
     pub(crate) plain: Vec<u8>,
     pub(crate) tx: Vec<u8>,
     pub(crate) out: Vec<AppEvent>,
+}
+
+impl Scratch {
+    /// Room for the next read: at least a quarter of the read buffer, else a fresh
+    /// (or reclaimed, once every slice of it is gone) buffer.
+    pub(crate) fn read_room(&mut self) -> &mut [u8] {
+        if self.rbuf.len() < self.read_buffer / 4 {
+            self.rbuf.clear();
+            self.rbuf.reserve(self.read_buffer);
+            self.rbuf.resize(self.read_buffer, 0);
+        }
+        &mut self.rbuf[..]
+    }
 }
 
 /// What a connection's service round needs besides its own state.
@@ -108,7 +125,8 @@ impl IoThread {
             handlers,
             routes,
             scratch: Scratch {
-                rbuf: vec![0; read_buffer],
+                rbuf: BytesMut::zeroed(read_buffer),
+                read_buffer,
                 plain: Vec::new(),
                 tx: Vec::new(),
                 out: Vec::new(),
