@@ -7,14 +7,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use mio::net::TcpStream;
 
-use super::io::{Ctx, NewConn, Scratch};
-use super::proxy::{bounce, route, Forwarded, RouteCell};
-use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
+use super::forward::{bounce, route};
+use super::handler::{Reply, SharedHandler};
+use super::queue::{ConnShared, Forwarded, QUEUE_ENTRY_OVERHEAD};
+use super::routing::{RouteCell, Table};
+use super::shared::{Inner, NewConn};
 use super::stats::Counters;
+use super::sync::lock;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
-use super::Reply;
 use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
 use crate::control::Role;
 use crate::error::ErrorCode;
@@ -30,6 +33,39 @@ const ZERO_COPY_DIVISOR: usize = 16;
 /// Payload bytes moved from the send queue into the connection per round: enough to
 /// amortise the round's fixed costs, small enough to stay in cache.
 const ROUND_BYTES: usize = 256 * 1024;
+
+/// Reused buffers of one IO thread.
+pub(crate) struct Scratch {
+    /// Socket reads land here; a large read is split off and handed over as it is, its
+    /// payloads slices of it (zero-copy), and the next read goes after it.
+    pub(crate) rbuf: BytesMut,
+    pub(crate) read_buffer: usize,
+    pub(crate) plain: Vec<u8>,
+    pub(crate) tx: Vec<u8>,
+    pub(crate) out: Vec<AppEvent>,
+}
+
+impl Scratch {
+    /// Room for the next read: at least a quarter of the read buffer, else a fresh
+    /// (or reclaimed, once every slice of it is gone) buffer.
+    pub(crate) fn read_room(&mut self) -> &mut [u8] {
+        if self.rbuf.len() < self.read_buffer / 4 {
+            self.rbuf.clear();
+            self.rbuf.reserve(self.read_buffer);
+            self.rbuf.resize(self.read_buffer, 0);
+        }
+        &mut self.rbuf[..]
+    }
+}
+
+/// What a connection's service round needs besides its own state.
+pub(crate) struct Ctx<'a> {
+    pub(crate) inner: &'a Inner,
+    pub(crate) handlers: &'a [Option<SharedHandler>],
+    /// (Proxy.) This round's routing table.
+    pub(crate) routes: Option<&'a Table>,
+    pub(crate) now: Duration,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::{Poll, Waker};
 
+use super::config::EngineConfig;
 use super::handler::{Handler, HandlerTable};
-use super::io::{Command, IoThread, NewConn, WAKER};
-use super::proxy::{RouteCell, RouteState};
-use super::shared::{
-    lock, AppQueue, ConnMap, ConnShared, Inbox, Inner, IoHandle, QUEUE_ENTRY_OVERHEAD,
-};
+use super::io::{IoThread, WAKER};
+use super::queue::{ConnShared, QUEUE_ENTRY_OVERHEAD};
+use super::routing::{RouteCell, RouteState};
+use super::shared::{AppQueue, Command, ConnMap, Inbox, Inner, IoHandle, NewConn};
 use super::stats::ConnStats;
+use super::sync::lock;
 use super::types::{AppEvent, ConnId, Listener, Outgoing, SendError, SendFlags, TlsOptions};
-use super::EngineConfig;
 use crate::header::{Codec, Route};
 use crate::tls::TlsEndpoint;
 

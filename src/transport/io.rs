@@ -9,84 +9,24 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::ConnIo;
+use super::conn::{ConnIo, Ctx, Scratch};
 use super::handler::SharedHandler;
-use super::proxy::{RouteCell, Table};
-use super::shared::{lock, ConnShared, Inner};
+use super::queue::ConnShared;
+use super::routing::Table;
+use super::shared::{Command, Inner, NewConn};
+use super::sync::lock;
 use super::types::{AppEvent, ConnId};
 use crate::tls::TlsEndpoint;
 
 pub(crate) const WAKER: Token = Token(0);
-
-/// Work for an IO thread, posted through its inbox.
-pub(crate) enum Command {
-    Listen {
-        id: ConnId,
-        sock: TcpListener,
-        tls: Option<Arc<rustls::ServerConfig>>,
-    },
-    Adopt(Box<NewConn>),
-    Close(ConnId),
-    Ping(ConnId),
-    ResumeAll,
-    /// Drop every socket and exit.
-    Stop,
-}
-
-/// A socket handed to an IO thread.
-pub(crate) struct NewConn {
-    pub(crate) shared: Arc<ConnShared>,
-    pub(crate) sock: TcpStream,
-    pub(crate) tls: Option<TlsEndpoint>,
-    pub(crate) connecting: bool,
-    pub(crate) server: bool,
-    /// The peer's address: accepted from, or connecting to.
-    pub(crate) peer: SocketAddr,
-    /// (Proxy.) The counters of the route this connection serves.
-    pub(crate) route: Option<Arc<RouteCell>>,
-}
-
-/// Reused buffers of one IO thread.
-pub(crate) struct Scratch {
-    /// Socket reads land here; a large read is split off and handed over as it is, its
-    /// payloads slices of it (zero-copy), and the next read goes after it.
-    pub(crate) rbuf: BytesMut,
-    pub(crate) read_buffer: usize,
-    pub(crate) plain: Vec<u8>,
-    pub(crate) tx: Vec<u8>,
-    pub(crate) out: Vec<AppEvent>,
-}
-
-impl Scratch {
-    /// Room for the next read: at least a quarter of the read buffer, else a fresh
-    /// (or reclaimed, once every slice of it is gone) buffer.
-    pub(crate) fn read_room(&mut self) -> &mut [u8] {
-        if self.rbuf.len() < self.read_buffer / 4 {
-            self.rbuf.clear();
-            self.rbuf.reserve(self.read_buffer);
-            self.rbuf.resize(self.read_buffer, 0);
-        }
-        &mut self.rbuf[..]
-    }
-}
-
-/// What a connection's service round needs besides its own state.
-pub(crate) struct Ctx<'a> {
-    pub(crate) inner: &'a Inner,
-    pub(crate) handlers: &'a [Option<SharedHandler>],
-    /// (Proxy.) This round's routing table.
-    pub(crate) routes: Option<&'a Table>,
-    pub(crate) now: Duration,
-}
 
 struct ListenerIo {
     id: ConnId,

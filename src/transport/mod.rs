@@ -63,11 +63,15 @@ pub mod cluster;
 mod config;
 mod conn;
 mod engine;
+mod forward;
 mod handler;
 mod io;
 pub mod proxy;
+mod queue;
+mod routing;
 mod shared;
 mod stats;
+mod sync;
 mod types;
 
 #[cfg(feature = "transport-async")]
@@ -81,7 +85,7 @@ pub mod bench;
 pub use config::EngineConfig;
 pub use engine::{ConnSender, Engine};
 pub use handler::{Handler, Reply};
-pub use shared::QUEUE_ENTRY_OVERHEAD;
+pub use queue::QUEUE_ENTRY_OVERHEAD;
 pub use stats::ConnStats;
 pub use types::{AppEvent, ConnId, Listener, Message, Outgoing, SendError, SendFlags, TlsOptions};
 
