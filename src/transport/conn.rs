@@ -18,12 +18,12 @@ use super::routing::{RouteCell, Table};
 use super::shared::{Inner, NewConn};
 use super::stats::Counters;
 use super::sync::lock;
+use super::tls_io::TlsEndpoint;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
 use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
 use crate::control::Role;
 use crate::error::ErrorCode;
 use crate::header::{Header, Kind};
-use crate::tls::TlsEndpoint;
 
 /// Socket reads per round before other connections get their turn.
 const MAX_READS: usize = 16;

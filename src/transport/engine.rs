@@ -18,9 +18,10 @@ use super::routing::{RouteCell, RouteState};
 use super::shared::{AppQueue, Command, ConnMap, Inbox, Inner, IoHandle, NewConn};
 use super::stats::ConnStats;
 use super::sync::lock;
+#[cfg(feature = "tls")]
+use super::tls_io::TlsEndpoint;
 use super::types::{AppEvent, ConnId, Listener, Outgoing, SendError, SendFlags, TlsOptions};
 use crate::header::{Codec, Route};
-use crate::tls::TlsEndpoint;
 
 /// The transport engine: IO threads that own the sockets, and the application's API.
 ///
@@ -142,7 +143,10 @@ impl Engine {
     pub fn listen(&self, addr: SocketAddr, tls: TlsOptions) -> io::Result<Listener> {
         let tls = match tls {
             TlsOptions::Plaintext => None,
+            #[cfg(feature = "tls")]
             TlsOptions::Server(cfg) => Some(cfg),
+            #[cfg(feature = "tls")]
+            #[cfg(feature = "tls")]
             TlsOptions::Client { .. } => return Err(invalid("listen needs a TLS server config")),
         };
         let std = std::net::TcpListener::bind(addr)?;
@@ -185,12 +189,14 @@ impl Engine {
     ) -> io::Result<ConnId> {
         let tls = match tls {
             TlsOptions::Plaintext => None,
+            #[cfg(feature = "tls")]
             TlsOptions::Client {
                 config,
                 server_name,
             } => Some(
                 TlsEndpoint::client(config, &server_name).map_err(|e| invalid(&e.to_string()))?,
             ),
+            #[cfg(feature = "tls")]
             TlsOptions::Server(_) => return Err(invalid("connect needs a TLS client config")),
         };
         let sock = mio::net::TcpStream::connect(addr)?;

@@ -23,15 +23,15 @@ use super::queue::ConnShared;
 use super::routing::Table;
 use super::shared::{Command, Inner, NewConn};
 use super::sync::lock;
+use super::tls_io::{ServerConfig, TlsEndpoint};
 use super::types::{AppEvent, ConnId};
-use crate::tls::TlsEndpoint;
 
 pub(crate) const WAKER: Token = Token(0);
 
 struct ListenerIo {
     id: ConnId,
     sock: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<ServerConfig>>,
 }
 
 pub(crate) struct IoThread {

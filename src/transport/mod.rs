@@ -59,6 +59,7 @@
 //! }
 //! ```
 
+#[cfg(feature = "tls")]
 pub mod cluster;
 mod config;
 mod conn;
@@ -72,6 +73,7 @@ mod routing;
 mod shared;
 mod stats;
 mod sync;
+mod tls_io;
 mod types;
 
 #[cfg(feature = "transport-async")]

@@ -120,7 +120,9 @@ pub struct ProxyConfig {
     /// [`TlsOptions::Plaintext`] or [`TlsOptions::Server`] for the listener.
     pub listen_tls: TlsOptions,
     /// TLS for the connections to the routes' nodes (`None`: plaintext), and the server
-    /// name their certificates must carry (`None`: the route's IP address).
+    /// name their certificates must carry (`None`: the route's IP address). Feature
+    /// `tls`.
+    #[cfg(feature = "tls")]
     pub connect_tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
     /// The initial routes: node id → address of that node (or of the next proxy).
     pub routes: BTreeMap<u16, SocketAddr>,
@@ -143,12 +145,25 @@ crate::setters::setters!(ProxyConfig {
     with_node_id => node_id: u16,
     with_listen => listen: SocketAddr,
     with_listen_tls => listen_tls: TlsOptions,
-    with_connect_tls => connect_tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
     with_routes => routes: BTreeMap<u16, SocketAddr>,
     with_client_ids => client_ids: RangeInclusive<u16>,
     with_trusted_peers => trusted_peers: Vec<IpAddr>,
     with_engine => engine: EngineConfig,
 });
+
+#[cfg(feature = "tls")]
+impl ProxyConfig {
+    /// Returns `self` with [`connect_tls`](ProxyConfig::connect_tls) set to `value`
+    /// (builder style).
+    #[must_use]
+    pub fn with_connect_tls(
+        mut self,
+        value: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+    ) -> Self {
+        self.connect_tls = value;
+        self
+    }
+}
 
 impl ProxyConfig {
     /// A plaintext proxy without routes, client ids 40000…65534.
@@ -162,6 +177,7 @@ impl ProxyConfig {
             node_id,
             listen,
             listen_tls: TlsOptions::Plaintext,
+            #[cfg(feature = "tls")]
             connect_tls: None,
             routes: BTreeMap::new(),
             client_ids: 40000..=65534,
@@ -394,6 +410,7 @@ impl std::fmt::Debug for Proxy {
 
 impl ProxyInner {
     fn connect(&self, addr: SocketAddr, cell: &Arc<RouteCell>) -> io::Result<ConnId> {
+        #[cfg(feature = "tls")]
         let tls = match &self.config.connect_tls {
             None => TlsOptions::Plaintext,
             Some((config, name)) => TlsOptions::Client {
@@ -401,6 +418,8 @@ impl ProxyInner {
                 server_name: name.clone().unwrap_or_else(|| addr.ip().to_string()),
             },
         };
+        #[cfg(not(feature = "tls"))]
+        let tls = TlsOptions::Plaintext;
         self.engine.connect_routed(addr, tls, Some(cell.clone()))
     }
 

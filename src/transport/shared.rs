@@ -16,8 +16,8 @@ use super::handler::HandlerTable;
 use super::queue::{ConnShared, QUEUE_ENTRY_OVERHEAD};
 use super::routing::{RouteCell, RouteState};
 use super::sync::lock;
+use super::tls_io::{ServerConfig, TlsEndpoint};
 use super::types::{AppEvent, ConnId};
-use crate::tls::TlsEndpoint;
 
 /// Hashes a [`ConnId`] by its value: ids are unique counters, so SipHash's
 /// flood resistance buys nothing on the per-send lookup.
@@ -188,7 +188,7 @@ pub(crate) enum Command {
     Listen {
         id: ConnId,
         sock: TcpListener,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Option<Arc<ServerConfig>>,
     },
     Adopt(Box<NewConn>),
     Close(ConnId),
