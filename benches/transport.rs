@@ -14,8 +14,22 @@ fn main() {
         }
         return;
     }
+    if std::env::args().any(|a| a == "--profile-native") {
+        let tls = std::env::args().any(|a| a == "--tls");
+        let n =
+            std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
+        let size =
+            std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
+        let rate = fleetwire::transport::bench::profile_native(size, tls, n);
+        println!("ours 64B IO-thread path (tls: {tls}): {rate:.0} msg/s");
+        return;
+    }
     if std::env::args().any(|a| a == "--profile-ours") {
-        let rate = fleetwire::transport::bench::profile_ours(64, false, 5_000_000);
+        let n =
+            std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
+        let size =
+            std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
+        let rate = fleetwire::transport::bench::profile_ours(size, false, n);
         println!("ours 64B plaintext: {rate:.0} msg/s");
         return;
     }

@@ -489,3 +489,43 @@ proptest! {
         }
     }
 }
+
+/// `handle_input_bytes` (payloads sliced from the caller's bytes) gives exactly the
+/// events of `handle_input` (payloads copied), whatever the split of the stream.
+#[test]
+fn zero_copy_input_matches_copied_input() {
+    // two identical connections, fed the same stream
+    let established = || {
+        let mut pair = Pair::client_server();
+        pair.drive();
+        while pair.b.poll_event().is_some() {}
+        pair
+    };
+    let mut sender = established();
+    let mut wire = Vec::new();
+    for i in 0..200u32 {
+        let payload = vec![i as u8; (i as usize * 7) % 300];
+        let opts = match i % 3 {
+            0 => SendOptions::compressed(Codec::Snappy),
+            _ => SendOptions::default(),
+        };
+        sender
+            .a
+            .send_data(Route::new(0, 1, 0), &payload, opts)
+            .unwrap();
+    }
+    sender.a.poll_transmit(&mut wire);
+    let wire = Bytes::from(wire);
+    for split in [1usize, 5, 64, 1000, wire.len()] {
+        let (mut copied, mut sliced) = (established().b, established().b);
+        for (at, chunk) in wire.chunks(split).enumerate() {
+            let start = at * split;
+            copied.handle_input(Duration::ZERO, chunk);
+            sliced.handle_input_bytes(Duration::ZERO, wire.slice(start..start + chunk.len()));
+        }
+        let drain = |c: &mut Connection| std::iter::from_fn(|| c.poll_event()).collect::<Vec<_>>();
+        let (a, b) = (drain(&mut copied), drain(&mut sliced));
+        assert_eq!(data_events(&a).len(), 200, "split {split}");
+        assert_eq!(a, b, "split {split}");
+    }
+}

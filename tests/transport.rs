@@ -1,6 +1,6 @@
 //! Integration tests of the transport engine over 127.0.0.1 (feature `transport`).
 //! Every test is bounded: helpers panic past their deadline (at most 10 s).
-#![cfg(all(feature = "transport", feature = "test-certs"))]
+#![cfg(all(feature = "transport", feature = "tls", feature = "test-certs"))]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

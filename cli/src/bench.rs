@@ -13,15 +13,16 @@ pub(crate) struct BenchArgs {
     /// Also write {"results":[{"name","unit","ours","baseline","ratio"}]} here.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Run only these parts: throughput, ping, memory, proxy (repeatable; default
-    /// all).
+    /// Run only these parts: throughput, pairs, scaling, ping, memory, proxy
+    /// (repeatable; default all).
     #[arg(long, value_name = "SECTION", value_parser = section)]
     only: Vec<fleetwire::transport::bench::Section>,
 }
 
 fn section(name: &str) -> Result<fleetwire::transport::bench::Section, String> {
-    fleetwire::transport::bench::Section::parse(name)
-        .ok_or_else(|| format!("{name}: expected throughput, ping, memory or proxy"))
+    fleetwire::transport::bench::Section::parse(name).ok_or_else(|| {
+        format!("{name}: expected throughput, pairs, scaling, ping, memory or proxy")
+    })
 }
 
 pub(crate) fn bench(args: BenchArgs) -> ExitCode {

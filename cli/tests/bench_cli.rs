@@ -58,7 +58,6 @@ fn bench_refuses_an_unknown_section() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("expected throughput, ping, memory or proxy")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("expected throughput, pairs, scaling, ping, memory or proxy"));
 }

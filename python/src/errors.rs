@@ -1,7 +1,7 @@
 //! The package's exceptions. Each carries `code` (the spec's error code, §12, or
 //! `None` for a local condition with no registry code) and `code_name`.
 
-use fleetwire::transport::SendError;
+use fleetwire::transport::EnqueueError;
 use fleetwire::{Error, ErrorCode};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -99,13 +99,13 @@ pub(crate) fn protocol(py: Python<'_>, e: Error, offset: Option<u64>) -> PyErr {
 }
 
 /// A refused send.
-pub(crate) fn send(py: Python<'_>, e: SendError) -> PyErr {
+pub(crate) fn send(py: Python<'_>, e: EnqueueError) -> PyErr {
     let msg = e.to_string();
     match e {
-        SendError::QueueFull => with_code::<QueueFull>(py, msg, None, None),
-        SendError::Closed => with_code::<ConnectionClosed>(py, msg, None, None),
-        SendError::UnknownConnection => with_code::<UnknownConnection>(py, msg, None, None),
-        SendError::TooLarge => {
+        EnqueueError::QueueFull => with_code::<QueueFull>(py, msg, None, None),
+        EnqueueError::Closed => with_code::<ConnectionClosed>(py, msg, None, None),
+        EnqueueError::UnknownConnection => with_code::<UnknownConnection>(py, msg, None, None),
+        EnqueueError::TooLarge => {
             with_code::<PayloadTooLarge>(py, msg, Some(ErrorCode::PAYLOAD_TOO_LARGE), None)
         }
         _ => with_code::<SendRefused>(py, msg, None, None),

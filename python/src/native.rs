@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fleetwire::transport::{ConnId, Engine, Message, Outgoing, Reply};
+use fleetwire::transport::{ConnId, ConnMessage, Engine, Outgoing, Reply};
 use fleetwire::Route;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -35,7 +35,7 @@ struct Cells {
 }
 
 impl Cells {
-    fn count(&self, m: &Message) {
+    fn count(&self, m: &ConnMessage) {
         self.packets.fetch_add(1, Ordering::Relaxed);
         self.bytes
             .fetch_add(m.payload.len() as u64, Ordering::Relaxed);

@@ -50,7 +50,41 @@ impl Connection {
     /// let Some(Event::Closed { code, by_peer, .. }) = conn.poll_event() else { panic!() };
     /// assert_eq!((code, by_peer), (ErrorCode::BAD_PREFACE, false));
     /// ```
-    pub fn handle_input(&mut self, now: Duration, mut input: &[u8]) {
+    pub fn handle_input(&mut self, now: Duration, input: &[u8]) {
+        self.input(now, input, None);
+    }
+
+    /// As [`handle_input`](Connection::handle_input), from bytes the caller already
+    /// holds as [`Bytes`]: the payloads of the complete packets in `input` are slices of
+    /// it, not copies (zero-copy receive; they keep `input`'s allocation alive as long
+    /// as they live).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use fleetwire::connection::{Event, Pair};
+    /// use fleetwire::Route;
+    ///
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// while pair.b.poll_event().is_some() {}
+    /// pair.a.send_data(Route::new(0, 1, 0), b"hello", Default::default()).unwrap();
+    /// let mut wire = Vec::new();
+    /// pair.a.poll_transmit(&mut wire);
+    /// let wire = Bytes::from(wire);
+    /// pair.b.handle_input_bytes(Duration::ZERO, wire.clone());
+    /// let Some(Event::Data { payload, .. }) = pair.b.poll_event() else { panic!() };
+    /// assert_eq!(&payload[..], b"hello");
+    /// // the payload points into the received bytes
+    /// assert!(wire.as_ptr_range().contains(&payload.as_ptr()));
+    /// ```
+    pub fn handle_input_bytes(&mut self, now: Duration, input: Bytes) {
+        self.input(now, &input, Some(&input));
+    }
+
+    /// The body of both: `whole`, when given, holds `input` and its payloads are
+    /// sliced from it.
+    fn input(&mut self, now: Duration, mut input: &[u8], whole: Option<&Bytes>) {
         self.handle_timeout(now);
         if self.state == State::Closed || input.is_empty() {
             return;
@@ -61,7 +95,7 @@ impl Connection {
             input = self.read_preface(input);
         }
         input = self.finish_partial(input);
-        input = self.process_complete_run(input);
+        input = self.process_complete_run(input, whole);
         while !input.is_empty() && self.state != State::Closed {
             let n = self.wanted().min(input.len());
             if self.deframer.partial() == Partial::Empty {
@@ -138,12 +172,13 @@ impl Connection {
     }
 
     /// The fast path: with nothing buffered, the complete packets at the front of
-    /// `input` are copied once into one shared buffer and processed from it, each payload
-    /// a reference-counted slice. Each packet goes through exactly the checks of the slow
-    /// path, in the same order (§4.9, §6.3, then its payload); the run stops at the first
+    /// `input` are processed from one shared buffer (given `whole`, sliced from it
+    /// without a copy; else one copy), each payload a reference-counted slice, unless
+    /// payloads are too small a part of the run to pin it (then each is copied out).
+    /// Each packet goes through exactly the checks of the slow path, in the same order (§4.9, §6.3, then its payload); the run stops at the first
     /// incomplete or invalid header, which the caller hands to the deframer. Returns the
     /// input after the run.
-    fn process_complete_run<'a>(&mut self, input: &'a [u8]) -> &'a [u8] {
+    fn process_complete_run<'a>(&mut self, input: &'a [u8], whole: Option<&Bytes>) -> &'a [u8] {
         if self.state == State::Closed || self.deframer.partial() != Partial::Empty {
             return input;
         }
@@ -161,11 +196,15 @@ impl Connection {
         if run == 0 {
             return input;
         }
-        // A payload slice keeps its whole chunk alive: share the chunk only when kept
+        // A payload slice keeps its whole chunk alive: share the chunk (the caller's
+        // buffer given as `whole`, without a copy, or one copy of the run) only when kept
         // payloads are at least half of it, else copy each payload on its own, so a
         // small DATA never pins a large read (§11 [[limit.buffer]]: what is held stays
         // within twice the credit, plus the one chunk being consumed).
-        let chunk = (kept * 2 >= run).then(|| Bytes::copy_from_slice(&input[..run]));
+        let chunk = (kept * 2 >= run).then(|| match whole {
+            Some(whole) => whole.slice_ref(&input[..run]),
+            None => Bytes::copy_from_slice(&input[..run]),
+        });
         let mut at = 0;
         while at < run && self.state != State::Closed {
             // Parsed above already: the same bytes give the same packet.

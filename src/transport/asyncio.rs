@@ -11,8 +11,8 @@ use futures_core::Stream;
 use futures_sink::Sink;
 
 use super::engine::{push_send, ConnSender, Engine};
-use super::io::Command;
-use super::shared::{lock, Inner};
+use super::shared::{Command, Inner};
+use super::sync::lock;
 use super::types::{AppEvent, ConnId, Outgoing, SendError};
 
 /// Every event of the engine as a `futures_core::Stream`; see [`Engine::events`].

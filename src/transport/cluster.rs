@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::proxy::{Proxy, ProxyConfig, RouteKey, RouteStats};
-use super::shared::lock;
+use super::sync::lock;
 use super::types::{AppEvent, ConnId, SendFlags, TlsOptions};
 use super::{ConnMessage as Message, Engine, EngineConfig, Reply};
 use crate::connection::Identity;

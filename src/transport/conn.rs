@@ -4,25 +4,33 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use mio::net::TcpStream;
 
-use super::io::{Ctx, NewConn, Scratch};
-use super::proxy::{bounce, route, Charge, Forwarded, RouteCell};
-use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
+use super::config::EngineConfig;
+use super::forward::{bounce, route};
+use super::handler::{Handler, Reply, SharedHandler};
+use super::queue::{Charge, ConnShared, Forwarded, QUEUE_ENTRY_OVERHEAD};
+use super::routing::{RouteCell, Table};
+use super::shared::{Inner, NewConn};
 use super::stats::Counters;
+use super::sync::lock;
+use super::tls_io::TlsEndpoint;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
-use super::Reply;
 use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
 use crate::control::Role;
 use crate::error::ErrorCode;
-use crate::header::Kind;
-use crate::tls::TlsEndpoint;
+use crate::header::{Header, Kind};
 
 /// Socket reads per round before other connections get their turn.
 const MAX_READS: usize = 16;
+/// Plaintext reads of at least `read_buffer / ZERO_COPY_DIVISOR` bytes are handed to
+/// the connection without a copy (their payloads keep the read buffer's allocation
+/// alive, at most this many times the bytes read); smaller ones are copied.
+const ZERO_COPY_DIVISOR: usize = 16;
 /// Payload bytes moved from the send queue into the connection per round: enough to
 /// amortise the round's fixed costs, small enough to stay in cache.
 const ROUND_BYTES: usize = 256 * 1024;
@@ -31,6 +39,39 @@ const ROUND_BYTES: usize = 256 * 1024;
 /// forwarded packet before the proxy answers its GOAWAY: the nodes' answers to its last
 /// requests are still on their way. Bounded by the close timeout.
 const ANSWER_QUIET: Duration = Duration::from_millis(100);
+
+/// Reused buffers of one IO thread.
+pub(crate) struct Scratch {
+    /// Socket reads land here; a large read is split off and handed over as it is, its
+    /// payloads slices of it (zero-copy), and the next read goes after it.
+    pub(crate) rbuf: BytesMut,
+    pub(crate) read_buffer: usize,
+    pub(crate) plain: Vec<u8>,
+    pub(crate) tx: Vec<u8>,
+    pub(crate) out: Vec<AppEvent>,
+}
+
+impl Scratch {
+    /// Room for the next read: at least a quarter of the read buffer, else a fresh
+    /// (or reclaimed, once every slice of it is gone) buffer.
+    pub(crate) fn read_room(&mut self) -> &mut [u8] {
+        if self.rbuf.len() < self.read_buffer / 4 {
+            self.rbuf.clear();
+            self.rbuf.reserve(self.read_buffer);
+            self.rbuf.resize(self.read_buffer, 0);
+        }
+        &mut self.rbuf[..]
+    }
+}
+
+/// What a connection's service round needs besides its own state.
+pub(crate) struct Ctx<'a> {
+    pub(crate) inner: &'a Inner,
+    pub(crate) handlers: &'a [Option<SharedHandler>],
+    /// (Proxy.) This round's routing table.
+    pub(crate) routes: Option<&'a Table>,
+    pub(crate) now: Duration,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -355,7 +396,7 @@ impl ConnIo {
                 self.counters.pauses += 1;
                 return;
             }
-            match self.sock.read(&mut s.rbuf) {
+            match self.sock.read(s.read_room()) {
                 Ok(0) => {
                     self.eof = true;
                     self.readable = false;
@@ -383,13 +424,19 @@ impl ConnIo {
     }
 
     fn input(&mut self, s: &mut Scratch, n: usize, now: Duration) {
-        let data = &s.rbuf[..n];
         let Some(tls) = self.tls.as_mut() else {
             if let Some(conn) = self.conn.as_mut() {
-                conn.handle_input(now, data);
+                if n >= s.read_buffer / ZERO_COPY_DIVISOR {
+                    // a large read: its payloads are slices of the read buffer; what a
+                    // small one would pin of it is out of proportion, so it is copied
+                    conn.handle_input_bytes(now, s.rbuf.split_to(n).freeze());
+                } else {
+                    conn.handle_input(now, &s.rbuf[..n]);
+                }
             }
             return;
         };
+        let data = &s.rbuf[..n];
         let mut rest = data;
         loop {
             match tls.feed_tls(rest) {
@@ -453,51 +500,74 @@ impl ConnIo {
     }
 
     /// Off-thread send: take the whole queue and encode it into the connection
-    /// (compression and framing happen here, on the IO thread).
+    /// (compression and framing happen here, on the IO thread): forwarded packets
+    /// first, then native handlers' replies, then the application's messages, within
+    /// the round's share and the write high-water mark.
     fn drain_sends(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
-        let mut bounced = Vec::new();
-        if self.sched && conn.is_established() {
-            self.sched = false;
-            let mut q = lock(&self.shared.sendq);
-            q.scheduled = false;
-            std::mem::swap(&mut bounced, &mut q.bounced);
-            if self.head == self.pending.len() {
-                self.pending.clear();
-                self.head = 0;
-                std::mem::swap(&mut self.pending, &mut q.items);
-            } else {
-                self.pending.append(&mut q.items);
-            }
-            if self.fhead == self.forwards.len() {
-                self.forwards.clear();
-                self.fhead = 0;
-                std::mem::swap(&mut self.forwards, &mut q.forwards);
-            } else {
-                self.forwards.append(&mut q.forwards);
-            }
-        }
+        let bounced = self.take_queue(&conn);
         // (Proxy.) spec §7.3 [[route.egress-closed]]: packets we forwarded whose egress
         // connection closed before writing them, answered to their source (§5.7)
         for received in &bounced {
             conn.report_unroutable(received, ErrorCode::UNREACHABLE);
         }
         self.more_sends = false;
-        let high_water = ctx.inner.config.write_high_water;
         let mut round = 0usize;
+        self.encode_forwards(&mut conn, ctx, &mut round);
+        self.encode_replies(&mut conn, s);
+        self.encode_pending(&mut conn, s, ctx, &mut round);
+        self.conn = Some(conn);
+        self.release_send_room(ctx);
+    }
+
+    /// Takes what the send queue holds, under one lock, when the application scheduled
+    /// it; returns the bounced headers (proxy).
+    fn take_queue(&mut self, conn: &Connection) -> Vec<Header> {
+        let mut bounced = Vec::new();
+        if !(self.sched && conn.is_established()) {
+            return bounced;
+        }
+        self.sched = false;
+        let mut q = lock(&self.shared.sendq);
+        q.scheduled = false;
+        std::mem::swap(&mut bounced, &mut q.bounced);
+        if self.head == self.pending.len() {
+            self.pending.clear();
+            self.head = 0;
+            std::mem::swap(&mut self.pending, &mut q.items);
+        } else {
+            self.pending.append(&mut q.items);
+        }
+        if self.fhead == self.forwards.len() {
+            self.forwards.clear();
+            self.fhead = 0;
+            std::mem::swap(&mut self.forwards, &mut q.forwards);
+        } else {
+            self.forwards.append(&mut q.forwards);
+        }
+        bounced
+    }
+
+    /// Whether this round has encoded its share (`round` bytes) or the unwritten
+    /// output is above the high-water mark; notes which, for the next round.
+    fn round_full(&mut self, round: usize, ctx: &Ctx<'_>) -> bool {
+        if round >= ROUND_BYTES {
+            self.more_sends = true;
+            return true;
+        }
+        if self.tls_blocked || self.wbuf.len() - self.wpos > ctx.inner.config.write_high_water {
+            self.write_bound = true;
+            return true;
+        }
+        false
+    }
+
+    /// (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order.
+    fn encode_forwards(&mut self, conn: &mut Connection, ctx: &Ctx<'_>, round: &mut usize) {
         let mut refused = Vec::new();
-        // (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order
-        while self.fhead < self.forwards.len() {
-            if round >= ROUND_BYTES {
-                self.more_sends = true;
-                break;
-            }
-            if self.tls_blocked || self.wbuf.len() - self.wpos > high_water {
-                self.write_bound = true;
-                break;
-            }
+        while self.fhead < self.forwards.len() && !self.round_full(*round, ctx) {
             let p = &self.forwards[self.fhead].packet;
             let written = conn.forward(p);
             if written.is_ok() {
@@ -520,7 +590,7 @@ impl ConnIo {
                 // its max_payload): back to the ingress, answered UNREACHABLE
                 Err(_) => refused.push(self.forwards[self.fhead].clone()),
             }
-            round += p.payload.len() + 16;
+            *round += p.payload.len() + 16;
             self.done_packets += 1;
             self.done_bytes += p.payload.len() + QUEUE_ENTRY_OVERHEAD;
             self.fhead += 1;
@@ -535,6 +605,10 @@ impl ConnIo {
                 cell.add_unreachable(bounced);
             }
         }
+    }
+
+    /// Native handlers' replies, all of them (they are not counted in the queue).
+    fn encode_replies(&mut self, conn: &mut Connection, s: &mut Scratch) {
         while let Some(o) = self.replies.front() {
             match conn.send_data(o.route, &o.payload, o.flags.options()) {
                 Ok(()) => count_sent(&mut self.counters, &mut self.data_sent, o),
@@ -547,15 +621,17 @@ impl ConnIo {
             }
             self.replies.pop_front();
         }
-        while self.head < self.pending.len() {
-            if round >= ROUND_BYTES {
-                self.more_sends = true;
-                break;
-            }
-            if self.tls_blocked || self.wbuf.len() - self.wpos > high_water {
-                self.write_bound = true;
-                break;
-            }
+    }
+
+    /// The application's messages, in order, within the round's share.
+    fn encode_pending(
+        &mut self,
+        conn: &mut Connection,
+        s: &mut Scratch,
+        ctx: &Ctx<'_>,
+        round: &mut usize,
+    ) {
+        while self.head < self.pending.len() && !self.round_full(*round, ctx) {
             let o = &self.pending[self.head];
             match conn.send_data(o.route, &o.payload, o.flags.options()) {
                 Ok(()) => count_sent(&mut self.counters, &mut self.data_sent, o),
@@ -572,7 +648,7 @@ impl ConnIo {
                     error,
                 }),
             }
-            round += o.payload.len() + 16;
+            *round += o.payload.len() + 16;
             self.done_packets += 1;
             self.done_bytes += o.payload.len() + QUEUE_ENTRY_OVERHEAD;
             self.head += 1;
@@ -581,7 +657,6 @@ impl ConnIo {
             self.pending.clear();
             self.head = 0;
         }
-        self.release_send_room(ctx);
     }
 
     /// Tells the application side how much of the queue was written.
@@ -608,20 +683,40 @@ impl ConnIo {
     /// Takes the connection's events while the receive budgets allow: a full budget
     /// leaves DATA in the connection, so no credit is granted back (spec §8).
     fn deliver(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
+        let closed = self.take_events(&mut conn, s, ctx);
+        self.conn = Some(conn);
+        if let Some(Closed {
+            code,
+            by_peer,
+            reason,
+            delivered,
+        }) = closed
+        {
+            self.report_closed(s, ctx, code, by_peer, reason, delivered);
+            self.close_notify = true;
+            let until = ctx.now + ctx.inner.config.linger;
+            self.phase = Phase::Lingering { until, shut: false };
+        }
+    }
+
+    /// The event loop of [`deliver`](ConnIo::deliver): up to the connection's close,
+    /// which it returns.
+    fn take_events(
+        &mut self,
+        conn: &mut Connection,
+        s: &mut Scratch,
+        ctx: &Ctx<'_>,
+    ) -> Option<Closed> {
         let inner = ctx.inner;
-        let cfg = &inner.config;
-        let mut added = 0usize;
+        let mut budget = Budget::read(&self.shared, inner);
+        // one lock per run of the same service, not per message
+        let mut held = None;
         let mut closed = None;
-        // The application only ever lowers these: stale values are conservative, so
-        // they are read once per round, not once per packet (their cache lines belong
-        // to the application thread).
-        let mut mine0 = self.shared.app_bytes.load(Ordering::SeqCst);
-        let mut all0 = inner.app_bytes.load(Ordering::SeqCst);
         self.forward_bound = false;
-        let share = cfg.forward_share_bytes;
+        let share = inner.config.forward_share_bytes;
         loop {
             let cost = match conn.peek_event() {
                 None => break,
@@ -636,19 +731,14 @@ impl ConnIo {
                 }
                 Some(_) => 0,
             };
-            if cost > 0 {
-                let (mine, all) = (mine0 + added, all0 + added);
-                let fits = |used: usize, budget: usize| used == 0 || used + cost <= budget;
-                if !fits(mine, cfg.recv_budget_bytes) || !fits(all, cfg.global_recv_budget_bytes) {
-                    commit(&self.shared, inner, &mut added);
-                    if pause(&self.shared, inner, cost) {
-                        self.counters.pauses += 1;
-                        break;
-                    }
-                    mine0 = self.shared.app_bytes.load(Ordering::SeqCst);
-                    all0 = inner.app_bytes.load(Ordering::SeqCst);
-                    continue;
+            if cost > 0 && !budget.fits(cost, &inner.config) {
+                budget.commit(&self.shared, inner);
+                if pause(&self.shared, inner, cost) {
+                    self.counters.pauses += 1;
+                    break;
                 }
+                budget = Budget::read(&self.shared, inner);
+                continue;
             }
             let Some(ev) = conn.poll_event() else { break };
             match ev {
@@ -667,69 +757,15 @@ impl ConnIo {
                         payload,
                         never_compress,
                     };
-                    if let Some(Some(h)) = ctx.handlers.get(usize::from(route.service)) {
-                        let mut reply = Reply::new(self.id);
-                        let mut f = lock(h);
-                        (*f)(&msg, &mut reply);
-                        self.replies.extend(reply.out);
-                        self.counters.handled += 1;
-                        continue;
-                    }
-                    added += cost;
-                    s.out.push(AppEvent::Message(msg));
-                }
-                Event::Established { peer } => {
-                    // (Proxy.) Only a client keeps the id attributed to it (§7.4)
-                    if peer.role != Role::Client {
-                        if let Some(routes) = inner.routes.as_ref() {
-                            routes.release(std::mem::take(&mut self.attributed), self.id);
-                        }
-                    }
-                    s.out.push(AppEvent::Connected {
-                        conn: self.id,
-                        peer,
-                    });
-                }
-                Event::Pong { id, rtt } => {
-                    self.shared.stats.set_rtt(rtt);
-                    if let Some(i) = self.app_pings.iter().position(|&p| p == id) {
-                        self.app_pings.swap_remove(i);
-                        s.out.push(AppEvent::Pong { conn: self.id, rtt });
-                    }
-                }
-                Event::PacketError {
-                    code,
-                    source,
-                    reason,
-                    ..
-                } => {
-                    self.shared.stats.count_error(code);
-                    s.out.push(AppEvent::PacketError {
-                        conn: self.id,
-                        code,
-                        source,
-                        reason,
-                    });
-                }
-                Event::Forward { packet, received } => {
-                    // spec §7.3: by the routing header alone; the packet is already
-                    // stamped (§7.4) and its payload is never decoded here
-                    let cost = packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
-                    let forward = Forwarded {
-                        packet,
-                        received,
-                        from: self.id,
-                        charge: Charge::new(&self.forwarding, &inner.forwarding, cost),
-                    };
-                    match route(inner, ctx.routes, forward) {
-                        Ok(()) => self.counters.forwarded += 1,
-                        Err(code) => conn.report_unroutable(&received, code),
+                    if !self.run_handler(&msg, ctx, &mut held) {
+                        budget.added += cost;
+                        s.out.push(AppEvent::Message(msg));
                     }
                 }
                 // spec §6.4 [[close.answer]]: a half-close; our GOAWAY follows once
                 // what is queued for the peer is written (or at the close timeout)
                 Event::GoawayReceived { .. } if self.close_by.is_none() => {
-                    self.close_by = Some(ctx.now + cfg.close_timeout);
+                    self.close_by = Some(ctx.now + inner.config.close_timeout);
                 }
                 Event::Closed {
                     code,
@@ -737,19 +773,101 @@ impl ConnIo {
                     reason,
                     delivered,
                 } => {
-                    closed = Some((code, by_peer, reason, delivered));
+                    closed = Some(Closed {
+                        code,
+                        by_peer,
+                        reason,
+                        delivered,
+                    });
                     break;
                 }
-                #[allow(unreachable_patterns)] // Event is non_exhaustive
-                _ => {}
+                other => self.on_event(conn, other, s, ctx),
             }
         }
-        commit(&self.shared, inner, &mut added);
-        if let Some((code, by_peer, reason, delivered)) = closed {
-            self.report_closed(s, ctx, code, by_peer, reason, delivered);
-            self.close_notify = true;
-            let until = ctx.now + cfg.linger;
-            self.phase = Phase::Lingering { until, shut: false };
+        budget.commit(&self.shared, inner);
+        closed
+    }
+
+    /// Runs the native handler of the message's service, if one is registered (the
+    /// message then never reaches the application); `held` keeps the last handler's
+    /// lock for the next message of the same service.
+    fn run_handler<'c>(
+        &mut self,
+        msg: &Message,
+        ctx: &Ctx<'c>,
+        held: &mut Option<(u8, MutexGuard<'c, Handler>)>,
+    ) -> bool {
+        let service = msg.route.service;
+        let Some(Some(h)) = ctx.handlers.get(usize::from(service)) else {
+            return false;
+        };
+        let f = match held {
+            Some((svc, f)) if *svc == service => f,
+            _ => {
+                *held = None;
+                &mut held.insert((service, lock(h))).1
+            }
+        };
+        let mut reply = Reply::new(self.id);
+        (**f)(msg, &mut reply);
+        self.replies.extend(reply.out);
+        self.counters.handled += 1;
+        true
+    }
+
+    /// An event other than DATA and the close.
+    fn on_event(&mut self, conn: &mut Connection, ev: Event, s: &mut Scratch, ctx: &Ctx<'_>) {
+        match ev {
+            Event::Established { peer } => {
+                // (Proxy.) Only a client keeps the id attributed to it (§7.4)
+                if peer.role != Role::Client {
+                    if let Some(routes) = ctx.inner.routes.as_ref() {
+                        routes.release(std::mem::take(&mut self.attributed), self.id);
+                    }
+                }
+                s.out.push(AppEvent::Connected {
+                    conn: self.id,
+                    peer,
+                });
+            }
+            Event::Pong { id, rtt } => {
+                self.shared.stats.set_rtt(rtt);
+                if let Some(i) = self.app_pings.iter().position(|&p| p == id) {
+                    self.app_pings.swap_remove(i);
+                    s.out.push(AppEvent::Pong { conn: self.id, rtt });
+                }
+            }
+            Event::PacketError {
+                code,
+                source,
+                reason,
+                ..
+            } => {
+                self.shared.stats.count_error(code);
+                s.out.push(AppEvent::PacketError {
+                    conn: self.id,
+                    code,
+                    source,
+                    reason,
+                });
+            }
+            Event::Forward { packet, received } => {
+                // spec §7.3: by the routing header alone; the packet is already
+                // stamped (§7.4) and its payload is never decoded here
+                let cost = packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
+                let forward = Forwarded {
+                    packet,
+                    received,
+                    from: self.id,
+                    charge: Charge::new(&self.forwarding, &ctx.inner.forwarding, cost),
+                };
+                match route(ctx.inner, ctx.routes, forward) {
+                    Ok(()) => self.counters.forwarded += 1,
+                    Err(code) => conn.report_unroutable(&received, code),
+                }
+            }
+            #[allow(unreachable_patterns)] // Event is non_exhaustive
+            _ => {}
         }
     }
 
@@ -969,17 +1087,54 @@ fn count_sent(c: &mut Counters, data_sent: &mut u64, o: &Outgoing) {
     *data_sent += 1;
 }
 
-/// Publishes bytes added to the application queue (before the events are pushed, so
-/// the application never subtracts what was not added).
-fn commit(shared: &ConnShared, inner: &Inner, added: &mut usize) {
-    if *added == 0 {
-        return;
+/// How a connection's round sees the receive budgets: the application only ever
+/// lowers the shared counts, so stale values are conservative and are read once per
+/// round, not once per packet (their cache lines belong to the application thread).
+struct Budget {
+    mine: usize,
+    all: usize,
+    /// Bytes this round added and has not published yet.
+    added: usize,
+}
+
+impl Budget {
+    fn read(shared: &ConnShared, inner: &Inner) -> Budget {
+        Budget {
+            mine: shared.app_bytes.load(Ordering::SeqCst),
+            all: inner.app_bytes.load(Ordering::SeqCst),
+            added: 0,
+        }
     }
-    let mine = shared.app_bytes.fetch_add(*added, Ordering::SeqCst) + *added;
-    let all = inner.app_bytes.fetch_add(*added, Ordering::SeqCst) + *added;
-    inner.app_high.fetch_max(all, Ordering::Relaxed);
-    shared.stats.note_recv_queue(mine);
-    *added = 0;
+
+    /// Whether a message of `cost` fits both budgets (an empty queue takes any one).
+    fn fits(&self, cost: usize, cfg: &EngineConfig) -> bool {
+        let fits = |used: usize, budget: usize| used == 0 || used + cost <= budget;
+        fits(self.mine + self.added, cfg.recv_budget_bytes)
+            && fits(self.all + self.added, cfg.global_recv_budget_bytes)
+    }
+
+    /// Publishes bytes added to the application queue (before the events are pushed,
+    /// so the application never subtracts what was not added).
+    fn commit(&mut self, shared: &ConnShared, inner: &Inner) {
+        if self.added == 0 {
+            return;
+        }
+        let added = std::mem::take(&mut self.added);
+        let mine = shared.app_bytes.fetch_add(added, Ordering::SeqCst) + added;
+        let all = inner.app_bytes.fetch_add(added, Ordering::SeqCst) + added;
+        inner.app_high.fetch_max(all, Ordering::Relaxed);
+        shared.stats.note_recv_queue(mine);
+        self.mine = mine;
+        self.all = all;
+    }
+}
+
+/// A connection's close, as the connection reported it.
+struct Closed {
+    code: ErrorCode,
+    by_peer: bool,
+    reason: String,
+    delivered: Option<u64>,
 }
 
 /// Over TLS the Fleetwire connection opens when the handshake completes (spec §6.5),

@@ -10,17 +10,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::{Poll, Waker};
 
+use super::config::EngineConfig;
 use super::handler::{Handler, HandlerTable};
-use super::io::{Command, IoThread, NewConn, WAKER};
-use super::proxy::{RouteCell, RouteState};
-use super::shared::{
-    lock, AppQueue, ConnMap, ConnShared, Inbox, Inner, IoHandle, ReadyHook, QUEUE_ENTRY_OVERHEAD,
-};
+use super::io::{IoThread, WAKER};
+use super::queue::{ConnShared, QUEUE_ENTRY_OVERHEAD};
+use super::routing::{RouteCell, RouteState};
+use super::shared::{AppQueue, Command, ConnMap, Inbox, Inner, IoHandle, NewConn, ReadyHook};
 use super::stats::ConnStats;
+use super::sync::lock;
+#[cfg(feature = "tls")]
+use super::tls_io::TlsEndpoint;
 use super::types::{AppEvent, ConnId, Listener, Outgoing, SendError, SendFlags, TlsOptions};
-use super::EngineConfig;
 use crate::header::{Codec, Route};
-use crate::tls::TlsEndpoint;
 
 /// The transport engine: IO threads that own the sockets, and the application's API.
 ///
@@ -143,7 +144,10 @@ impl Engine {
     pub fn listen(&self, addr: SocketAddr, tls: TlsOptions) -> io::Result<Listener> {
         let tls = match tls {
             TlsOptions::Plaintext => None,
+            #[cfg(feature = "tls")]
             TlsOptions::Server(cfg) => Some(cfg),
+            #[cfg(feature = "tls")]
+            #[cfg(feature = "tls")]
             TlsOptions::Client { .. } => return Err(invalid("listen needs a TLS server config")),
         };
         let std = std::net::TcpListener::bind(addr)?;
@@ -194,12 +198,14 @@ impl Engine {
     ) -> io::Result<ConnId> {
         let tls = match tls {
             TlsOptions::Plaintext => None,
+            #[cfg(feature = "tls")]
             TlsOptions::Client {
                 config,
                 server_name,
             } => Some(
                 TlsEndpoint::client(config, &server_name).map_err(|e| invalid(&e.to_string()))?,
             ),
+            #[cfg(feature = "tls")]
             TlsOptions::Server(_) => return Err(invalid("connect needs a TLS client config")),
         };
         let sock = mio::net::TcpStream::connect(addr)?;

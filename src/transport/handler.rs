@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::shared::lock;
+use super::sync::lock;
 use super::types::{ConnId, ConnMessage, Outgoing, SendFlags};
 use crate::header::Route;
 

@@ -9,72 +9,29 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
+use bytes::BytesMut;
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::conn::ConnIo;
+use super::conn::{ConnIo, Ctx, Scratch};
 use super::handler::SharedHandler;
-use super::proxy::{RouteCell, Table};
-use super::shared::{lock, ConnShared, Inner};
+use super::queue::ConnShared;
+use super::routing::Table;
+use super::shared::{Command, Inner, NewConn};
+use super::sync::lock;
+use super::tls_io::{ServerConfig, TlsEndpoint};
 use super::types::{AppEvent, ConnId};
-use crate::tls::TlsEndpoint;
 
 pub(crate) const WAKER: Token = Token(0);
-
-/// Work for an IO thread, posted through its inbox.
-pub(crate) enum Command {
-    Listen {
-        id: ConnId,
-        sock: TcpListener,
-        tls: Option<Arc<rustls::ServerConfig>>,
-    },
-    Adopt(Box<NewConn>),
-    Close(ConnId),
-    Ping(ConnId),
-    ResumeAll,
-    /// Drop every socket and exit.
-    Stop,
-}
-
-/// A socket handed to an IO thread.
-pub(crate) struct NewConn {
-    pub(crate) shared: Arc<ConnShared>,
-    pub(crate) sock: TcpStream,
-    pub(crate) tls: Option<TlsEndpoint>,
-    pub(crate) connecting: bool,
-    pub(crate) server: bool,
-    /// The peer's address: accepted from, or connecting to.
-    pub(crate) peer: SocketAddr,
-    /// (Proxy.) The counters of the route this connection serves.
-    pub(crate) route: Option<Arc<RouteCell>>,
-}
-
-/// Reused buffers of one IO thread.
-pub(crate) struct Scratch {
-    pub(crate) rbuf: Vec<u8>,
-    pub(crate) plain: Vec<u8>,
-    pub(crate) tx: Vec<u8>,
-    pub(crate) out: Vec<AppEvent>,
-}
-
-/// What a connection's service round needs besides its own state.
-pub(crate) struct Ctx<'a> {
-    pub(crate) inner: &'a Inner,
-    pub(crate) handlers: &'a [Option<SharedHandler>],
-    /// (Proxy.) This round's routing table.
-    pub(crate) routes: Option<&'a Table>,
-    pub(crate) now: Duration,
-}
 
 struct ListenerIo {
     id: ConnId,
     sock: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<ServerConfig>>,
     /// `accept` failed for want of descriptors or memory (EMFILE, ENFILE, ENOMEM): the
     /// pending connections stay in the backlog and no new readiness edge may come, so
     /// the thread retries at this time (backing off), keeping every open connection.
@@ -119,7 +76,8 @@ impl IoThread {
             handlers,
             routes,
             scratch: Scratch {
-                rbuf: vec![0; read_buffer],
+                rbuf: BytesMut::zeroed(read_buffer),
+                read_buffer,
                 plain: Vec::new(),
                 tx: Vec::new(),
                 out: Vec::new(),

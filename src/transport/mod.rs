@@ -59,17 +59,22 @@
 //! }
 //! ```
 
-#[cfg(feature = "test-certs")]
+#[cfg(all(feature = "tls", feature = "test-certs"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-certs")))]
 pub mod cluster;
 mod config;
 mod conn;
 mod engine;
+mod forward;
 mod handler;
 mod io;
 pub mod proxy;
+mod queue;
+mod routing;
 mod shared;
 mod stats;
+mod sync;
+mod tls_io;
 mod types;
 
 #[cfg(feature = "transport-async")]
@@ -83,7 +88,8 @@ pub mod bench;
 pub use config::EngineConfig;
 pub use engine::{ConnSender, Engine};
 pub use handler::{Handler, Reply};
-pub use shared::{ReadyHook, QUEUE_ENTRY_OVERHEAD};
+pub use queue::QUEUE_ENTRY_OVERHEAD;
+pub use shared::ReadyHook;
 pub use stats::ConnStats;
 pub use types::{
     AppEvent, ConnId, ConnMessage, EnqueueError, Listener, Outgoing, SendFlags, TlsOptions,

@@ -39,349 +39,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::shared::{lock, ConnShared, Inner, QUEUE_ENTRY_OVERHEAD};
+pub use super::routing::RouteStats;
+use super::routing::{NodeRoute, RouteCell, RouteState};
+use super::sync::lock;
 use super::types::{AppEvent, ConnId, Listener, TlsOptions};
 use super::{Engine, EngineConfig};
 use crate::control::Role;
-use crate::error::ErrorCode;
-use crate::header::{Header, Kind};
-use crate::packet::Packet;
 
 /// How long a route whose connection closed waits before reconnecting.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
-
-/// One route's live counters, shared by the table snapshots and the route's egress
-/// connections (see [`RouteStats`]).
-#[derive(Default, Debug)]
-pub(crate) struct RouteCell {
-    packets: AtomicU64,
-    bytes: AtomicU64,
-    no_route: AtomicU64,
-    unreachable: AtomicU64,
-}
-
-impl RouteCell {
-    /// Adds DATA packets written to the route's connection (once per IO round).
-    pub(crate) fn add_forwarded(&self, packets: u64, bytes: u64) {
-        self.packets.fetch_add(packets, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// Counts one DATA packet refused with `code` (NO_ROUTE or UNREACHABLE, §7.3).
-    pub(crate) fn refused(&self, code: ErrorCode) {
-        let counter = if code == ErrorCode::NO_ROUTE {
-            &self.no_route
-        } else {
-            &self.unreachable
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts DATA packets answered UNREACHABLE because the egress connection closed.
-    pub(crate) fn add_unreachable(&self, packets: u64) {
-        self.unreachable.fetch_add(packets, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> RouteStats {
-        let r = Ordering::Relaxed;
-        RouteStats {
-            packets: self.packets.load(r),
-            bytes: self.bytes.load(r),
-            no_route: self.no_route.load(r),
-            unreachable: self.unreachable.load(r),
-        }
-    }
-}
-
-/// A configured route in a table snapshot.
-#[derive(Clone)]
-struct NodeRoute {
-    /// The egress connection (`None`: no connection now).
-    conn: Option<Arc<ConnShared>>,
-    cell: Arc<RouteCell>,
-}
-
-/// One snapshot of the routing table.
-#[derive(Clone)]
-pub(crate) struct Table {
-    /// Configured routes: node id → egress connection and counters.
-    nodes: HashMap<u16, NodeRoute>,
-    /// Clients attributed an id by this proxy: id → their connection.
-    clients: HashMap<u16, Arc<ConnShared>>,
-    client_ids: RangeInclusive<u16>,
-    /// The counters of the client-id routes, aggregated.
-    client_cell: Arc<RouteCell>,
-    /// The counters of destinations that match nothing.
-    unrouted: Arc<RouteCell>,
-}
-
-/// What the table says about a destination node, with the counters to charge.
-enum Lookup<'a> {
-    NoRoute(&'a RouteCell),
-    Unreachable(&'a RouteCell),
-    /// The egress connection, its counters, and whether it is a client's.
-    Egress(&'a Arc<ConnShared>, &'a RouteCell, bool),
-}
-
-impl Table {
-    fn lookup(&self, node: u16) -> Lookup<'_> {
-        match self.nodes.get(&node) {
-            Some(NodeRoute {
-                conn: Some(c),
-                cell,
-            }) => Lookup::Egress(c, cell, false),
-            Some(NodeRoute { conn: None, cell }) => Lookup::Unreachable(cell),
-            None => match self.clients.get(&node) {
-                Some(c) => Lookup::Egress(c, &self.client_cell, true),
-                None if self.client_ids.contains(&node) => Lookup::NoRoute(&self.client_cell),
-                None => Lookup::NoRoute(&self.unrouted),
-            },
-        }
-    }
-}
-
-/// The routing state shared by the proxy and its IO threads.
-pub(crate) struct RouteState {
-    version: AtomicU64,
-    table: Mutex<Arc<Table>>,
-    client_ids: RangeInclusive<u16>,
-    next_client: Mutex<u16>,
-    /// The counters of the client-id routes, aggregated.
-    pub(crate) client_cell: Arc<RouteCell>,
-    unrouted: Arc<RouteCell>,
-    /// Peers trusted to stamp sources, by address ([`ProxyConfig::trusted_peers`]).
-    trusted: Vec<IpAddr>,
-}
-
-impl RouteState {
-    fn new(client_ids: RangeInclusive<u16>, trusted: &[IpAddr]) -> RouteState {
-        let first = *client_ids.start();
-        let client_cell = Arc::new(RouteCell::default());
-        let unrouted = Arc::new(RouteCell::default());
-        let table = Table {
-            nodes: HashMap::new(),
-            clients: HashMap::new(),
-            client_ids: client_ids.clone(),
-            client_cell: client_cell.clone(),
-            unrouted: unrouted.clone(),
-        };
-        RouteState {
-            version: AtomicU64::new(1),
-            table: Mutex::new(Arc::new(table)),
-            client_ids,
-            next_client: Mutex::new(first),
-            client_cell,
-            unrouted,
-            trusted: trusted.iter().map(IpAddr::to_canonical).collect(),
-        }
-    }
-
-    /// Whether a connection to or from `peer` is a trusted link (spec §7.4
-    /// `[[src.trust]]`): X = 1 from it is honoured when its role is proxy.
-    pub(crate) fn trusts(&self, peer: SocketAddr) -> bool {
-        self.trusted.contains(&peer.ip().to_canonical())
-    }
-
-    pub(crate) fn version(&self) -> u64 {
-        self.version.load(Ordering::SeqCst)
-    }
-
-    /// The current table and its version, for an IO thread.
-    pub(crate) fn snapshot(&self) -> (u64, Arc<Table>) {
-        let table = lock(&self.table);
-        (self.version(), table.clone())
-    }
-
-    /// Read-copy-update: writers are serialised by the lock; readers keep their `Arc`.
-    fn update(&self, f: impl FnOnce(&mut Table)) {
-        let mut current = lock(&self.table);
-        let mut next = Table::clone(&current);
-        f(&mut next);
-        *current = Arc::new(next);
-        self.version.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Gives an accepted connection a client id and routes that id back to it; 0 when
-    /// every id of the range is taken (the client is then unattributed, spec §7.4).
-    pub(crate) fn attribute(&self, shared: &Arc<ConnShared>) -> u16 {
-        let mut next = lock(&self.next_client);
-        let (lo, hi) = (*self.client_ids.start(), *self.client_ids.end());
-        let mut chosen = 0;
-        self.update(|t| {
-            let span = u32::from(hi - lo) + 1;
-            for _ in 0..span {
-                let id = *next;
-                *next = if id >= hi { lo } else { id + 1 };
-                if let std::collections::hash_map::Entry::Vacant(e) = t.clients.entry(id) {
-                    e.insert(shared.clone());
-                    chosen = id;
-                    return;
-                }
-            }
-        });
-        chosen
-    }
-
-    /// Forgets a client id when its connection closes.
-    pub(crate) fn release(&self, id: u16, conn: ConnId) {
-        if id == 0 {
-            return;
-        }
-        self.update(|t| {
-            if t.clients.get(&id).is_some_and(|c| c.id == conn) {
-                t.clients.remove(&id);
-            }
-        });
-    }
-}
-
-/// A packet queued for an egress connection, with what its ingress connection needs to
-/// answer it should it never be written (spec §7.3 `[[route.egress-closed]]`).
-/// Bytes a forwarded packet holds, charged to its ingress connection and to the
-/// proxy's total while it exists (released when it is written, bounced or dropped).
-pub(crate) struct Charge {
-    counters: [Arc<AtomicUsize>; 2],
-    cost: usize,
-}
-
-impl Charge {
-    pub(crate) fn new(ingress: &Arc<AtomicUsize>, all: &Arc<AtomicUsize>, cost: usize) -> Charge {
-        for c in [ingress, all] {
-            c.fetch_add(cost, Ordering::Relaxed);
-        }
-        Charge {
-            counters: [ingress.clone(), all.clone()],
-            cost,
-        }
-    }
-}
-
-impl Clone for Charge {
-    fn clone(&self) -> Charge {
-        let [a, b] = &self.counters;
-        Charge::new(a, b, self.cost)
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        for c in &self.counters {
-            c.fetch_sub(self.cost, Ordering::Relaxed);
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct Forwarded {
-    /// The packet, stamped (§7.4), as it is written.
-    pub(crate) packet: Packet,
-    /// Its header as the ingress connection received it (§5.7).
-    pub(crate) received: Header,
-    /// The ingress connection.
-    pub(crate) from: ConnId,
-    /// What it holds, charged while it waits (released on drop).
-    #[allow(dead_code)] // held for its Drop
-    pub(crate) charge: Charge,
-}
-
-/// Routes a packet an ingress connection received for another node (spec §7.3): queues
-/// it for the egress connection the table names, or returns the code to answer it with
-/// (NO_ROUTE or UNREACHABLE, `[[route.no-route]]`), counting a refused DATA packet on
-/// its route.
-pub(crate) fn route(
-    inner: &Inner,
-    table: Option<&Table>,
-    forward: Forwarded,
-) -> Result<(), ErrorCode> {
-    let data = forward.packet.header.kind == Kind::Data;
-    let (code, cell) = match table.map(|t| t.lookup(forward.packet.header.route.node)) {
-        Some(Lookup::Egress(egress, cell, client)) => match enqueue(inner, egress, client, forward)
-        {
-            Ok(()) => return Ok(()),
-            Err(()) => (ErrorCode::UNREACHABLE, Some(cell)),
-        },
-        Some(Lookup::Unreachable(cell)) => (ErrorCode::UNREACHABLE, Some(cell)),
-        Some(Lookup::NoRoute(cell)) => (ErrorCode::NO_ROUTE, Some(cell)),
-        None => (ErrorCode::NO_ROUTE, None),
-    };
-    if let (true, Some(cell)) = (data, cell) {
-        cell.refused(code);
-    }
-    Err(code)
-}
-
-/// Pushes a forwarded packet onto the egress connection's bounded queue (spec §7.3)
-/// and tells the egress IO thread when its queue was idle. `Err` when the queue is
-/// closed or full: the caller reports UNREACHABLE.
-fn enqueue(inner: &Inner, egress: &ConnShared, client: bool, forward: Forwarded) -> Result<(), ()> {
-    let cfg = &inner.config;
-    let cost = forward.packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
-    // the proxy's total (this packet's charge included) within its budget
-    if inner.forwarding.load(Ordering::Relaxed) > cfg.global_forward_bytes {
-        return Err(());
-    }
-    // a client that does not read holds at most its share, whatever its queue bound
-    let bound = match client {
-        true => cfg.send_queue_bytes.min(cfg.forward_share_bytes),
-        false => cfg.send_queue_bytes,
-    };
-    let mut q = lock(&egress.sendq);
-    if q.closed || q.packets >= cfg.send_queue_packets || q.bytes + cost > bound {
-        return Err(());
-    }
-    q.forwards.push(forward);
-    q.packets += 1;
-    q.bytes += cost;
-    let schedule = !q.scheduled;
-    q.scheduled = true;
-    drop(q);
-    if schedule {
-        inner.io[egress.thread].ready(egress.id);
-    }
-    Ok(())
-}
-
-/// Hands packets that their closed egress connection never wrote back to their
-/// ingress connections, whose IO threads answer each DATA packet with ERROR
-/// UNREACHABLE to its source (spec §7.3 `[[route.egress-closed]]`). ERROR packets are
-/// discarded silently (§5.7 `[[error.no-loop]]`), and so are packets whose ingress
-/// connection is gone (there is nowhere to answer). Returns the DATA packets bounced.
-pub(crate) fn bounce(inner: &Inner, unwritten: impl IntoIterator<Item = Forwarded>) -> u64 {
-    let mut by_ingress: BTreeMap<ConnId, Vec<Header>> = BTreeMap::new();
-    let mut data = 0;
-    for f in unwritten {
-        if f.packet.header.kind == Kind::Data {
-            by_ingress.entry(f.from).or_default().push(f.received);
-            data += 1;
-        }
-    }
-    if by_ingress.is_empty() {
-        return 0;
-    }
-    let ingress: Vec<(Arc<ConnShared>, Vec<Header>)> = {
-        let conns = lock(&inner.conns);
-        by_ingress
-            .into_iter()
-            .filter_map(|(id, headers)| Some((conns.get(&id)?.clone(), headers)))
-            .collect()
-    };
-    for (conn, headers) in ingress {
-        let mut q = lock(&conn.sendq);
-        q.bounced.extend(headers);
-        let schedule = !q.scheduled;
-        q.scheduled = true;
-        drop(q);
-        if schedule {
-            inner.io[conn.thread].ready(conn.id);
-        }
-    }
-    data
-}
 
 /// Names a route of [`Proxy::route_stats`].
 ///
@@ -409,33 +80,6 @@ impl std::fmt::Display for RouteKey {
             RouteKey::Unrouted => f.write_str("unrouted"),
         }
     }
-}
-
-/// What a proxy did with the DATA packets for one route, since the route was added
-/// (spec §7.3). ERROR packets are forwarded too but not counted here.
-///
-/// Forwarded packets are counted when the egress IO thread writes them to the route's
-/// connection, once per IO round, so a snapshot may lag the wire by one round.
-///
-/// ```
-/// use fleetwire::transport::proxy::{Proxy, ProxyConfig, RouteKey, RouteStats};
-/// let proxy = Proxy::start(ProxyConfig::new(9, "127.0.0.1:0".parse().unwrap())).unwrap();
-/// let stats = proxy.route_stats();
-/// assert_eq!(stats[&RouteKey::Clients], RouteStats::default());
-/// assert_eq!(stats[&RouteKey::Unrouted].no_route, 0);
-/// proxy.shutdown(std::time::Duration::from_secs(1));
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct RouteStats {
-    /// DATA packets written to the route's connection.
-    pub packets: u64,
-    /// Their payload bytes as forwarded (compressed when the sender compressed them).
-    pub bytes: u64,
-    /// DATA packets refused with ERROR NO_ROUTE (0x0100).
-    pub no_route: u64,
-    /// DATA packets refused with ERROR UNREACHABLE (0x0106): the route had no
-    /// connection, or its bounded queue was full or closed.
-    pub unreachable: u64,
 }
 
 /// A routing table configuration that is refused.
@@ -476,7 +120,9 @@ pub struct ProxyConfig {
     /// [`TlsOptions::Plaintext`] or [`TlsOptions::Server`] for the listener.
     pub listen_tls: TlsOptions,
     /// TLS for the connections to the routes' nodes (`None`: plaintext), and the server
-    /// name their certificates must carry (`None`: the route's IP address).
+    /// name their certificates must carry (`None`: the route's IP address). Feature
+    /// `tls`.
+    #[cfg(feature = "tls")]
     pub connect_tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
     /// The initial routes: node id → address of that node (or of the next proxy).
     pub routes: BTreeMap<u16, SocketAddr>,
@@ -499,12 +145,25 @@ crate::setters::setters!(ProxyConfig {
     with_node_id => node_id: u16,
     with_listen => listen: SocketAddr,
     with_listen_tls => listen_tls: TlsOptions,
-    with_connect_tls => connect_tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
     with_routes => routes: BTreeMap<u16, SocketAddr>,
     with_client_ids => client_ids: RangeInclusive<u16>,
     with_trusted_peers => trusted_peers: Vec<IpAddr>,
     with_engine => engine: EngineConfig,
 });
+
+#[cfg(feature = "tls")]
+impl ProxyConfig {
+    /// Returns `self` with [`connect_tls`](ProxyConfig::connect_tls) set to `value`
+    /// (builder style).
+    #[must_use]
+    pub fn with_connect_tls(
+        mut self,
+        value: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+    ) -> Self {
+        self.connect_tls = value;
+        self
+    }
+}
 
 impl ProxyConfig {
     /// A plaintext proxy without routes, client ids 40000…65534.
@@ -518,6 +177,7 @@ impl ProxyConfig {
             node_id,
             listen,
             listen_tls: TlsOptions::Plaintext,
+            #[cfg(feature = "tls")]
             connect_tls: None,
             routes: BTreeMap::new(),
             client_ids: 40000..=65534,
@@ -756,6 +416,7 @@ impl std::fmt::Debug for Proxy {
 
 impl ProxyInner {
     fn connect(&self, addr: SocketAddr, cell: &Arc<RouteCell>) -> io::Result<ConnId> {
+        #[cfg(feature = "tls")]
         let tls = match &self.config.connect_tls {
             None => TlsOptions::Plaintext,
             Some((config, name)) => TlsOptions::Client {
@@ -763,6 +424,8 @@ impl ProxyInner {
                 server_name: name.clone().unwrap_or_else(|| addr.ip().to_string()),
             },
         };
+        #[cfg(not(feature = "tls"))]
+        let tls = TlsOptions::Plaintext;
         self.engine.connect_routed(addr, tls, Some(cell.clone()))
     }
 

@@ -3,22 +3,21 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::Waker;
 use std::time::Instant;
 
-use super::handler::HandlerTable;
-use super::io::Command;
-use super::proxy::{Forwarded, RouteState};
-use super::stats::StatsCell;
-use super::types::{AppEvent, ConnId, Outgoing};
-use super::EngineConfig;
-use crate::header::Header;
+use mio::net::{TcpListener, TcpStream};
 
-/// Bytes charged per queued message on top of its payload (bookkeeping, so that empty
-/// messages also count against the byte budgets).
-pub const QUEUE_ENTRY_OVERHEAD: usize = 64;
+use super::config::EngineConfig;
+use super::handler::HandlerTable;
+use super::queue::{ConnShared, QUEUE_ENTRY_OVERHEAD};
+use super::routing::{RouteCell, RouteState};
+use super::sync::lock;
+use super::tls_io::{ServerConfig, TlsEndpoint};
+use super::types::{AppEvent, ConnId};
 
 /// Hashes a [`ConnId`] by its value: ids are unique counters, so SipHash's
 /// flood resistance buys nothing on the per-send lookup.
@@ -41,64 +40,6 @@ impl Hasher for IdHasher {
 
 /// The connection table: id → shared half.
 pub(crate) type ConnMap = HashMap<ConnId, Arc<ConnShared>, BuildHasherDefault<IdHasher>>;
-
-/// Locks, ignoring poisoning: the protected data stays consistent (every critical
-/// section is a few pushes and counter updates that cannot panic halfway).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A connection's send queue: the application pushes, its IO thread takes it whole.
-#[derive(Default)]
-pub(crate) struct SendQueue {
-    pub(crate) items: Vec<Outgoing>,
-    /// (Proxy.) Packets forwarded from other connections, header and payload as they
-    /// are written (spec §7.3); drained before `items`, in order.
-    pub(crate) forwards: Vec<Forwarded>,
-    /// (Proxy.) Headers, as received here, of packets this connection forwarded whose
-    /// egress connection closed before writing them: each is answered with ERROR
-    /// UNREACHABLE on this connection (spec §7.3 `[[route.egress-closed]]`).
-    pub(crate) bounced: Vec<Header>,
-    /// Messages accepted and not yet written to the connection (here and on the IO
-    /// thread's side), and their charged bytes: the bound.
-    pub(crate) packets: usize,
-    pub(crate) bytes: usize,
-    /// The IO thread has been told that items are waiting.
-    pub(crate) scheduled: bool,
-    /// No more sends accepted.
-    pub(crate) closed: bool,
-    /// A sink waiting for room.
-    pub(crate) waker: Option<Waker>,
-    /// A blocking sender waiting for room.
-    pub(crate) waiting: bool,
-}
-
-/// One connection's shared half.
-pub(crate) struct ConnShared {
-    pub(crate) id: ConnId,
-    pub(crate) thread: usize,
-    pub(crate) sendq: Mutex<SendQueue>,
-    pub(crate) send_cv: Condvar,
-    /// Bytes of this connection's messages waiting in the application queue.
-    pub(crate) app_bytes: AtomicUsize,
-    /// The IO thread stopped taking packets because a budget was reached.
-    pub(crate) paused: AtomicBool,
-    pub(crate) stats: StatsCell,
-}
-
-impl ConnShared {
-    pub(crate) fn new(id: ConnId, thread: usize) -> ConnShared {
-        ConnShared {
-            id,
-            thread,
-            sendq: Mutex::new(SendQueue::default()),
-            send_cv: Condvar::new(),
-            app_bytes: AtomicUsize::new(0),
-            paused: AtomicBool::new(false),
-            stats: StatsCell::default(),
-        }
-    }
-}
 
 /// Events waiting for the application.
 #[derive(Default)]
@@ -254,4 +195,32 @@ impl Inner {
             }
         }
     }
+}
+
+/// Work for an IO thread, posted through its inbox.
+pub(crate) enum Command {
+    Listen {
+        id: ConnId,
+        sock: TcpListener,
+        tls: Option<Arc<ServerConfig>>,
+    },
+    Adopt(Box<NewConn>),
+    Close(ConnId),
+    Ping(ConnId),
+    ResumeAll,
+    /// Drop every socket and exit.
+    Stop,
+}
+
+/// A socket handed to an IO thread.
+pub(crate) struct NewConn {
+    pub(crate) shared: Arc<ConnShared>,
+    pub(crate) sock: TcpStream,
+    pub(crate) tls: Option<TlsEndpoint>,
+    pub(crate) connecting: bool,
+    pub(crate) server: bool,
+    /// The peer's address: accepted from, or connecting to.
+    pub(crate) peer: SocketAddr,
+    /// (Proxy.) The counters of the route this connection serves.
+    pub(crate) route: Option<Arc<RouteCell>>,
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::shared::lock;
+use super::sync::lock;
 use crate::error::ErrorCode;
 
 /// A snapshot of one connection's counters; see [`Engine::stats`](super::Engine::stats).

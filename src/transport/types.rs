@@ -2,6 +2,7 @@
 
 use core::fmt;
 use std::net::SocketAddr;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,9 +69,11 @@ pub struct Listener {
 }
 
 /// How a connection is protected (spec §2, §10). Plaintext must be chosen explicitly;
-/// there is never a fallback from TLS (spec §2 `[[layer.no-fallback]]`).
+/// there is never a fallback from TLS (spec §2 `[[layer.no-fallback]]`). Without
+/// feature `tls` only [`Plaintext`](TlsOptions::Plaintext) exists.
 ///
 /// ```
+/// # #[cfg(feature = "tls")] {
 /// use fleetwire::tls::{client_config, generate_test_pki, server_config};
 /// use fleetwire::transport::TlsOptions;
 /// let pki = generate_test_pki(&["localhost"], None).unwrap();
@@ -82,6 +85,7 @@ pub struct Listener {
 ///     server_name: "localhost".into(),
 /// };
 /// assert!(server.is_tls() && client.is_tls() && !TlsOptions::Plaintext.is_tls());
+/// # }
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
@@ -89,8 +93,10 @@ pub enum TlsOptions {
     /// No TLS: only when both operators configured it.
     Plaintext,
     /// TLS 1.3 server side (for [`Engine::listen`](super::Engine::listen)).
+    #[cfg(feature = "tls")]
     Server(Arc<rustls::ServerConfig>),
     /// TLS 1.3 client side (for [`Engine::connect`](super::Engine::connect)).
+    #[cfg(feature = "tls")]
     Client {
         /// The client configuration (see [`crate::tls::client_config`]).
         config: Arc<rustls::ClientConfig>,
@@ -114,7 +120,9 @@ impl fmt::Debug for TlsOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsOptions::Plaintext => f.write_str("Plaintext"),
+            #[cfg(feature = "tls")]
             TlsOptions::Server(_) => f.write_str("Server(..)"),
+            #[cfg(feature = "tls")]
             TlsOptions::Client { server_name, .. } => {
                 write!(f, "Client {{ server_name: {server_name:?}, .. }}")
             }

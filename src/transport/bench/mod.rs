@@ -55,6 +55,7 @@ use crate::connection::Config;
 
 mod latency;
 mod memory;
+mod pairs;
 use crate::header::{Codec, Route};
 use crate::tls::{client_config, generate_test_pki, server_config};
 
@@ -173,18 +174,25 @@ pub enum Section {
     Memory,
     /// Forward-in-place against a re-encoding proxy.
     Proxy,
+    /// The fair pairs: application-thread model (ours against tokio + mpsc) and
+    /// processing on the IO threads (native handlers against the inline consumer).
+    Pairs,
+    /// 1 to 1,000 connections, 1 and 2 IO threads.
+    Scaling,
 }
 
 impl Section {
     /// Every section, in the order [`bench`](fn@bench) runs them.
-    pub const ALL: [Section; 4] = [
+    pub const ALL: [Section; 6] = [
         Section::Throughput,
+        Section::Pairs,
+        Section::Scaling,
         Section::Ping,
         Section::Memory,
         Section::Proxy,
     ];
 
-    /// `throughput`, `ping`, `memory` or `proxy`.
+    /// `throughput`, `pairs`, `scaling`, `ping`, `memory` or `proxy`.
     ///
     /// ```
     /// assert!(fleetwire::transport::bench::Section::parse("cpu").is_none());
@@ -212,6 +220,12 @@ pub fn bench_sections(quick: bool, sections: &[Section]) -> Vec<BenchResult> {
     let mut results = Vec::new();
     if sections.contains(&Section::Throughput) {
         results.extend(throughput_rows(quick, reps));
+    }
+    if sections.contains(&Section::Pairs) {
+        results.extend(pairs::pair_rows(quick, reps));
+    }
+    if sections.contains(&Section::Scaling) {
+        results.extend(pairs::scaling_rows(quick, reps));
     }
     if sections.contains(&Section::Ping) {
         results.extend(ping_rows(quick, reps));
@@ -425,6 +439,8 @@ struct Ours {
     /// Messages made and not yet queued (handed over 256 at a time, as the baseline
     /// writes 256 at a time).
     out: Vec<Outgoing>,
+    /// Messages the native handler consumed ([`pairs`]).
+    handled: pairs::Counter,
 }
 
 impl Ours {
@@ -493,6 +509,7 @@ impl Ours {
             flags,
             batch,
             out: Vec::with_capacity(256),
+            handled: Default::default(),
         }
     }
 
@@ -754,6 +771,17 @@ pub fn profile_ours(size: usize, tls: bool, n: usize) -> f64 {
     let mut ours = Ours::new(if tls { Mode::Tls } else { Mode::Plain });
     ours.run(&pool, n / 10);
     ours.run(&pool, n).msgs_per_s
+}
+
+/// Runs only our IO-thread path (a native handler consumes), for profilers; returns
+/// messages per second.
+#[doc(hidden)]
+pub fn profile_native(size: usize, tls: bool, n: usize) -> f64 {
+    let pool = payloads(size, 1024);
+    let mut ours = Ours::new(if tls { Mode::Tls } else { Mode::Plain });
+    ours.add_counter();
+    ours.run_native(&pool, n / 10);
+    ours.run_native(&pool, n).msgs_per_s
 }
 
 /// The sans-IO floor: `n` DATA packets of `size` bytes through two in-memory

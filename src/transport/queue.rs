@@ -1,0 +1,116 @@
+//! One connection's shared half: its bounded send queue (the application's messages,
+//! forwarded packets and bounced headers), receive-queue accounting and counters.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::Waker;
+
+use super::stats::StatsCell;
+use super::types::{ConnId, Outgoing};
+use crate::header::Header;
+use crate::packet::Packet;
+
+/// Bytes charged per queued message on top of its payload (bookkeeping, so that empty
+/// messages also count against the byte budgets).
+pub const QUEUE_ENTRY_OVERHEAD: usize = 64;
+
+/// A connection's send queue: the application pushes, its IO thread takes it whole.
+#[derive(Default)]
+pub(crate) struct SendQueue {
+    pub(crate) items: Vec<Outgoing>,
+    /// (Proxy.) Packets forwarded from other connections, header and payload as they
+    /// are written (spec §7.3); drained before `items`, in order.
+    pub(crate) forwards: Vec<Forwarded>,
+    /// (Proxy.) Headers, as received here, of packets this connection forwarded whose
+    /// egress connection closed before writing them: each is answered with ERROR
+    /// UNREACHABLE on this connection (spec §7.3 `[[route.egress-closed]]`).
+    pub(crate) bounced: Vec<Header>,
+    /// Messages accepted and not yet written to the connection (here and on the IO
+    /// thread's side), and their charged bytes: the bound.
+    pub(crate) packets: usize,
+    pub(crate) bytes: usize,
+    /// The IO thread has been told that items are waiting.
+    pub(crate) scheduled: bool,
+    /// No more sends accepted.
+    pub(crate) closed: bool,
+    /// A sink waiting for room.
+    pub(crate) waker: Option<Waker>,
+    /// A blocking sender waiting for room.
+    pub(crate) waiting: bool,
+}
+
+/// One connection's shared half.
+pub(crate) struct ConnShared {
+    pub(crate) id: ConnId,
+    pub(crate) thread: usize,
+    pub(crate) sendq: Mutex<SendQueue>,
+    pub(crate) send_cv: Condvar,
+    /// Bytes of this connection's messages waiting in the application queue.
+    pub(crate) app_bytes: AtomicUsize,
+    /// The IO thread stopped taking packets because a budget was reached.
+    pub(crate) paused: AtomicBool,
+    pub(crate) stats: StatsCell,
+}
+
+impl ConnShared {
+    pub(crate) fn new(id: ConnId, thread: usize) -> ConnShared {
+        ConnShared {
+            id,
+            thread,
+            sendq: Mutex::new(SendQueue::default()),
+            send_cv: Condvar::new(),
+            app_bytes: AtomicUsize::new(0),
+            paused: AtomicBool::new(false),
+            stats: StatsCell::default(),
+        }
+    }
+}
+
+/// A packet queued for an egress connection, with what its ingress connection needs to
+/// answer it should it never be written (spec §7.3 `[[route.egress-closed]]`).
+#[derive(Clone)]
+pub(crate) struct Forwarded {
+    /// The packet, stamped (§7.4), as it is written.
+    pub(crate) packet: Packet,
+    /// Its header as the ingress connection received it (§5.7).
+    pub(crate) received: Header,
+    /// The ingress connection.
+    pub(crate) from: ConnId,
+    /// What it holds, charged while it waits (released on drop).
+    #[allow(dead_code)] // held for its Drop
+    pub(crate) charge: Charge,
+}
+
+/// Bytes a forwarded packet holds, charged to its ingress connection and to the
+/// proxy's total while it exists (released when it is written, bounced or dropped).
+pub(crate) struct Charge {
+    counters: [Arc<AtomicUsize>; 2],
+    cost: usize,
+}
+
+impl Charge {
+    pub(crate) fn new(ingress: &Arc<AtomicUsize>, all: &Arc<AtomicUsize>, cost: usize) -> Charge {
+        for c in [ingress, all] {
+            c.fetch_add(cost, Ordering::Relaxed);
+        }
+        Charge {
+            counters: [ingress.clone(), all.clone()],
+            cost,
+        }
+    }
+}
+
+impl Clone for Charge {
+    fn clone(&self) -> Charge {
+        let [a, b] = &self.counters;
+        Charge::new(a, b, self.cost)
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        for c in &self.counters {
+            c.fetch_sub(self.cost, Ordering::Relaxed);
+        }
+    }
+}
