@@ -54,6 +54,9 @@ pub mod transport;
 #[cfg(feature = "node")]
 pub mod node;
 
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
 #[cfg(feature = "vectors")]
 pub mod vectors;
 

@@ -46,6 +46,7 @@ mod tests;
 pub use config::{client_config, server_config};
 pub use endpoint::TlsEndpoint;
 pub use error::{CertificateProblem, TlsError};
+pub use node_id::identity_from_cert;
 pub use pki::{generate_test_pki, TestLeaf, TestPki};
 
 /// The ALPN protocol id of Fleetwire version 1 (spec §10.1), the only one offered or
