@@ -50,8 +50,11 @@ macro_rules! error_codes {
 /// assert!(ErrorCode::TIMEOUT.is_connection_error());
 /// assert!(ErrorCode::NO_ROUTE.is_packet_error());
 /// assert_eq!(ErrorCode::NO_ROUTE.to_string(), "NO_ROUTE (0x0100)");
+/// // Debug prints the registry name, or the raw code when it has none
+/// assert_eq!(format!("{:?}", ErrorCode::NO_ROUTE), "NO_ROUTE");
+/// assert_eq!(format!("{:?}", ErrorCode(0x7777)), "ErrorCode(0x7777)");
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ErrorCode(pub u16);
 
 error_codes! {
@@ -116,6 +119,16 @@ impl ErrorCode {
     /// Whether this code discards a single packet (`0x0100`–`0x01FF`, spec §12.1).
     pub fn is_packet_error(self) -> bool {
         (0x0100..=0x01FF).contains(&self.0)
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    /// The registry name (`NO_ROUTE`), or `ErrorCode(0xNNNN)` for an unassigned code.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "ErrorCode(0x{:04X})", self.0),
+        }
     }
 }
 
@@ -234,5 +247,16 @@ mod tests {
     fn unknown_code_displays_as_hex() {
         assert_eq!(ErrorCode(0x8001).to_string(), "0x8001");
         assert_eq!(ErrorCode::from_name("NOPE"), None);
+    }
+
+    #[test]
+    fn debug_is_the_registry_name() {
+        assert_eq!(format!("{:?}", ErrorCode::NO_ERROR), "NO_ERROR");
+        assert_eq!(
+            format!("{:?}", ErrorCode::TOO_MANY_ERRORS),
+            "TOO_MANY_ERRORS"
+        );
+        assert_eq!(format!("{:?}", ErrorCode(0x8001)), "ErrorCode(0x8001)");
+        assert_eq!(format!("{:?}", Some(ErrorCode::NO_ROUTE)), "Some(NO_ROUTE)");
     }
 }

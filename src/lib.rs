@@ -38,6 +38,7 @@ mod error;
 mod header;
 pub mod limits;
 mod packet;
+mod setters;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -48,6 +49,17 @@ pub mod compress;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+/// The rustls crate, at the version whose types appear in this crate's API
+/// ([`tls`], `transport`): use it instead of a direct dependency that could drift to
+/// another version.
+///
+/// ```
+/// let versions = fleetwire::rustls::DEFAULT_VERSIONS;
+/// assert!(!versions.is_empty());
+/// ```
+#[cfg(feature = "tls")]
+pub use rustls;
+
 #[cfg(feature = "transport")]
 pub mod transport;
 
@@ -56,12 +68,6 @@ pub mod node;
 
 #[cfg(feature = "tokio")]
 pub mod tokio;
-
-#[cfg(feature = "vectors")]
-pub mod vectors;
-
-#[cfg(feature = "conformance")]
-pub mod conformance;
 
 pub use connection::Connection;
 pub use deframer::{Batch, Deframer, Partial};

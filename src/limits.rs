@@ -24,13 +24,17 @@ pub mod bounds {
 
 /// The limits an endpoint announces in its HELLO and enforces locally.
 ///
+/// Start from [`Limits::default`] and adjust the fields, or use the `with_*` setters
+/// (the struct is `#[non_exhaustive]`: limits may be added in a minor release).
+///
 /// ```
 /// use fleetwire::Limits;
-/// let limits = Limits { max_payload: 4096, ..Limits::default() };
+/// let limits = Limits::default().with_max_payload(4096);
 /// assert_eq!(limits.max_ratio, 100);
 /// assert!(limits.validate().is_ok());
-/// assert!(Limits { max_payload: 1023, ..Limits::default() }.validate().is_err());
+/// assert!(Limits::default().with_max_payload(1023).validate().is_err());
 /// ```
+#[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Limits {
     /// Largest payload accepted on the wire (§4.5).
@@ -77,6 +81,21 @@ impl Default for Limits {
         }
     }
 }
+
+crate::setters::setters!(Limits {
+    with_max_payload => max_payload: u16,
+    with_max_decompressed => max_decompressed: u32,
+    with_max_ratio => max_ratio: u8,
+    with_initial_credit_packets => initial_credit_packets: u32,
+    with_initial_credit_bytes => initial_credit_bytes: u32,
+    with_idle_timeout_ms => idle_timeout_ms: u32,
+    with_max_empty_run => max_empty_run: u32,
+    with_max_packet_errors => max_packet_errors: u32,
+    with_handshake_timeout_ms => handshake_timeout_ms: u64,
+    with_header_timeout_ms => header_timeout_ms: u64,
+    with_packet_timeout_ms => packet_timeout_ms: u64,
+    with_drain_timeout_ms => drain_timeout_ms: u64,
+});
 
 impl Limits {
     /// Checks the announced values against the hard bounds of §11 (the same rules a

@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo test --all-features"
-cargo test --all-features
+echo "== cargo test --workspace --all-features"
+cargo test --workspace --all-features
 
 echo "== Python implementation (venv with cramjam)"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m unittest discover -s conformance/impls/python/tests -t conformance/impls/python
 
 echo "== conformance: reference (spawned testee), Python implementation, mutants"
-cargo build -q --release --features cli
+cargo build -q --release -p fleetwire-cli
 fw=target/release/fleetwire
 "$fw" conformance --spawn-reference
 PYTHONPATH=conformance/impls/python "$fw" conformance codec \

@@ -77,10 +77,7 @@ fn handshake_one_byte_at_a_time() {
 
 #[test]
 fn data_round_trip_both_ways_keeps_order_and_route() {
-    let server = Config {
-        peer_id: 40,
-        ..Config::node(1)
-    };
+    let server = Config::node(1).with_peer_id(40);
     let mut pair = Pair::new(Config::client(), server);
     pair.drive();
     for i in 0..20u8 {
@@ -266,20 +263,8 @@ fn idle_peers_stay_connected_through_keepalives() {
 /// client —— proxy(9) —— node(2): the proxy forwards by header and stamps the source.
 #[test]
 fn proxy_forwards_between_client_and_node() {
-    let mut ingress = Pair::new(
-        Config::client(),
-        Config {
-            peer_id: 300,
-            ..Config::proxy(9)
-        },
-    );
-    let mut egress = Pair::new(
-        Config::proxy(9),
-        Config {
-            trust_source: true,
-            ..Config::node(2)
-        },
-    );
+    let mut ingress = Pair::new(Config::client(), Config::proxy(9).with_peer_id(300));
+    let mut egress = Pair::new(Config::proxy(9), Config::node(2).with_trust_source(true));
     ingress.drive();
     egress.drive();
     ingress.events_a();
@@ -338,17 +323,8 @@ fn proxy_forwards_between_client_and_node() {
         closed(&ingress.events_a()),
         Some((ErrorCode::SOURCE_FORGED, false, None))
     );
-    let client = Config {
-        trust_source: true,
-        ..Config::client()
-    };
-    let mut trusted = Pair::new(
-        client,
-        Config {
-            peer_id: 300,
-            ..Config::proxy(9)
-        },
-    );
+    let client = Config::client().with_trust_source(true);
+    let mut trusted = Pair::new(client, Config::proxy(9).with_peer_id(300));
     trusted.drive();
     trusted.events_a();
     trusted.drive();
@@ -403,10 +379,7 @@ fn config(is_client: bool, window: Option<(u32, u32)>) -> Config {
     let mut c = if is_client {
         Config::client()
     } else {
-        Config {
-            peer_id: 12,
-            ..Config::node(1)
-        }
+        Config::node(1).with_peer_id(12)
     };
     if let Some((packets, bytes)) = window {
         c.limits.max_payload = 1024;

@@ -387,13 +387,11 @@ impl Harness {
 
         // The peer: preface + HELLO with the chosen initial credit, no idle timeout (so
         // the implementation sends no keepalive PING, §6.2) and no codecs.
-        let limits = Limits {
-            max_payload: PEER_MAX_PAYLOAD,
-            initial_credit_packets: setup.credit_packets,
-            initial_credit_bytes: setup.credit_bytes,
-            idle_timeout_ms: 0,
-            ..Limits::default()
-        };
+        let limits = Limits::default()
+            .with_max_payload(PEER_MAX_PAYLOAD)
+            .with_initial_credit_packets(setup.credit_packets)
+            .with_initial_credit_bytes(setup.credit_bytes)
+            .with_idle_timeout_ms(0);
         let mut input = PREFACE.to_vec();
         input.extend(control_packet(Control::Hello(Hello::new(
             Role::Node,

@@ -45,10 +45,7 @@ fn proxy(routes: &[(u16, SocketAddr)]) -> Proxy {
 fn client_options() -> ClientOptions {
     let mut opts = ClientOptions::new(ClientSecurity::Plaintext);
     // the proxy is configured as trusted: its stamped sources are honoured (§7.4)
-    opts.config = Config {
-        trust_server_as_proxy: true,
-        ..Config::client()
-    };
+    opts.config = Config::client().with_trust_server_as_proxy(true);
     opts
 }
 
@@ -170,21 +167,12 @@ fn compressed_payload_forwarded_byte_for_byte() {
     let node_addr = node_listener.local_addr().unwrap();
     let proxy = proxy(&[(3, node_addr)]);
     let (sock, _) = node_listener.accept().unwrap();
-    let mut node = Raw::new(
-        sock,
-        Config {
-            trust_source: true,
-            ..Config::node(3)
-        },
-    );
+    let mut node = Raw::new(sock, Config::node(3).with_trust_source(true));
     node.event(|e| matches!(e, Event::Established { .. }));
 
     let mut client = Raw::new(
         TcpStream::connect(proxy.local_addr()).unwrap(),
-        Config {
-            trust_server_as_proxy: true,
-            ..Config::client()
-        },
+        Config::client().with_trust_server_as_proxy(true),
     );
     let Event::Established { peer } = client.event(|e| matches!(e, Event::Established { .. }))
     else {
@@ -582,10 +570,7 @@ fn packets_queued_for_a_closed_egress_answered_unreachable() {
     drop(node_listener); // the proxy's reconnection attempts fail from now on
                          // a node that grants credit for 4 packets and never grants more: the rest stay
                          // queued in the proxy
-    let mut config = Config {
-        trust_source: true,
-        ..Config::node(5)
-    };
+    let mut config = Config::node(5).with_trust_source(true);
     config.limits.initial_credit_packets = 4;
     let mut node = Raw::new(sock, config);
     node.event(|e| matches!(e, Event::Established { .. }));
@@ -657,10 +642,7 @@ fn packets_too_large_for_the_next_hop_answered_unreachable() {
     let node_listener = TcpListener::bind(local()).unwrap();
     let proxy = proxy(&[(5, node_listener.local_addr().unwrap())]);
     let (sock, _) = node_listener.accept().unwrap();
-    let mut config = Config {
-        trust_source: true,
-        ..Config::node(5)
-    };
+    let mut config = Config::node(5).with_trust_source(true);
     config.limits.max_payload = 1024;
     let mut node = Raw::new(sock, config);
     node.event(|e| matches!(e, Event::Established { .. }));
@@ -789,186 +771,4 @@ fn two_proxies_over_plaintext_refuse_stamps_without_trust() {
     // node, nothing comes back
     let (_, echo, forwarded) = through_two_proxies(false);
     assert_eq!((echo, forwarded), (None, 0));
-}
-
-/// The `fleetwire proxy` and `fleetwire cluster` commands, run as the built binary.
-#[cfg(feature = "cli")]
-mod cli {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Output, Stdio};
-    use std::sync::mpsc;
-
-    use super::*;
-
-    /// Waits for `child` to exit by itself, at most `limit`; kills it otherwise. (Its
-    /// output is small: it fits in the pipes while we wait.)
-    fn output_within(mut child: Child, limit: Duration) -> Output {
-        let deadline = Instant::now() + limit;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("fleetwire did not exit within {limit:?}");
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    // trace: route.stamp
-    #[test]
-    fn proxy_command_forwards_and_exits_cleanly_on_stdin_eof() {
-        let (node_addr, stop, node) = echo_node(1);
-        let route = format!("1={node_addr}");
-        let (mut child, addr, line) = spawn_listening(&[
-            "proxy",
-            "--plaintext",
-            "--listen",
-            "127.0.0.1:0",
-            "--node-id",
-            "100",
-            "--route",
-            &route,
-        ]);
-        // fleetwire proxy 100 listening on 127.0.0.1:PORT (plaintext), 1 routes
-        assert!(line.contains("(plaintext), 1 routes"), "{line}");
-
-        let mut client = connect(addr, client_options()).unwrap();
-        client
-            .send(
-                Route::new(1, 7, 3),
-                b"via the binary",
-                SendOptions::default(),
-            )
-            .unwrap();
-        let echo = client.recv().unwrap();
-        assert_eq!(&echo.payload[..], b"via the binary");
-        assert_eq!(echo.source, 1);
-        assert_eq!(client.close().unwrap().code, ErrorCode::NO_ERROR);
-
-        drop(child.stdin.take()); // end of standard input: a graceful stop
-        let out = output_within(child, DEADLINE);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
-        stop.trigger();
-        node.join().unwrap();
-    }
-
-    /// Spawns `fleetwire ARGS --stop-on-stdin-eof`; returns it, the address of its
-    /// first line "... listening on ADDR ...", and that line.
-    fn spawn_listening(args: &[&str]) -> (Child, SocketAddr, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
-            .args(args)
-            .arg("--stop-on-stdin-eof")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fleetwire");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx.recv_timeout(DEADLINE).expect("no 'listening on' line");
-        let addr = line
-            .split_once(" listening on ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        (child, addr, line)
-    }
-
-    // trace: src.trust
-    #[test]
-    fn node_command_behind_proxy_command_over_a_trusted_plaintext_link() {
-        let (mut node, node_addr, _) = spawn_listening(&[
-            "node",
-            "--plaintext",
-            "--listen",
-            "127.0.0.1:0",
-            "--node-id",
-            "1",
-            "--trust-peer",
-            "127.0.0.1",
-        ]);
-        let route = format!("1={node_addr}");
-        let (mut proxy, proxy_addr, _) = spawn_listening(&[
-            "proxy",
-            "--plaintext",
-            "--listen",
-            "127.0.0.1:0",
-            "--node-id",
-            "100",
-            "--route",
-            &route,
-        ]);
-        let mut client = connect(proxy_addr, client_options()).unwrap();
-        for i in 0..3u8 {
-            client
-                .send(Route::new(1, 7, i), &[i; 40], SendOptions::default())
-                .unwrap();
-            let echo = client.recv().unwrap();
-            assert_eq!((&echo.payload[..], echo.source), (&[i; 40][..], 1));
-        }
-        assert_eq!(client.close().unwrap().code, ErrorCode::NO_ERROR);
-        for child in [&mut proxy, &mut node] {
-            drop(child.stdin.take());
-        }
-        for child in [proxy, node] {
-            let out = output_within(child, DEADLINE);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
-            assert!(!stderr.contains("SOURCE_FORGED"), "{stderr}");
-        }
-    }
-
-    /// Runs `fleetwire cluster ARGS`; returns, per node id, the packets/s of its rows.
-    fn cluster(args: &[&str]) -> BTreeMap<u16, Vec<f64>> {
-        let child = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
-            .arg("cluster")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn fleetwire cluster");
-        let out = output_within(child, Duration::from_secs(30));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-        // "    1s  node 1          57835     3.701    0.645ms    5.708ms        0"
-        let mut rows: BTreeMap<u16, Vec<f64>> = BTreeMap::new();
-        for line in stdout.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if let [time, "node", id, rate, ..] = fields[..] {
-                assert!(time.ends_with('s'), "{line}");
-                let rate: f64 = rate.parse().unwrap_or_else(|_| panic!("{line}"));
-                rows.entry(id.parse().unwrap()).or_default().push(rate);
-            }
-        }
-        rows
-    }
-
-    #[test]
-    fn cluster_command_reports_traffic_to_both_nodes() {
-        let rows = cluster(&["--seconds", "2"]);
-        assert_eq!(rows.keys().copied().collect::<Vec<u16>>(), vec![1, 2]);
-        for (node, rates) in &rows {
-            assert_eq!(rates.len(), 2, "one row per second for node {node}");
-            assert!(rates.iter().any(|r| *r > 0.0), "node {node}: {rates:?}");
-        }
-    }
-
-    #[test]
-    fn cluster_command_over_tls() {
-        let rows = cluster(&["--seconds", "1", "--tls", "--clients", "3"]);
-        assert_eq!(rows.keys().copied().collect::<Vec<u16>>(), vec![1, 2]);
-        assert!(
-            rows.values().all(|r| r.len() == 1 && r[0] > 0.0),
-            "{rows:?}"
-        );
-    }
 }

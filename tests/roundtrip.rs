@@ -98,7 +98,7 @@ proptest! {
 
     #[test]
     fn hello_round_trips((role, id, peer_id, codecs, max_payload, ext) in hello()) {
-        let limits = fleetwire::Limits { max_payload, ..fleetwire::Limits::default() };
+        let limits = fleetwire::Limits::default().with_max_payload(max_payload);
         let node_id = if role == Role::Client { 0 } else { id };
         let hello = Hello { peer_id, extensions: &ext, ..Hello::new(role, node_id, &limits, codecs) };
         let mut payload = Vec::new();

@@ -110,10 +110,7 @@ async fn tokio_client_over_tokio_rustls_to_reference_tls_node() {
     let cert = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
     let identity = fleetwire::tls::identity_from_cert(&cert);
     assert_eq!(identity, Some(Identity::node(3)));
-    let config = Config {
-        authenticated: identity,
-        ..Config::client()
-    };
+    let config = Config::client().with_authenticated(identity);
     let mut conn = timeout(WAIT, Connection::handshake(stream, config))
         .await
         .unwrap()
@@ -189,13 +186,7 @@ async fn reference_client_to_tokio_server() {
 
 /// A node config that grants `packets` packets of credit (§8).
 fn node_with_credit(packets: u32) -> Config {
-    Config {
-        limits: Limits {
-            initial_credit_packets: packets,
-            ..Limits::default()
-        },
-        ..Config::node(1)
-    }
+    Config::node(1).with_limits(Limits::default().with_initial_credit_packets(packets))
 }
 
 /// Backpressure through credit: with the receiver not reading, exactly its credit is

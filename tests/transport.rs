@@ -205,18 +205,14 @@ fn hundred_thousand_small_messages_in_order_with_recv_batch() {
 fn slow_consumer_flood_stays_within_memory_budget() {
     let _fds = shared();
     const BUDGET: usize = 128 * 1024;
-    let mut sc = EngineConfig {
-        recv_budget_bytes: BUDGET,
-        global_recv_budget_bytes: 4 * BUDGET,
-        ..EngineConfig::default()
-    };
+    let mut sc = EngineConfig::default()
+        .with_recv_budget_bytes(BUDGET)
+        .with_global_recv_budget_bytes(4 * BUDGET);
     sc.server.limits.initial_credit_packets = 256;
     sc.server.limits.initial_credit_bytes = 64 * 1024;
-    let cc = EngineConfig {
-        send_queue_packets: 1024,
-        send_queue_bytes: 1024 * 1024,
-        ..EngineConfig::default()
-    };
+    let cc = EngineConfig::default()
+        .with_send_queue_packets(1024)
+        .with_send_queue_bytes(1024 * 1024);
     let (client, c, server, s) = pair_with(cc, sc, TlsOptions::Plaintext, TlsOptions::Plaintext);
     let sender = client.sender(c).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -574,10 +570,7 @@ fn native_handler_reply_written_in_the_round_that_produced_it() {
     let _fds = shared();
     // no PINGs: nothing but the request itself wakes the server's connection, so a
     // reply left for a later round would wait for the keepalive timer
-    let quiet = EngineConfig {
-        ping_interval: None,
-        ..EngineConfig::default()
-    };
+    let quiet = EngineConfig::default().with_ping_interval(None);
     let plain = || TlsOptions::Plaintext;
     let (client, c, server, _) = pair_with(quiet.clone(), quiet, plain(), plain());
     server.register_handler(
@@ -616,10 +609,7 @@ fn async_sink_and_stream_round_trip_with_backpressure() {
 
     let _fds = shared();
     const N: u32 = 5_000;
-    let cc = EngineConfig {
-        send_queue_packets: 64, // small: poll_ready must wait for room
-        ..EngineConfig::default()
-    };
+    let cc = EngineConfig::default().with_send_queue_packets(64); // small: poll_ready must wait for room
     let (client, c, server, _s) = pair_with(
         cc,
         EngineConfig::default(),
@@ -675,11 +665,7 @@ fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
     // send queue is only filled, never taken.
     let silent = std::net::TcpListener::bind(local()).unwrap();
     let limit = 8;
-    let engine = Engine::new(EngineConfig {
-        send_queue_packets: limit,
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let engine = Engine::new(EngineConfig::default().with_send_queue_packets(limit)).unwrap();
     let conn = engine
         .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
         .unwrap();
@@ -716,14 +702,12 @@ fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
 #[test]
 fn sends_left_at_the_write_high_water_mark_are_taken_up() {
     let _fds = shared();
-    let mut cfg = EngineConfig {
-        io_threads: 2,
-        ping_interval: None,
-        // any unwritten byte holds the sends back: every writable event that finds
-        // some left over (and writes it out) is the case
-        write_high_water: 0,
-        ..EngineConfig::default()
-    };
+    // any unwritten byte holds the sends back: every writable event that finds some
+    // left over (and writes it out) is the case
+    let mut cfg = EngineConfig::default()
+        .with_io_threads(2)
+        .with_ping_interval(None)
+        .with_write_high_water(0);
     // a window wide enough for the sender to fill its socket
     for c in [&mut cfg.client, &mut cfg.server] {
         c.limits.initial_credit_packets = 64 * 1024;

@@ -264,13 +264,7 @@ impl Peer {
 }
 
 fn small_credit(config: Config) -> Config {
-    Config {
-        limits: Limits {
-            initial_credit_packets: 3,
-            ..Limits::default()
-        },
-        ..config
-    }
+    config.with_limits(Limits::default().with_initial_credit_packets(3))
 }
 
 /// A payload that compresses well.
@@ -533,7 +527,7 @@ fn dissector_decodes_every_kind_and_field_of_a_node_session() {
 #[derive(Debug, Default)]
 struct KeyLog(Mutex<String>);
 
-impl tokio_rustls::rustls::KeyLog for KeyLog {
+impl fleetwire::rustls::KeyLog for KeyLog {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let line = format!("{label} {} {}\n", hex(client_random), hex(secret));

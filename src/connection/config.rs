@@ -159,20 +159,21 @@ impl Identity {
 /// How a [`Connection`](super::Connection) behaves: who we are, what we announce in our
 /// HELLO (spec §5.2), what we enforce locally (§11) and whom we trust (§7.4).
 ///
-/// Build one with [`Config::client`], [`Config::node`] or [`Config::proxy`] and adjust
-/// the public fields.
+/// Build one with [`Config::client`] (also [`Config::default`]), [`Config::node`] or
+/// [`Config::proxy`] and adjust the public fields or use the `with_*` setters (the
+/// struct is `#[non_exhaustive]`: settings may be added in a minor release).
 ///
 /// ```
 /// use fleetwire::connection::{Config, ServiceSet};
 /// use fleetwire::control::Role;
 ///
-/// let mut config = Config::node(7);
+/// let mut config = Config::node(7).with_services(Some(ServiceSet::from_iter([0, 1])));
 /// config.limits.max_payload = 4096;
-/// config.services = Some(ServiceSet::from_iter([0, 1]));
 /// assert_eq!(config.role, Role::Node);
 /// assert!(config.validate().is_ok());
-/// assert!(Config { node_id: 0, ..config }.validate().is_err());
+/// assert!(config.with_node_id(0).validate().is_err());
 /// ```
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Our HELLO role (§5.2).
@@ -221,12 +222,38 @@ pub struct Config {
     ///
     /// ```
     /// use fleetwire::connection::Config;
-    /// let forced = Config { compress_threshold: 0, ..Config::node(1) };
+    /// let forced = Config::node(1).with_compress_threshold(0);
     /// assert_eq!(Config::node(1).compress_threshold, Config::COMPRESS_THRESHOLD);
     /// # let _ = forced;
     /// ```
     pub compress_threshold: usize,
 }
+
+impl Default for Config {
+    /// [`Config::client`].
+    ///
+    /// ```
+    /// use fleetwire::connection::Config;
+    /// assert_eq!(Config::default().node_id, Config::client().node_id);
+    /// ```
+    fn default() -> Config {
+        Config::client()
+    }
+}
+
+crate::setters::setters!(Config {
+    with_role => role: Role,
+    with_node_id => node_id: u16,
+    with_limits => limits: Limits,
+    with_codecs => codecs: u8,
+    with_peer_id => peer_id: u16,
+    with_trust_source => trust_source: bool,
+    with_trust_server_as_proxy => trust_server_as_proxy: bool,
+    with_require_auth => require_auth: bool,
+    with_authenticated => authenticated: Option<Identity>,
+    with_services => services: Option<ServiceSet>,
+    with_compress_threshold => compress_threshold: usize,
+});
 
 impl Config {
     /// The codecs this build can decompress (HELLO bitmask): snappy and zlib with the
@@ -256,7 +283,7 @@ impl Config {
     /// ```
     pub const COMPRESS_THRESHOLD: usize = 128;
 
-    fn with_role(role: Role, node_id: u16) -> Config {
+    fn for_role(role: Role, node_id: u16) -> Config {
         Config {
             role,
             node_id,
@@ -279,7 +306,7 @@ impl Config {
     /// assert_eq!(c.node_id, 0);
     /// ```
     pub fn client() -> Config {
-        Config::with_role(Role::Client, 0)
+        Config::for_role(Role::Client, 0)
     }
 
     /// A node with id `node_id` (1…65534).
@@ -289,7 +316,7 @@ impl Config {
     /// assert_eq!(c.node_id, 3);
     /// ```
     pub fn node(node_id: u16) -> Config {
-        Config::with_role(Role::Node, node_id)
+        Config::for_role(Role::Node, node_id)
     }
 
     /// A proxy with id `node_id` (1…65534). Set [`Config::trust_source`] on links to
@@ -300,7 +327,7 @@ impl Config {
     /// assert_eq!(fleetwire::connection::Config::proxy(9).role, Role::Proxy);
     /// ```
     pub fn proxy(node_id: u16) -> Config {
-        Config::with_role(Role::Proxy, node_id)
+        Config::for_role(Role::Proxy, node_id)
     }
 
     /// Checks the configuration: the HELLO it produces must be valid (§5.2, §11),

@@ -23,6 +23,10 @@ use crate::packet::Packet;
 /// assert_eq!(peer.node_id, 1);
 /// assert_eq!(peer.max_payload, 65535);
 /// ```
+///
+/// `#[non_exhaustive]`: HELLO fields of a later version may be added in a minor release.
+/// [`PeerInfo::default`] (a version-1 client with the default limits) is for tests.
+#[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct PeerInfo {
     /// The negotiated protocol version (§6.2).
@@ -47,6 +51,32 @@ pub struct PeerInfo {
     pub initial_credit_bytes: u32,
     /// The peer's idle timeout in milliseconds, 0 for none (§6.2 `[[neg.keepalive]]`).
     pub idle_timeout_ms: u32,
+}
+
+impl Default for PeerInfo {
+    /// What a version-1 client announcing the default [`Limits`](crate::Limits) and
+    /// every supported codec looks like.
+    ///
+    /// ```
+    /// let p = fleetwire::connection::PeerInfo::default();
+    /// assert_eq!((p.version, p.node_id, p.max_payload), (1, 0, 65535));
+    /// ```
+    fn default() -> PeerInfo {
+        let limits = crate::Limits::default();
+        PeerInfo {
+            version: 1,
+            role: Role::Client,
+            node_id: 0,
+            attributed_id: 0,
+            codecs: super::Config::SUPPORTED_CODECS,
+            max_payload: limits.max_payload,
+            max_decompressed: limits.max_decompressed,
+            max_ratio: limits.max_ratio,
+            initial_credit_packets: limits.initial_credit_packets,
+            initial_credit_bytes: limits.initial_credit_bytes,
+            idle_timeout_ms: limits.idle_timeout_ms,
+        }
+    }
 }
 
 /// Something that happened on a connection; see

@@ -417,7 +417,7 @@ impl Connection {
     ///
     /// ```
     /// use fleetwire::connection::{Config, Pair};
-    /// let mut pair = Pair::new(Config::client(), Config { peer_id: 77, ..Config::node(1) });
+    /// let mut pair = Pair::new(Config::client(), Config::node(1).with_peer_id(77));
     /// pair.drive();
     /// assert_eq!(pair.a.own_id(), 77);
     /// assert_eq!(pair.b.own_id(), 1);

@@ -202,7 +202,7 @@ impl Connection {
     /// ```
     /// use fleetwire::connection::{Config, Event, Pair, SendOptions};
     /// use fleetwire::{ErrorCode, Route};
-    /// let mut pair = Pair::new(Config::client(), Config { peer_id: 300, ..Config::proxy(9) });
+    /// let mut pair = Pair::new(Config::client(), Config::proxy(9).with_peer_id(300));
     /// pair.drive();
     /// pair.a.send_data(Route::new(42, 0, 0), b"to 42", SendOptions::default()).unwrap();
     /// pair.drive();

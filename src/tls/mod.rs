@@ -49,6 +49,19 @@ pub use error::{CertificateProblem, TlsError};
 pub use node_id::identity_from_cert;
 pub use pki::{generate_test_pki, TestLeaf, TestPki};
 
+/// The rustls configurations this module builds and [`TlsEndpoint`] runs, re-exported
+/// so that callers need no direct rustls dependency of the same version (the whole
+/// crate is [`fleetwire::rustls`](crate::rustls)).
+///
+/// ```
+/// let pki = fleetwire::tls::generate_test_pki(&["localhost"], Some(1)).unwrap();
+/// let config: std::sync::Arc<fleetwire::tls::ServerConfig> =
+///     fleetwire::tls::server_config(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes(), None)
+///         .unwrap();
+/// # let _ = config;
+/// ```
+pub use rustls::{ClientConfig, ServerConfig};
+
 /// The ALPN protocol id of Fleetwire version 1 (spec §10.1), the only one offered or
 /// accepted.
 ///

@@ -45,12 +45,16 @@ const MAX_SAMPLES: usize = 1 << 20;
 
 /// How a [`Cluster`] runs.
 ///
+/// Start from [`ClusterConfig::default`] and adjust the fields or use the `with_*`
+/// setters (the struct is `#[non_exhaustive]`).
+///
 /// ```
 /// use fleetwire::transport::cluster::ClusterConfig;
-/// let config = ClusterConfig { clients: 4, ..ClusterConfig::default() };
+/// let config = ClusterConfig::default().with_clients(4);
 /// assert!(config.validate().is_ok());
-/// assert!(ClusterConfig { size: 7, ..config }.validate().is_err());
+/// assert!(config.with_size(7).validate().is_err());
 /// ```
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     /// Clients connected to the proxy (at least 1).
@@ -81,6 +85,13 @@ impl Default for ClusterConfig {
     }
 }
 
+crate::setters::setters!(ClusterConfig {
+    with_clients => clients: usize,
+    with_size => size: usize,
+    with_window => window: usize,
+    with_tls => tls: bool,
+});
+
 impl ClusterConfig {
     /// Checks the settings; returns the first rule broken.
     ///
@@ -90,7 +101,7 @@ impl ClusterConfig {
     ///
     /// ```
     /// use fleetwire::transport::cluster::ClusterConfig;
-    /// assert!(ClusterConfig { window: 0, ..ClusterConfig::default() }.validate().is_err());
+    /// assert!(ClusterConfig::default().with_window(0).validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.clients == 0 {

@@ -15,12 +15,16 @@ use crate::connection::Config;
 /// `[[flow.grant]]`); what the peer may still send is bounded by the credit announced
 /// in `server`/`client` `limits.initial_credit_bytes`.
 ///
+/// Start from [`EngineConfig::default`] and adjust the fields or use the `with_*`
+/// setters (the struct is `#[non_exhaustive]`: settings may be added in a minor release).
+///
 /// ```
 /// use fleetwire::transport::EngineConfig;
-/// let config = EngineConfig { io_threads: 2, ..EngineConfig::default() };
+/// let config = EngineConfig::default().with_io_threads(2);
 /// assert!(config.validate().is_ok());
-/// assert!(EngineConfig { io_threads: 0, ..config }.validate().is_err());
+/// assert!(config.with_io_threads(0).validate().is_err());
 /// ```
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// IO threads, each with its own event loop; connections are spread over them.
@@ -80,12 +84,27 @@ impl Default for EngineConfig {
     }
 }
 
+crate::setters::setters!(EngineConfig {
+    with_io_threads => io_threads: usize,
+    with_send_queue_packets => send_queue_packets: usize,
+    with_send_queue_bytes => send_queue_bytes: usize,
+    with_recv_budget_bytes => recv_budget_bytes: usize,
+    with_global_recv_budget_bytes => global_recv_budget_bytes: usize,
+    with_client => client: Config,
+    with_server => server: Config,
+    with_ping_interval => ping_interval: Option<Duration>,
+    with_close_timeout => close_timeout: Duration,
+    with_linger => linger: Duration,
+    with_read_buffer => read_buffer: usize,
+    with_write_high_water => write_high_water: usize,
+});
+
 impl EngineConfig {
     /// Checks the settings; returns the first rule broken.
     ///
     /// ```
     /// use fleetwire::transport::EngineConfig;
-    /// let bad = EngineConfig { recv_budget_bytes: 0, ..EngineConfig::default() };
+    /// let bad = EngineConfig::default().with_recv_budget_bytes(0);
     /// assert_eq!(bad.validate(), Err("recv_budget_bytes is zero"));
     /// ```
     pub fn validate(&self) -> Result<(), &'static str> {

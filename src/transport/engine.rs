@@ -69,7 +69,7 @@ impl Engine {
     ///
     /// ```
     /// use fleetwire::transport::{Engine, EngineConfig};
-    /// let engine = Engine::new(EngineConfig { io_threads: 2, ..EngineConfig::default() }).unwrap();
+    /// let engine = Engine::new(EngineConfig::default().with_io_threads(2)).unwrap();
     /// assert_eq!(engine.connections(), 0);
     /// ```
     pub fn new(config: EngineConfig) -> io::Result<Engine> {

@@ -414,6 +414,11 @@ impl std::error::Error for RouteError {}
 /// config.routes.insert(9, "127.0.0.1:7409".parse().unwrap()); // to itself: a loop
 /// assert!(config.check_routes(&config.routes).is_err());
 /// ```
+///
+/// Build one with [`ProxyConfig::new`] (a node id and an address have no sensible
+/// default) and adjust the fields or use the `with_*` setters (the struct is
+/// `#[non_exhaustive]`: settings may be added in a minor release).
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     /// The proxy's node id (1…65534).
@@ -441,6 +446,17 @@ pub struct ProxyConfig {
     /// Engine settings; both connection templates get role proxy and `node_id`.
     pub engine: EngineConfig,
 }
+
+crate::setters::setters!(ProxyConfig {
+    with_node_id => node_id: u16,
+    with_listen => listen: SocketAddr,
+    with_listen_tls => listen_tls: TlsOptions,
+    with_connect_tls => connect_tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+    with_routes => routes: BTreeMap<u16, SocketAddr>,
+    with_client_ids => client_ids: RangeInclusive<u16>,
+    with_trusted_peers => trusted_peers: Vec<IpAddr>,
+    with_engine => engine: EngineConfig,
+});
 
 impl ProxyConfig {
     /// A plaintext proxy without routes, client ids 40000…65534.

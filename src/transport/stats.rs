@@ -18,6 +18,7 @@ use crate::error::ErrorCode;
 /// let s = ConnStats::default();
 /// assert_eq!((s.packets_in, s.rtt), (0, None));
 /// ```
+#[non_exhaustive]
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct ConnStats {
     /// DATA packets received (handed to the application or a native handler).

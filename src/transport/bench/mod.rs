@@ -34,8 +34,8 @@
 //! Snappy is used only when it makes a payload smaller, so for small payloads both
 //! sides do about the same work.
 //!
-//! Run it with `cargo run --release --features cli,transport-bench -- bench [--quick]
-//! [--json PATH] [--only SECTION]`.
+//! Run it with `cargo run --release -p fleetwire-cli --features transport-bench --
+//! bench [--quick] [--json PATH] [--only SECTION]`.
 
 use std::net::SocketAddr;
 use std::pin::Pin;

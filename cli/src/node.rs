@@ -1,0 +1,131 @@
+//! `fleetwire node`: the reference endpoint (`fleetwire::node`) as a server.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Args, ValueEnum};
+use fleetwire::node::{serve, NodeOptions, NodeSecurity};
+use fleetwire::Codec;
+
+/// A node or proxy id (spec §7.1).
+pub(crate) fn node_id_parser() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(1..=65534)
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("security").required(true).args(["cert", "plaintext"])))]
+pub(crate) struct NodeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:7000 (port 0: any free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    /// TLS certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Require client certificates issued by these CAs (mutual TLS, spec §10.2).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    client_ca: Option<PathBuf>,
+    /// Plaintext TCP, without TLS. Must be chosen explicitly (spec §2).
+    #[arg(long)]
+    plaintext: bool,
+    /// This node's id (1..=65534).
+    #[arg(long, default_value_t = 1, value_parser = node_id_parser())]
+    node_id: u16,
+    /// Exit after serving this many connections.
+    #[arg(long, value_name = "N")]
+    max_conns: Option<usize>,
+    /// Shut down gracefully (GOAWAY to every connection) when standard input ends.
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
+    /// Preferred codec for echoed DATA, when the peer announced it (spec §9.2).
+    #[arg(long, value_enum, default_value = "none")]
+    echo_codec: CodecArg,
+    /// Trust a proxy connecting from this IP address to stamp sources (spec §7.4),
+    /// e.g. a plaintext `fleetwire proxy` on this host. Repeatable.
+    #[arg(long, value_name = "IP")]
+    trust_peer: Vec<std::net::IpAddr>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CodecArg {
+    None,
+    Snappy,
+    Zlib,
+}
+
+impl From<CodecArg> for Codec {
+    fn from(c: CodecArg) -> Codec {
+        match c {
+            CodecArg::None => Codec::None,
+            CodecArg::Snappy => Codec::Snappy,
+            CodecArg::Zlib => Codec::Zlib,
+        }
+    }
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn node_security(args: &NodeArgs) -> Result<NodeSecurity, String> {
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        return Ok(NodeSecurity::Plaintext); // clap: --plaintext was given
+    };
+    let client_ca = args.client_ca.as_deref().map(read_file).transpose()?;
+    NodeSecurity::tls(&read_file(cert)?, &read_file(key)?, client_ca.as_deref())
+        .map_err(|e| e.to_string())
+}
+
+pub(crate) fn node(args: NodeArgs) -> ExitCode {
+    let security = match node_security(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fleetwire node: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(&args.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("fleetwire node: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(2);
+        }
+    };
+    let mode = match (&security, args.client_ca.is_some()) {
+        (NodeSecurity::Plaintext, _) => "plaintext",
+        (_, true) => "TLS 1.3, mutual",
+        _ => "TLS 1.3",
+    };
+    let mut opts = NodeOptions::new(args.node_id, security);
+    opts.echo_codec = args.echo_codec.into();
+    opts.max_conns = args.max_conns;
+    opts.trusted_peers = args.trust_peer.clone();
+    opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
+    if args.stop_on_stdin_eof {
+        let stop = opts.shutdown.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            stop.trigger();
+        });
+    }
+    match listener.local_addr() {
+        Ok(addr) => println!(
+            "fleetwire node {} listening on {addr} ({mode})",
+            args.node_id
+        ),
+        Err(e) => eprintln!("fleetwire node: {e}"),
+    }
+    let _ = std::io::stdout().flush();
+    match serve(listener, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleetwire node: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `fleetwire bench` from the command line: the JSON report's shape and the section
+//! filter. Runs only the quick proxy section (sans-IO, a second or two).
+#![cfg(feature = "transport-bench")]
+
+use std::process::Command;
+
+fn fleetwire() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let dir = std::env::temp_dir().join(format!("fleetwire-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = fleetwire()
+        .args(["bench", "--quick", "--only", "proxy", "--json"])
+        .env("FLEETWIRE_BENCH_DIVIDE", "50")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        table.lines().count(),
+        3,
+        "header and two proxy rows:\n{table}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 5, "{r}");
+        for k in ["name", "unit", "ours", "baseline", "ratio"] {
+            assert!(r.get(k).is_some(), "{k} missing in {r}");
+        }
+        let (ours, base, ratio) = (
+            r["ours"].as_f64().unwrap(),
+            r["baseline"].as_f64().unwrap(),
+            r["ratio"].as_f64().unwrap(),
+        );
+        assert!(ours > 0.0 && base > 0.0);
+        assert!((ratio - ours / base).abs() < 1e-9 * ratio.max(1.0), "{r}");
+        assert_eq!(r["unit"], "msg/s/core");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_refuses_an_unknown_section() {
+    let out = fleetwire()
+        .args(["bench", "--only", "everything"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected throughput, ping, memory or proxy")
+    );
+}
