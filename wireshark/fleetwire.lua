@@ -3,7 +3,7 @@
 -- §12.4 error codes): do not edit; run `python3 wireshark/generate.py`.
 --
 -- Load: wireshark -X lua_script:wireshark/fleetwire.lua (or copy it into the personal
--- plugins folder). Decodes TCP on the port of the `fleetwire.port` preference (7000),
+-- plugins folder). Decodes TCP on the port of the `fleetwire.port` preference (7400),
 -- any TCP stream that starts with the preface (heuristic), and TLS with ALPN
 -- fleetwire/1 once the keys are logged (tls.keylog_file, see SSLKEYLOGFILE).
 
@@ -133,7 +133,7 @@ for _, b in ipairs(CODEC_BITS) do all[#all + 1] = b end
 all[#all + 1] = hello_ext
 fw.fields = all
 
-fw.prefs.port = Pref.uint("TCP port", 7000, "The TCP port decoded as Fleetwire (0: none)")
+fw.prefs.port = Pref.uint("TCP port", 7400, "The TCP port decoded as Fleetwire (0: none)")
 fw.prefs.heuristic = Pref.bool("Heuristic", true, "Decode any TCP stream that starts with the preface")
 
 local function kind_name(kind)
