@@ -108,6 +108,8 @@ pub(crate) struct AppQueue {
     pub(crate) waiting: bool,
     /// An async stream waiting for events.
     pub(crate) waker: Option<Waker>,
+    /// The engine was shut down (or dropped): no event will follow the queued ones.
+    pub(crate) stopped: bool,
 }
 
 /// What the application asks of one IO thread.
