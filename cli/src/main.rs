@@ -13,6 +13,7 @@ mod cluster;
 mod conformance;
 mod gen_cert;
 mod inspect;
+mod metrics;
 mod node;
 mod ping;
 mod proxy;
