@@ -158,3 +158,69 @@ fn proxy_metrics_are_scraped_and_routes_logged_up_and_down() {
     drop(proxy.stdin.take()); // --stop-on-stdin-eof
     assert!(proxy.wait().unwrap().success());
 }
+
+#[test]
+fn node_metrics_count_per_connection_and_in_total() {
+    let mut node = Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+        .args([
+            "node",
+            "--plaintext",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "3",
+        ])
+        .args(["--metrics", "127.0.0.1:0", "--stop-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = lines(node.stdout.take().unwrap());
+    let addr_after = |line: String, marker: &str| -> SocketAddr {
+        let rest = line.split_once(marker).unwrap().1;
+        rest.split(['/', ' ']).next().unwrap().parse().unwrap()
+    };
+    let node_addr = addr_after(wait_line(&out, "listening on"), "listening on ");
+    let metrics_addr = addr_after(wait_line(&out, "metrics on"), "http://");
+
+    let mut client = connect(node_addr, ClientOptions::new(ClientSecurity::Plaintext)).unwrap();
+    for _ in 0..3 {
+        client.echo(Route::new(0, 0, 1), b"0123456789").unwrap();
+    }
+    let (status, page) = get(metrics_addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    println!("{page}");
+    assert_eq!(sample(&page, "fleetwire_node_connections_open"), Some(1.0));
+    let conn = page
+        .lines()
+        .find(|l| l.starts_with("fleetwire_node_conn_data_echoed_total{conn=\"1\""))
+        .expect("the connection's series");
+    assert!(conn.ends_with(" 3"), "{conn}");
+    assert!(sample(&page, "fleetwire_node_bytes_received_total").unwrap() > 30.0);
+
+    client.close().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let page = loop {
+        let (_, page) = get(metrics_addr, "/metrics");
+        if sample(&page, "fleetwire_node_connections_open") == Some(0.0)
+            || Instant::now() > deadline
+        {
+            break page;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(sample(&page, "fleetwire_node_connections_open"), Some(0.0));
+    assert_eq!(
+        sample(&page, r#"fleetwire_node_closes_total{code="NO_ERROR"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&page, "fleetwire_node_data_received_total"),
+        Some(3.0)
+    );
+    assert_eq!(sample(&page, "fleetwire_node_data_echoed_total"), Some(3.0));
+
+    drop(node.stdin.take());
+    assert!(node.wait().unwrap().success());
+}
