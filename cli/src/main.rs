@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 #[cfg(feature = "transport-bench")]
 mod bench;
+mod capture;
 mod cluster;
 mod conformance;
 mod gen_cert;
@@ -30,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Decode a plaintext Fleetwire byte stream (what flows inside TLS), one line per packet.
+    /// Decode a plaintext Fleetwire byte stream (what flows inside TLS), one line per packet,
+    /// or every Fleetwire TCP stream of a pcap/pcapng capture, reassembled.
     Inspect {
         /// Print each payload in hexadecimal.
         #[arg(long)]
