@@ -59,8 +59,10 @@ impl ConnCounters {
 /// One open connection in a [`NodeSnapshot`].
 ///
 /// ```
-/// let c = fleetwire::node::ConnSnapshot { id: 1, peer: "127.0.0.1:5".parse().unwrap(), received: 2, echoed: 2, bytes_sent: 60, bytes_received: 60 };
-/// assert_eq!(c.received, c.echoed);
+/// let s = fleetwire::node::NodeMetrics::default().snapshot();
+/// for c in &s.open {
+///     println!("conn {} from {}: {} received, {} echoed", c.id, c.peer, c.received, c.echoed);
+/// }
 /// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
 #[non_exhaustive]
