@@ -100,6 +100,9 @@ pub mod node;
 #[cfg(feature = "attack")]
 pub mod attack;
 
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
 pub use connection::Connection;
 pub use deframer::{Batch, Deframer, Partial};
 pub use error::{Error, ErrorCode};

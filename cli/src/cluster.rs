@@ -30,6 +30,14 @@ pub(crate) struct ClusterArgs {
     /// plaintext otherwise.
     #[arg(long)]
     tls: bool,
+    /// JSON Lines instead of the table: a `start` object, then one `report` object per
+    /// route and second (rates, RTT percentiles in milliseconds, refusals).
+    #[arg(long)]
+    json: bool,
+}
+
+fn millis_json(d: Option<Duration>) -> serde_json::Value {
+    d.map_or(serde_json::Value::Null, |d| (d.as_secs_f64() * 1e3).into())
 }
 
 fn millis(d: Option<Duration>) -> String {
@@ -51,6 +59,24 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
         }
     };
     let mode = if args.tls { "TLS 1.3" } else { "plaintext" };
+    if args.json {
+        let start = serde_json::json!({
+            "event": "start", "proxy": PROXY_ID, "addr": cluster.proxy().local_addr().to_string(),
+            "mode": mode, "nodes": NODES, "clients": args.clients, "size": args.size,
+            "window": args.window,
+        });
+        println!("{start}");
+    } else {
+        print_header(&cluster, &args, mode);
+    }
+    let _ = std::io::stdout().flush();
+    run(&mut cluster, &args);
+    cluster.stop();
+    ExitCode::SUCCESS
+}
+
+fn print_header(cluster: &fleetwire::transport::cluster::Cluster, args: &ClusterArgs, mode: &str) {
+    use fleetwire::transport::cluster::{NODES, PROXY_ID};
     println!(
         "fleetwire cluster: proxy {PROXY_ID} on {} ({mode}), nodes {NODES:?}, {} clients, \
          {}-byte payloads, {} in flight per client and node",
@@ -63,7 +89,10 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
         "{:>6}  {:<8} {:>11} {:>9} {:>10} {:>10} {:>8}",
         "time", "route", "packets/s", "MB/s", "rtt p50", "rtt p99", "refused"
     );
-    let _ = std::io::stdout().flush();
+}
+
+/// Prints a report each second until the time is up or standard input ends.
+fn run(cluster: &mut fleetwire::transport::cluster::Cluster, args: &ClusterArgs) {
     let stop = Arc::new(AtomicBool::new(false));
     if args.seconds.is_none() {
         let stop = stop.clone();
@@ -81,6 +110,16 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
             std::thread::sleep(Duration::from_millis(20));
         }
         for r in cluster.report() {
+            if args.json {
+                let line = serde_json::json!({
+                    "event": "report", "time_s": tick, "route": r.route.to_string(),
+                    "packets_per_sec": r.packets_per_sec, "mbytes_per_sec": r.mbytes_per_sec,
+                    "rtt_p50_ms": millis_json(r.rtt_p50), "rtt_p99_ms": millis_json(r.rtt_p99),
+                    "refused": r.refused,
+                });
+                println!("{line}");
+                continue;
+            }
             println!(
                 "{:>5}s  {:<8} {:>11.0} {:>9.3} {:>10} {:>10} {:>8}",
                 tick,
@@ -94,6 +133,4 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
         }
         let _ = std::io::stdout().flush();
     }
-    cluster.stop();
-    ExitCode::SUCCESS
 }

@@ -10,10 +10,12 @@ use clap::{Parser, Subcommand};
 mod attack;
 #[cfg(feature = "transport-bench")]
 mod bench;
+mod capture;
 mod cluster;
 mod conformance;
 mod gen_cert;
 mod inspect;
+mod metrics;
 mod node;
 mod ping;
 mod proxy;
@@ -31,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Decode a plaintext Fleetwire byte stream (what flows inside TLS), one line per packet.
+    /// Decode a plaintext Fleetwire byte stream (what flows inside TLS), one line per packet,
+    /// or every Fleetwire TCP stream of a pcap/pcapng capture, reassembled.
     Inspect {
         /// Print each payload in hexadecimal.
         #[arg(long)]

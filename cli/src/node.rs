@@ -4,10 +4,11 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{ArgGroup, Args, ValueEnum};
-use fleetwire::node::{serve, NodeOptions, NodeSecurity};
+use fleetwire::node::{serve, NodeMetrics, NodeOptions, NodeSecurity};
 use fleetwire::Codec;
 
 /// A node or proxy id (spec §7.1).
@@ -42,6 +43,10 @@ pub(crate) struct NodeArgs {
     /// Shut down gracefully (GOAWAY to every connection) when standard input ends.
     #[arg(long)]
     stop_on_stdin_eof: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics: per connection and in total
+    /// (DATA received and echoed, bytes, closes by code).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
     /// Preferred codec for echoed DATA, when the peer announced it (spec §9.2).
     #[arg(long, value_enum, default_value = "none")]
     echo_codec: CodecArg,
@@ -139,12 +144,112 @@ pub(crate) fn node(args: NodeArgs) -> ExitCode {
         ),
         Err(e) => eprintln!("fleetwire node: {e}"),
     }
+    let metrics = match args.metrics.as_deref().map(TcpListener::bind) {
+        None => None,
+        Some(Ok(l)) => {
+            if let Ok(addr) = l.local_addr() {
+                println!("fleetwire node: metrics on http://{addr}/metrics");
+            }
+            Some(l)
+        }
+        Some(Err(e)) => {
+            eprintln!("fleetwire node: cannot listen for metrics: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let _ = std::io::stdout().flush();
-    match serve(listener, opts) {
+    let counters = opts.metrics.clone();
+    let stop = AtomicBool::new(false);
+    let served = std::thread::scope(|scope| {
+        if let Some(listener) = metrics {
+            let (stop, counters) = (&stop, &counters);
+            scope.spawn(move || crate::metrics::serve(listener, stop, || render(counters)));
+        }
+        let served = serve(listener, opts);
+        stop.store(true, Ordering::SeqCst);
+        served
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fleetwire node: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// The Prometheus page of `--metrics`.
+fn render(metrics: &NodeMetrics) -> String {
+    let s = metrics.snapshot();
+    let mut page = crate::metrics::Page::default();
+    page.family(
+        "fleetwire_node_connections_accepted_total",
+        "counter",
+        "Connections accepted",
+    );
+    page.sample(
+        "fleetwire_node_connections_accepted_total",
+        &[],
+        s.accepted as f64,
+    );
+    page.family(
+        "fleetwire_node_connections_open",
+        "gauge",
+        "Connections open now",
+    );
+    page.sample("fleetwire_node_connections_open", &[], s.open.len() as f64);
+    let totals = [
+        ("data_received_total", "DATA packets received", s.received),
+        ("data_echoed_total", "DATA packets echoed", s.echoed),
+        (
+            "bytes_sent_total",
+            "Fleetwire bytes written (before TLS)",
+            s.bytes_sent,
+        ),
+        (
+            "bytes_received_total",
+            "Fleetwire bytes read (after TLS)",
+            s.bytes_received,
+        ),
+    ];
+    for (name, help, v) in totals {
+        let metric = format!("fleetwire_node_{name}");
+        page.family(&metric, "counter", help);
+        page.sample(&metric, &[], v as f64);
+    }
+    page.family(
+        "fleetwire_node_closes_total",
+        "counter",
+        "Connections closed, by code",
+    );
+    for (code, n) in &s.closes {
+        page.sample(
+            "fleetwire_node_closes_total",
+            &[("code", &format!("{code:?}"))],
+            *n as f64,
+        );
+    }
+    type Get = fn(&fleetwire::node::ConnSnapshot) -> u64;
+    let per_conn: [(&str, &str, Get); 4] = [
+        ("data_received_total", "DATA packets received", |c| {
+            c.received
+        }),
+        ("data_echoed_total", "DATA packets echoed", |c| c.echoed),
+        ("bytes_sent_total", "Fleetwire bytes written", |c| {
+            c.bytes_sent
+        }),
+        ("bytes_received_total", "Fleetwire bytes read", |c| {
+            c.bytes_received
+        }),
+    ];
+    for (name, help, get) in per_conn {
+        let metric = format!("fleetwire_node_conn_{name}");
+        page.family(&metric, "counter", help);
+        for c in &s.open {
+            let labels = [("conn", c.id.to_string()), ("peer", c.peer.to_string())];
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            page.sample(&metric, &labels, get(c) as f64);
+        }
+    }
+    page.finish()
 }

@@ -43,6 +43,10 @@ pub(crate) struct PingArgs {
     /// Print only the summary.
     #[arg(short, long)]
     quiet: bool,
+    /// Print one JSON document at the end instead of text (like iperf's -J): the
+    /// address, mode, node, every sample and the statistics, in milliseconds.
+    #[arg(long)]
+    json: bool,
     /// Bound of each step (connect, each PING), in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -94,10 +98,12 @@ pub(crate) fn ping(args: PingArgs) -> ExitCode {
         0 => "PING".to_owned(),
         n => format!("DATA echo of {n} bytes"),
     };
-    println!(
-        "FLEETWIRE PING {} ({mode}, node {node}): {probe}",
-        args.addr
-    );
+    if !args.json {
+        println!(
+            "FLEETWIRE PING {} ({mode}, node {node}): {probe}",
+            args.addr
+        );
+    }
     let started = Instant::now();
     let mut samples = Vec::with_capacity(args.count as usize);
     let payload = vec![0x5Au8; args.size];
@@ -109,7 +115,7 @@ pub(crate) fn ping(args: PingArgs) -> ExitCode {
         };
         match rtt {
             Ok(rtt) => {
-                if !args.quiet {
+                if !args.quiet && !args.json {
                     println!("seq={seq} rtt={:.3} ms", rtt.as_secs_f64() * 1e3);
                 }
                 samples.push(rtt);
@@ -124,26 +130,85 @@ pub(crate) fn ping(args: PingArgs) -> ExitCode {
         }
     }
     let elapsed = started.elapsed();
-    println!("--- {} fleetwire ping statistics ---", args.addr);
-    println!(
-        "{} sent, {} received, {} lost, {:.1} s",
-        samples.len() + usize::from(failure.is_some()),
-        samples.len(),
-        usize::from(failure.is_some()),
-        elapsed.as_secs_f64()
-    );
-    if let Some(stats) = RttStats::from_samples(&samples) {
-        println!("{stats}");
+    let closed = failure.is_none().then(|| client.close());
+    if args.json {
+        let report = Report {
+            args: &args,
+            mode,
+            node,
+            probe: &probe,
+            samples: &samples,
+            elapsed,
+            error: failure.as_ref().map(ToString::to_string),
+        };
+        println!("{}", report.to_json());
+    } else {
+        print_text(&args, &samples, failure.is_some(), elapsed);
     }
     if let Some(e) = failure {
         eprintln!("fleetwire ping: {}: {e}", args.addr);
         return ExitCode::from(1);
     }
-    match client.close() {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
+    match closed {
+        Some(Err(e)) => {
             eprintln!("fleetwire ping: {}: closing: {e}", args.addr);
             ExitCode::from(1)
         }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The `--json` document.
+struct Report<'a> {
+    args: &'a PingArgs,
+    mode: &'a str,
+    node: u16,
+    probe: &'a str,
+    samples: &'a [Duration],
+    elapsed: Duration,
+    error: Option<String>,
+}
+
+impl Report<'_> {
+    fn to_json(&self) -> serde_json::Value {
+        let stats = RttStats::from_samples(self.samples).map(|s| {
+            serde_json::json!({
+                "count": s.count, "min": ms(s.min), "avg": ms(s.avg), "max": ms(s.max),
+                "stddev": ms(s.stddev), "p50": ms(s.p50), "p99": ms(s.p99),
+            })
+        });
+        let lost = usize::from(self.error.is_some());
+        serde_json::json!({
+            "addr": self.args.addr,
+            "mode": self.mode,
+            "node": self.node,
+            "probe": self.probe,
+            "size": self.args.size,
+            "sent": self.samples.len() + lost,
+            "received": self.samples.len(),
+            "lost": lost,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "rtt_ms": self.samples.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+            "stats_ms": stats,
+            "error": self.error,
+        })
+    }
+}
+
+fn print_text(args: &PingArgs, samples: &[Duration], failed: bool, elapsed: Duration) {
+    println!("--- {} fleetwire ping statistics ---", args.addr);
+    println!(
+        "{} sent, {} received, {} lost, {:.1} s",
+        samples.len() + usize::from(failed),
+        samples.len(),
+        usize::from(failed),
+        elapsed.as_secs_f64()
+    );
+    if let Some(stats) = RttStats::from_samples(samples) {
+        println!("{stats}");
     }
 }

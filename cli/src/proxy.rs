@@ -59,6 +59,10 @@ pub(crate) struct ProxyArgs {
     /// Shut down gracefully when standard input ends.
     #[arg(long)]
     stop_on_stdin_eof: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics: per route (packets, bytes,
+    /// NO_ROUTE, UNREACHABLE, up, its connection's counters and RTT) and per engine.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
@@ -162,10 +166,39 @@ pub(crate) fn proxy(args: ProxyArgs) -> ExitCode {
         args.node_id,
         proxy.local_addr()
     );
+    let metrics = match args.metrics.as_deref().map(std::net::TcpListener::bind) {
+        None => None,
+        Some(Ok(l)) => {
+            if let Ok(addr) = l.local_addr() {
+                println!("fleetwire proxy: metrics on http://{addr}/metrics");
+            }
+            Some(l)
+        }
+        Some(Err(e)) => {
+            eprintln!("fleetwire proxy: cannot listen for metrics: {e}");
+            proxy.shutdown(Duration::from_secs(1));
+            return ExitCode::from(2);
+        }
+    };
     let _ = std::io::stdout().flush();
     let stop = Arc::new(AtomicBool::new(false));
     let on_signal = stop.clone();
     crate::signals::on_termination(move || on_signal.store(true, Ordering::SeqCst));
+    std::thread::scope(|scope| {
+        if let Some(listener) = metrics {
+            let (proxy, stop) = (&proxy, &*stop);
+            scope.spawn(move || crate::metrics::serve(listener, stop, || render(proxy)));
+        }
+        run(&proxy, &args, &stop);
+        stop.store(true, Ordering::SeqCst);
+    });
+    proxy.shutdown(Duration::from_secs(5));
+    ExitCode::SUCCESS
+}
+
+/// Logs routes going up and down, reloads the table when its file changes, until `stop`.
+fn run(proxy: &Proxy, args: &ProxyArgs, stop: &Arc<AtomicBool>) {
+    let mut up: BTreeMap<u16, bool> = BTreeMap::new();
     if args.stop_on_stdin_eof {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -176,18 +209,167 @@ pub(crate) fn proxy(args: ProxyArgs) -> ExitCode {
     let mut seen = args.config.as_deref().and_then(modified);
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
+        log_routes(proxy, &mut up);
         let Some(path) = &args.config else { continue };
         let now = modified(path);
         if now == seen {
             continue;
         }
         seen = now;
-        match routes(&args).map(|r| proxy.set_routes(&r).map(|()| r.len())) {
+        match routes(args).map(|r| proxy.set_routes(&r).map(|()| r.len())) {
             Ok(Ok(n)) => eprintln!("fleetwire proxy: routing table swapped, {n} routes"),
             Ok(Err(e)) => eprintln!("fleetwire proxy: table refused, old one kept: {e}"),
             Err(e) => eprintln!("fleetwire proxy: table refused, old one kept: {e}"),
         }
     }
-    proxy.shutdown(Duration::from_secs(5));
-    ExitCode::SUCCESS
+}
+
+/// Prints a line for each route whose state changed since the last call.
+fn log_routes(proxy: &Proxy, seen: &mut BTreeMap<u16, bool>) {
+    let routes = proxy.routes();
+    seen.retain(|node, _| routes.contains_key(node));
+    for (node, addr) in routes {
+        let now = proxy.route_up(node).unwrap_or(false);
+        let before = seen.insert(node, now);
+        if before != Some(now) && (now || before.is_some()) {
+            let state = if now { "up" } else { "down" };
+            eprintln!("fleetwire proxy: route {node} ({addr}) {state}");
+        }
+    }
+}
+
+/// The Prometheus page of `--metrics`.
+fn render(proxy: &Proxy) -> String {
+    use crate::metrics::Page;
+    let mut page = Page::default();
+    let stats = proxy.route_stats();
+    type RouteGet = fn(&fleetwire::transport::proxy::RouteStats) -> u64;
+    let families: [(&str, &str, RouteGet); 4] = [
+        ("packets", "DATA packets forwarded on the route", |s| {
+            s.packets
+        }),
+        ("bytes", "Payload bytes forwarded on the route", |s| s.bytes),
+        ("no_route", "DATA refused with NO_ROUTE (spec 7.3)", |s| {
+            s.no_route
+        }),
+        (
+            "unreachable",
+            "DATA refused with UNREACHABLE (spec 7.3)",
+            |s| s.unreachable,
+        ),
+    ];
+    for (name, help, get) in families {
+        let metric = format!("fleetwire_proxy_route_{name}_total");
+        page.family(&metric, "counter", help);
+        for (key, s) in &stats {
+            page.sample(&metric, &[("route", &key.to_string())], get(s) as f64);
+        }
+    }
+    let routes = proxy.routes();
+    page.family(
+        "fleetwire_proxy_route_up",
+        "gauge",
+        "1 when the route's connection is established",
+    );
+    for node in routes.keys() {
+        let up = proxy.route_up(*node).unwrap_or(false);
+        page.sample(
+            "fleetwire_proxy_route_up",
+            &[("node", &node.to_string())],
+            u8::from(up),
+        );
+    }
+    let engine = proxy.engine();
+    let conns: Vec<(String, fleetwire::transport::ConnStats)> = routes
+        .keys()
+        .filter_map(|n| Some((n.to_string(), engine.stats(proxy.route_conn(*n)?)?)))
+        .collect();
+    type Get = fn(&fleetwire::transport::ConnStats) -> f64;
+    let conn_families: [(&str, &str, &str, Get); 5] = [
+        (
+            "packets_in_total",
+            "counter",
+            "DATA packets received",
+            |s| s.packets_in as f64,
+        ),
+        (
+            "packets_out_total",
+            "counter",
+            "DATA packets written",
+            |s| s.packets_out as f64,
+        ),
+        (
+            "wire_bytes_in_total",
+            "counter",
+            "Bytes read from the socket",
+            |s| s.wire_bytes_in as f64,
+        ),
+        (
+            "wire_bytes_out_total",
+            "counter",
+            "Bytes written to the socket",
+            |s| s.wire_bytes_out as f64,
+        ),
+        (
+            "send_queue_packets",
+            "gauge",
+            "Messages queued, not yet written",
+            |s| s.send_queue_packets as f64,
+        ),
+    ];
+    for (name, kind, help, get) in conn_families {
+        let metric = format!("fleetwire_proxy_route_conn_{name}");
+        page.family(&metric, kind, help);
+        for (node, s) in &conns {
+            page.sample(&metric, &[("node", node)], get(s));
+        }
+    }
+    page.family(
+        "fleetwire_proxy_route_conn_rtt_seconds",
+        "gauge",
+        "Latest PING round trip",
+    );
+    for (node, s) in &conns {
+        if let Some(rtt) = s.rtt {
+            page.sample(
+                "fleetwire_proxy_route_conn_rtt_seconds",
+                &[("node", node)],
+                rtt.as_secs_f64(),
+            );
+        }
+    }
+    page.family(
+        "fleetwire_engine_connections",
+        "gauge",
+        "Open connections of the engine",
+    );
+    page.sample(
+        "fleetwire_engine_connections",
+        &[],
+        engine.connections() as f64,
+    );
+    page.family(
+        "fleetwire_engine_open_sockets",
+        "gauge",
+        "Sockets held by the IO threads",
+    );
+    page.sample(
+        "fleetwire_engine_open_sockets",
+        &[],
+        engine.open_sockets() as f64,
+    );
+    let (queued, high) = engine.recv_queue_bytes();
+    page.family(
+        "fleetwire_engine_recv_queue_bytes",
+        "gauge",
+        "Bytes waiting for the application",
+    );
+    page.sample("fleetwire_engine_recv_queue_bytes", &[], queued as f64);
+    page.family(
+        "fleetwire_engine_recv_queue_high_bytes",
+        "gauge",
+        "The most ever waiting",
+    );
+    page.sample("fleetwire_engine_recv_queue_high_bytes", &[], high as f64);
+    page.finish()
 }

@@ -3,93 +3,10 @@
 use std::fmt;
 use std::io;
 
-use crate::connection::{Event, SendError};
+pub use crate::connection::CloseInfo;
+use crate::connection::SendError;
 use crate::error::ErrorCode;
 use crate::tls::TlsError;
-
-/// How a connection ended (spec §6.4): the GOAWAY code that decided it, or
-/// CONNECTION_LOST (0x0011) when the byte stream ended without a GOAWAY.
-///
-/// ```
-/// use fleetwire::node::CloseInfo;
-/// use fleetwire::ErrorCode;
-/// let info = CloseInfo::lost("the byte stream ended");
-/// assert_eq!(info.code, ErrorCode::CONNECTION_LOST);
-/// assert!(info.to_string().starts_with("CONNECTION_LOST (0x0011)"));
-/// ```
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct CloseInfo {
-    /// The peer's GOAWAY code when `by_peer`, else ours; CONNECTION_LOST when the stream
-    /// ended without GOAWAY (a local code, never sent, spec §12.4).
-    pub code: ErrorCode,
-    /// The peer started the close.
-    pub by_peer: bool,
-    /// The reason text of the GOAWAY, or why the connection was lost.
-    pub reason: String,
-    /// How many of our DATA packets the peer processed, from its GOAWAY (spec §5.5
-    /// `[[goaway.delivered]]`); `None` without a GOAWAY from the peer.
-    pub delivered: Option<u64>,
-}
-
-impl CloseInfo {
-    /// A connection whose byte stream ended or failed without GOAWAY (spec §6.4).
-    ///
-    /// ```
-    /// let info = fleetwire::node::CloseInfo::lost("reset");
-    /// assert!(info.by_peer && info.delivered.is_none());
-    /// ```
-    pub fn lost(reason: &str) -> CloseInfo {
-        CloseInfo {
-            code: ErrorCode::CONNECTION_LOST,
-            by_peer: true,
-            reason: reason.to_owned(),
-            delivered: None,
-        }
-    }
-
-    /// The record of an [`Event::Closed`], `None` for any other event.
-    ///
-    /// ```
-    /// use fleetwire::connection::Event;
-    /// use fleetwire::node::CloseInfo;
-    /// use fleetwire::ErrorCode;
-    /// let event = Event::Closed { code: ErrorCode::TIMEOUT, by_peer: false, reason: "idle".into(), delivered: None };
-    /// assert_eq!(CloseInfo::from_event(&event).unwrap().code, ErrorCode::TIMEOUT);
-    /// ```
-    pub fn from_event(event: &Event) -> Option<CloseInfo> {
-        match event {
-            Event::Closed {
-                code,
-                by_peer,
-                reason,
-                delivered,
-            } => Some(CloseInfo {
-                code: *code,
-                by_peer: *by_peer,
-                reason: reason.clone(),
-                delivered: *delivered,
-            }),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for CloseInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = if self.code == ErrorCode::CONNECTION_LOST {
-            ""
-        } else if self.by_peer {
-            " by the peer"
-        } else {
-            " by this endpoint"
-        };
-        write!(f, "{}{who}", self.code)?;
-        if !self.reason.is_empty() {
-            write!(f, ": {}", self.reason)?;
-        }
-        Ok(())
-    }
-}
 
 /// Why an operation of the reference endpoint failed.
 ///

@@ -49,6 +49,7 @@
 mod client;
 mod driver;
 mod error;
+mod metrics;
 mod server;
 mod stats;
 mod transport;
@@ -58,6 +59,7 @@ use std::sync::Arc;
 
 pub use client::{connect, Client, ClientOptions, Message, WireStats};
 pub use error::{CloseInfo, NodeError};
+pub use metrics::{ConnSnapshot, NodeMetrics, NodeSnapshot};
 pub use server::{serve, LogFn, NodeOptions, Shutdown};
 pub use stats::RttStats;
 

@@ -10,10 +10,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::driver::{Driver, Step};
+use super::metrics::{ConnCounters, NodeMetrics};
 use super::transport::{Clock, Transport};
 use super::{CloseInfo, NodeError, NodeSecurity};
 use crate::connection::{Config, Event, SendError, SendOptions};
 use crate::control::Role;
+use crate::error::ErrorCode;
 use crate::header::{Codec, Route};
 use crate::tls::TlsEndpoint;
 
@@ -60,6 +62,8 @@ pub struct NodeOptions {
     pub log: Option<LogFn>,
     /// Triggers a graceful shutdown: GOAWAY NO_ERROR on every connection (spec §6.4).
     pub shutdown: Shutdown,
+    /// Live counters, per connection and in total; keep a clone to read them.
+    pub metrics: NodeMetrics,
     /// Addresses whose connections are trusted proxy links (spec §7.4 `[[src.trust]]`:
     /// "explicit local configuration of a trusted link"): a peer connecting from one of
     /// them that announces role proxy may stamp sources. For plaintext links on
@@ -106,6 +110,7 @@ impl NodeOptions {
             max_conns: None,
             log: None,
             shutdown: Shutdown::new(),
+            metrics: NodeMetrics::default(),
             trusted_peers: Vec::new(),
             client_sources: 40000..=65534,
         }
@@ -340,8 +345,15 @@ fn serve_connection(sock: TcpStream, peer: SocketAddr, id: usize, opts: &NodeOpt
         "plaintext"
     };
     log(format!("conn {id} open from {peer} ({transport})"));
-    let mut stats = Counters::default();
+    let mut stats = Counters {
+        live: Some(opts.metrics.open(id, peer)),
+        ..Counters::default()
+    };
     let result = run_connection(sock, peer, opts, &mut stats);
+    let code = result
+        .as_ref()
+        .map_or(ErrorCode::CONNECTION_LOST, |i| i.code);
+    opts.metrics.close(id, code);
     let who = stats
         .peer
         .map_or_else(String::new, |p| format!(" peer {p}"));
@@ -361,6 +373,17 @@ struct Counters {
     peer: Option<PeerLabel>,
     received: u64,
     echoed: u64,
+    /// Where the counters are published for [`NodeOptions::metrics`].
+    live: Option<Arc<ConnCounters>>,
+}
+
+impl Counters {
+    fn publish(&self, driver: &Driver) {
+        if let Some(live) = &self.live {
+            let io = &driver.io;
+            live.publish(self.received, self.echoed, io.bytes_sent, io.bytes_received);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -417,7 +440,9 @@ fn echo_loop(
     let drain = Duration::from_millis(opts.config.limits.drain_timeout_ms);
     let mut stopping_since = None;
     loop {
-        if let Some(info) = take_events(driver, opts, stats) {
+        let taken = take_events(driver, opts, stats);
+        stats.publish(driver);
+        if let Some(info) = taken {
             return Ok(info);
         }
         if opts.shutdown.is_triggered() && driver.conn.is_established() {

@@ -14,7 +14,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{ClientConfig, KeyLogFile, RootCertStore, ServerConfig};
 
 use super::{TlsError, ALPN};
 
@@ -42,6 +42,11 @@ const VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13
 /// server requires and verifies a client certificate: mutual TLS, as node-to-node and
 /// proxy links should use (spec §10.2). The server enforces its own cipher-suite order
 /// (AES-128-GCM first) and offers only ALPN `fleetwire/1`.
+///
+/// The session secrets are appended to the file named by the `SSLKEYLOGFILE` environment
+/// variable when it is set (the NSS key log format that curl and browsers write), so that
+/// a capture can be decrypted (Wireshark's `tls.keylog_file`); unset, nothing is logged.
+/// Never set it in production: whoever reads the file reads the traffic.
 ///
 /// # Examples
 ///
@@ -83,6 +88,7 @@ pub fn server_config(
         .map_err(key_error)?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.ignore_client_order = true;
+    config.key_log = Arc::new(KeyLogFile::new());
     Ok(Arc::new(config))
 }
 
@@ -90,6 +96,11 @@ pub fn server_config(
 /// only ALPN `fleetwire/1` over TLS 1.3.
 ///
 /// `client_identity` is `(certificate chain PEM, private key PEM)` for mutual TLS.
+///
+/// The session secrets are appended to the file named by the `SSLKEYLOGFILE` environment
+/// variable when it is set (the NSS key log format that curl and browsers write), so that
+/// a capture can be decrypted (Wireshark's `tls.keylog_file`); unset, nothing is logged.
+/// Never set it in production: whoever reads the file reads the traffic.
 ///
 /// # Examples
 ///
@@ -119,6 +130,7 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![ALPN.to_vec()];
+    config.key_log = Arc::new(KeyLogFile::new());
     Ok(Arc::new(config))
 }
 

@@ -49,6 +49,7 @@ mod tests;
 pub use config::{client_config, server_config};
 pub use endpoint::TlsEndpoint;
 pub use error::{CertificateProblem, TlsError};
+pub use node_id::identity_from_cert;
 #[cfg(feature = "test-certs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-certs")))]
 pub use pki::{generate_test_pki, TestLeaf, TestPki};

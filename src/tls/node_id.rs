@@ -131,7 +131,15 @@ fn parse_id(digits: &[u8]) -> Option<u16> {
 ///
 /// `None` if there is no such URI, if there is more than one (even naming the same
 /// identity twice), or if it is malformed: such a certificate authenticates no node id.
-pub(super) fn identity_from_cert(cert_der: &[u8]) -> Option<Identity> {
+///
+/// For drivers that run their own TLS (a `tokio_rustls` stream): pass the result as
+/// [`Config::authenticated`](crate::connection::Config::authenticated).
+///
+/// ```
+/// use fleetwire::tls::identity_from_cert;
+/// assert_eq!(identity_from_cert(b"not a certificate"), None);
+/// ```
+pub fn identity_from_cert(cert_der: &[u8]) -> Option<Identity> {
     let mut names = subject_alt_names(cert_der)?;
     let mut found = None;
     while !names.is_empty() {

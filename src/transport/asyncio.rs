@@ -18,7 +18,9 @@ use super::types::{AppEvent, ConnId, Outgoing, SendError};
 /// Every event of the engine as a `futures_core::Stream`; see [`Engine::events`].
 ///
 /// Takes the same queue as [`Engine::recv_batch`] (use one or the other): each time its
-/// buffer is empty it takes every ready event under one lock. It never ends.
+/// buffer is empty it takes every ready event under one lock. It ends (`None`) once the
+/// engine was shut down ([`Engine::shutdown`], or dropped) and every event before that
+/// was taken.
 ///
 /// ```
 /// use fleetwire::transport::{Engine, EngineConfig};
@@ -41,6 +43,9 @@ impl Stream for EventStream {
         }
         let mut taken = {
             let mut q = lock(&this.inner.app);
+            if q.events.is_empty() && q.stopped {
+                return Poll::Ready(None);
+            }
             if q.events.is_empty() {
                 q.waker = Some(cx.waker().clone());
                 return Poll::Pending;
@@ -123,14 +128,18 @@ impl Sink<Outgoing> for MessageSink {
         self.poll_queue(cx, true)
     }
 
+    /// Waits until every queued message was written (or the connection failed), then
+    /// closes the connection gracefully (GOAWAY after the last message).
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
-        let s = &self.sender;
-        lock(&s.shared.sendq).closed = true;
-        s.inner.io[s.shared.thread].command(Command::Close(s.shared.id));
-        match self.poll_queue(cx, true) {
-            Poll::Ready(_) => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
+        if self.poll_queue(cx, true).is_pending() {
+            return Poll::Pending;
         }
+        let s = &self.sender;
+        let first = !core::mem::replace(&mut lock(&s.shared.sendq).closed, true);
+        if first {
+            s.inner.io[s.shared.thread].command(Command::Close(s.shared.id));
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -542,6 +542,15 @@ impl Engine {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // No event follows: an async EventStream ends once it has taken the queued ones.
+        let waker = {
+            let mut q = lock(&self.inner.app);
+            q.stopped = true;
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
         clean
     }
 

@@ -243,6 +243,8 @@ struct Static {
     addr: SocketAddr,
     conn: ConnId,
     retry_at: Option<Instant>,
+    /// The route's connection completed its handshake and has not closed since.
+    up: bool,
     /// The route's counters: kept while the node id stays in the table.
     cell: Arc<RouteCell>,
 }
@@ -351,6 +353,23 @@ impl Proxy {
         lock(&self.inner.statics).get(&node).map(|s| s.conn)
     }
 
+    /// Whether a configured route is up: its connection completed the handshake and
+    /// has not closed since (a route being reconnected is down). `None` for a node id
+    /// that is not in the table.
+    ///
+    /// ```
+    /// use fleetwire::transport::proxy::{Proxy, ProxyConfig};
+    /// let mut config = ProxyConfig::new(9, "127.0.0.1:0".parse().unwrap());
+    /// config.routes.insert(2, "127.0.0.1:9".parse().unwrap()); // nobody listens
+    /// let proxy = Proxy::start(config).unwrap();
+    /// assert_eq!(proxy.route_up(2), Some(false));
+    /// assert_eq!(proxy.route_up(3), None);
+    /// proxy.shutdown(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn route_up(&self, node: u16) -> Option<bool> {
+        lock(&self.inner.statics).get(&node).map(|s| s.up)
+    }
+
     /// Per-route statistics: one entry per configured route ([`RouteKey::Node`]), plus
     /// [`RouteKey::Clients`] and [`RouteKey::Unrouted`]. A route's counters start when
     /// its node id enters the table and survive reconnections and address changes.
@@ -442,6 +461,7 @@ impl ProxyInner {
                     addr,
                     conn: self.connect(addr, &cell)?,
                     retry_at: None,
+                    up: false,
                     cell,
                 },
             };
@@ -488,11 +508,20 @@ impl ProxyInner {
             let mut statics = lock(&self.statics);
             let mut changed = false;
             for e in events.drain(..) {
-                if let AppEvent::Closed { conn, .. } = e {
-                    for s in statics.values_mut().filter(|s| s.conn == conn) {
-                        s.retry_at = Some(now + RECONNECT_DELAY);
-                        changed = true;
+                match e {
+                    AppEvent::Closed { conn, .. } => {
+                        for s in statics.values_mut().filter(|s| s.conn == conn) {
+                            s.retry_at = Some(now + RECONNECT_DELAY);
+                            s.up = false;
+                            changed = true;
+                        }
                     }
+                    AppEvent::Connected { conn, .. } => {
+                        for s in statics.values_mut().filter(|s| s.conn == conn) {
+                            s.up = true;
+                        }
+                    }
+                    _ => {}
                 }
             }
             for s in statics.values_mut() {

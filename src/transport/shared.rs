@@ -52,6 +52,8 @@ pub(crate) struct AppQueue {
     /// Called when events arrive in an empty queue; see
     /// [`Engine::set_ready_hook`](super::Engine::set_ready_hook).
     pub(crate) hook: Option<ReadyHook>,
+    /// The engine was shut down (or dropped): no event will follow the queued ones.
+    pub(crate) stopped: bool,
 }
 
 /// A function the IO threads call when events arrive in an empty application queue;
