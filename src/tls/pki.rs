@@ -186,17 +186,8 @@ impl TestPki {
         identity: Option<Identity>,
         adjust: impl FnOnce(&mut CertificateParams),
     ) -> Result<TestLeaf, TlsError> {
-        let bad_name =
-            |_| TlsError::Config("a name is neither an IP address nor an ASCII DNS name");
-        let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(owned).map_err(bad_name)?;
-        if let Some(id) = identity {
-            // spec §10.2: fleetwire:node:<id> or fleetwire:proxy:<id>, <id> in decimal
-            let uri = format!("fleetwire:{}:{}", id.role.name(), id.node_id);
-            params
-                .subject_alt_names
-                .push(SanType::URI(uri.try_into().map_err(bad_name)?));
-        }
+        // spec §10.2: fleetwire:node:<id> or fleetwire:proxy:<id>, <id> in decimal
+        let uri = identity.map(|id| format!("fleetwire:{}:{}", id.role.name(), id.node_id));
         let common_name = match (names.first(), identity) {
             (Some(name), _) => (*name).to_string(),
             (
@@ -219,6 +210,49 @@ impl TestPki {
             }
             (None, None) => "fleetwire test leaf".to_string(),
         };
+        self.sign_leaf(names, uri.as_slice(), common_name, adjust)
+    }
+
+    /// Issues a leaf for `names` carrying the URI subject alternative names `uris` as
+    /// they are, unchecked: several identities, or malformed ones, for tests of the
+    /// certificate binding (spec §10.2). Otherwise as [`generate_test_pki`].
+    ///
+    /// **For tests and local use only.**
+    ///
+    /// # Errors
+    ///
+    /// As [`generate_test_pki`], and for a URI that is not ASCII.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fleetwire::tls::generate_test_pki;
+    /// let pki = generate_test_pki(&["localhost"], None).unwrap();
+    /// let two = pki.issue_uris(&[], &["fleetwire:node:1", "fleetwire:node:2"]).unwrap();
+    /// assert!(two.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// ```
+    pub fn issue_uris(&self, names: &[&str], uris: &[&str]) -> Result<TestLeaf, TlsError> {
+        let common_name = names.first().unwrap_or(&"fleetwire test leaf").to_string();
+        self.sign_leaf(names, uris, common_name, |_| ())
+    }
+
+    /// Signs a server-and-client leaf for `names` with the URI subject alternative names
+    /// `uris`, letting `adjust` change its parameters.
+    fn sign_leaf(
+        &self,
+        names: &[&str],
+        uris: &[impl AsRef<str>],
+        common_name: String,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<TestLeaf, TlsError> {
+        let bad_name =
+            |_| TlsError::Config("a name is neither an IP address nor an ASCII DNS name");
+        let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(owned).map_err(bad_name)?;
+        for uri in uris {
+            let uri = uri.as_ref().to_owned().try_into().map_err(bad_name)?;
+            params.subject_alt_names.push(SanType::URI(uri));
+        }
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
