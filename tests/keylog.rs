@@ -2,7 +2,7 @@
 //! secrets there, so that captures can be decrypted (see tests/wireshark.rs).
 //!
 //! The only test of this file: it sets the variable for its own process.
-#![cfg(feature = "node")]
+#![cfg(all(feature = "node", feature = "test-certs"))]
 
 use std::net::TcpListener;
 use std::thread;

@@ -4,7 +4,7 @@
 //! backpressure at exactly the credit, the stream's end, graceful close.
 //!
 //! Everything runs on 127.0.0.1 and every wait is bounded.
-#![cfg(all(feature = "tokio", feature = "node"))]
+#![cfg(all(feature = "tokio", feature = "node", feature = "test-certs"))]
 
 use std::future::poll_fn;
 use std::net::TcpListener as StdListener;

@@ -6,7 +6,7 @@
 //! The session runs through a recording relay on 127.0.0.1; the test writes the recorded
 //! byte streams as a pcap (Ethernet/IPv4/TCP). Without `tshark` on PATH the tests are
 //! skipped, unless `FLEETWIRE_REQUIRE_TSHARK=1` (as in CI) makes that a failure.
-#![cfg(feature = "node")]
+#![cfg(all(feature = "node", feature = "test-certs"))]
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
