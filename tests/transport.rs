@@ -787,3 +787,37 @@ fn connect_takes_any_socket_address_form_and_rejects_an_empty_address_list() {
     let err = client.connect(none, TlsOptions::Plaintext).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// A connection closed by a timer ends its stream as soon as its GOAWAY is written: the
+/// peer sees GOAWAY and then the end of the stream at the timer, not when the linger
+/// (here 5 s) runs out.
+#[test]
+fn a_timer_close_ends_the_stream_at_once_not_after_the_linger() {
+    let _fds = shared();
+    let mut config = EngineConfig::default();
+    config.linger = Duration::from_secs(5);
+    config.server.limits.header_timeout_ms = 300;
+    let server = Engine::new(config).unwrap();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let mut raw = TcpStream::connect(l.local_addr).unwrap();
+    let mut preface_and_part = raw_hello()[..8].to_vec();
+    preface_and_part.extend_from_slice(&[0x11, 0x00]); // two bytes of a header
+    raw.write_all(&preface_and_part).unwrap();
+    let started = Instant::now();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    raw.read_to_end(&mut got).unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        String::from_utf8_lossy(&got).contains("header timer expired"),
+        "no GOAWAY for the header timer: {got:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "closed before the timer: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "the stream ended only at the linger: {elapsed:?}"
+    );
+}

@@ -293,6 +293,8 @@ impl ConnIo {
             self.timers(ctx);
         }
         self.transmit(s);
+        // a close reported this round: its GOAWAY is written, end the stream now
+        self.shut_when_flushed();
         if std::mem::take(&mut self.write_bound)
             && !self.tls_blocked
             && self.wbuf.len() - self.wpos <= ctx.inner.config.write_high_water
@@ -965,15 +967,11 @@ impl ConnIo {
 
     /// After the close was reported: flush, half-close, wait for the peer's EOF.
     fn linger(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
-        let Phase::Lingering { until, shut } = self.phase else {
+        let Phase::Lingering { until, .. } = self.phase else {
             return;
         };
         self.transmit(s);
-        let tls_pending = self.tls.as_ref().is_some_and(TlsEndpoint::pending_tls);
-        if !shut && self.wbuf.is_empty() && !tls_pending {
-            let _ = self.sock.shutdown(Shutdown::Write);
-            self.phase = Phase::Lingering { until, shut: true };
-        }
+        self.shut_when_flushed();
         if self.readable && !self.eof && self.broken.is_none() {
             self.read(s, ctx.now, ctx.inner.config.write_high_water);
         }
@@ -981,6 +979,19 @@ impl ConnIo {
             self.phase = Phase::Dead;
         }
         self.finish_round(ctx);
+    }
+
+    /// Lingering: once everything (TLS close_notify included) is written, half-close,
+    /// so the peer sees the end of the stream at once, not when the linger expires.
+    fn shut_when_flushed(&mut self) {
+        let Phase::Lingering { until, shut: false } = self.phase else {
+            return;
+        };
+        let tls_pending = self.tls.as_ref().is_some_and(TlsEndpoint::pending_tls);
+        if self.wbuf.is_empty() && !tls_pending {
+            let _ = self.sock.shutdown(Shutdown::Write);
+            self.phase = Phase::Lingering { until, shut: true };
+        }
     }
 
     /// The byte stream ended or failed without a completed close (spec §6.4).
