@@ -359,8 +359,13 @@ fn serve_connection(sock: TcpStream, peer: SocketAddr, id: usize, opts: &NodeOpt
         .map_or_else(String::new, |p| format!(" peer {p}"));
     let line = match result {
         Ok(info) => format!(
-            "conn {id} closed{who}: code {info}; echoed {}/{} DATA",
-            stats.echoed, stats.received
+            "conn {id} closed{who}: code {info}; echoed {}/{} DATA{}",
+            stats.echoed,
+            stats.received,
+            match stats.unanswered {
+                0 => String::new(),
+                n => format!(", {n} too large to echo"),
+            }
         ),
         Err(err) => format!("conn {id} closed{who}: {err}"),
     };
@@ -373,6 +378,8 @@ struct Counters {
     peer: Option<PeerLabel>,
     received: u64,
     echoed: u64,
+    /// DATA received whose echo could not be sent within the peer's limits.
+    unanswered: u64,
     /// Where the counters are published for [`NodeOptions::metrics`].
     live: Option<Arc<ConnCounters>>,
 }
@@ -531,15 +538,54 @@ fn take_events(driver: &mut Driver, opts: &NodeOptions, stats: &mut Counters) ->
             _ => None, // PONG of a keepalive, packet errors: nothing to do
         };
         if let Some((back, payload, send)) = echo {
-            match driver.conn.send_data(back, &payload, send) {
+            match echo_data(&mut driver.conn, back, &payload, send) {
                 Err(SendError::NoCredit) => return None, // wait for the peer's CREDIT
                 Ok(()) => stats.echoed += 1,
-                Err(_) => {} // closing, or too large to echo: dropped
+                Err(SendError::TooLarge) => {
+                    // received within our limits, but not sendable within the peer's
+                    // (a payload that only fit compressed, marked N = 1): no packet
+                    // error exists for an answer that cannot be sent, so it is counted
+                    // and logged, never dropped silently
+                    stats.unanswered += 1;
+                    if let Some(log) = &opts.log {
+                        log(&format!(
+                            "echo of {} bytes to {back:?} not sent: larger than the peer's max_payload",
+                            payload.len()
+                        ));
+                    }
+                }
+                Err(_) => {} // closing: the GOAWAY's `delivered` tells the peer
             }
             stats.received += 1;
         }
         driver.conn.poll_event();
     }
+}
+
+/// Sends one echo: as the options say, or, when that is too large for the peer and the
+/// payload may be compressed (N = 0), compressed with a codec the peer announced
+/// (§9.2: compression is the sender's choice), so that what arrived compressed can go
+/// back compressed.
+fn echo_data(
+    conn: &mut crate::Connection,
+    back: Route,
+    payload: &[u8],
+    send: SendOptions,
+) -> Result<(), SendError> {
+    let first = conn.send_data(back, payload, send);
+    if first != Err(SendError::TooLarge) || send.never_compress {
+        return first;
+    }
+    for codec in [Codec::Snappy, Codec::Zlib] {
+        if codec == send.codec {
+            continue;
+        }
+        match conn.send_data(back, payload, SendOptions { codec, ..send }) {
+            Err(SendError::TooLarge) => {}
+            other => return other, // sent, or waiting for credit, or closing
+        }
+    }
+    first
 }
 
 #[cfg(test)]
