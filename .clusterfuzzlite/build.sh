@@ -25,7 +25,7 @@ target_dir="${FUZZ_TARGET_DIR:-$root/fuzz/target}"
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 for t in $(targets); do
   cp "$bin_dir/$t" "$OUT/$t"
-  printf '[libfuzzer]\nmax_len = %s\nrss_limit_mb = 2048\ntimeout = 10\n' "$(max_len "$t")" >"$OUT/$t.options"
+  printf '[libfuzzer]\nmax_len = %s\nrss_limit_mb = 2560\nmalloc_limit_mb = 2560\ntimeout = 25\n' "$(max_len "$t")" >"$OUT/$t.options"
   seeds=()
   for d in "fuzz/corpus/$t" "fuzz/regressions/$t"; do
     if [ -d "$d" ] && [ -n "$(ls -A "$d")" ]; then seeds+=("$d"/*); fi

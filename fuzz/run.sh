@@ -6,6 +6,8 @@
 # fuzz/corpus/TARGET, which is only read. Crashes land in fuzz/artifacts/TARGET.
 #
 # Environment:
+#   FRESH=1        start from an empty corpus (no seeds), as continuous fuzzing of a new
+#                  target does: every target must survive this without a report
 #   MERGE=1        afterwards, merge inputs that add coverage into fuzz/corpus/TARGET
 #   SANITIZER=...  address | none (default none: the crate forbids unsafe code, and
 #                  without ASan the fuzzer runs about twice as fast)
@@ -24,14 +26,20 @@ cd "$ROOT"
 work="fuzz/target/corpus/$target"
 seeds="fuzz/corpus/$target"
 mkdir -p "$work" "$seeds" "fuzz/artifacts/$target"
+corpora=("$work" "$seeds")
+if [ "${FRESH:-0}" = 1 ]; then
+  work="fuzz/target/fresh/$target"
+  rm -rf "$work" && mkdir -p "$work"
+  corpora=("$work")
+fi
+# OSS-Fuzz's default limits: 2,560 MB of memory (malloc included), 25 s per input
+limits=(-rss_limit_mb=2560 -malloc_limit_mb=2560 -timeout=25)
 flags=(--release --debug-assertions --sanitizer "${SANITIZER:-none}")
 
 # shellcheck disable=SC2086
-cargo +nightly fuzz run "${flags[@]}" "$target" "$work" "$seeds" -- \
+cargo +nightly fuzz run "${flags[@]}" "$target" "${corpora[@]}" -- \
   -max_len="$(max_len "$target")" \
-  -rss_limit_mb=2048 \
-  -malloc_limit_mb=2048 \
-  -timeout=10 \
+  "${limits[@]}" \
   -max_total_time="$seconds" \
   -print_final_stats=1 \
   -artifact_prefix="fuzz/artifacts/$target/" \
@@ -39,6 +47,6 @@ cargo +nightly fuzz run "${flags[@]}" "$target" "$work" "$seeds" -- \
 
 if [ "${MERGE:-0}" = 1 ]; then
   bin="fuzz/target/x86_64-unknown-linux-gnu/release/$target"
-  "$bin" -merge=1 -max_len="$(max_len "$target")" -rss_limit_mb=2048 -timeout=10 "$seeds" "$work"
+  "$bin" -merge=1 -max_len="$(max_len "$target")" "${limits[@]}" "$seeds" "$work"
   echo "merged into $seeds: $(ls "$seeds" | wc -l) files, $(du -sh "$seeds" | cut -f1)"
 fi
