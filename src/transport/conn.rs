@@ -312,6 +312,9 @@ impl ConnIo {
 
     fn finish_round(&mut self, ctx: &Ctx<'_>) {
         self.shared.stats.publish(&self.counters);
+        // after the counters: whoever waits for room (a blocked send, a Sink's close)
+        // sees the packets it handed over counted
+        self.release_send_room(ctx);
         self.publish_route();
         let mut d = self.conn.as_ref().and_then(|c| c.poll_timeout());
         // (Proxy.) wake up when a half-closed client's answers have gone quiet
@@ -521,7 +524,6 @@ impl ConnIo {
         self.encode_replies(&mut conn, s);
         self.encode_pending(&mut conn, s, ctx, &mut round);
         self.conn = Some(conn);
-        self.release_send_room(ctx);
     }
 
     /// Takes what the send queue holds, under one lock, when the application scheduled
