@@ -24,8 +24,13 @@
 //!     let mut node = Connection::handshake(b, Config::node(1)).await?;
 //!     // echo every message back to its source (0: the peer itself, §4.6)
 //!     while let Some(event) = node.recv().await {
-//!         if let Event::Data { source, route, payload, .. } = event? {
-//!             node.send(Route { node: source, ..route }, payload).await?;
+//!         match event? {
+//!             Event::Data { source, route, payload, .. } => {
+//!                 node.send(Route { node: source, ..route }, payload).await?;
+//!             }
+//!             // the client sends no more (§6.4 half-close): answer with our GOAWAY
+//!             Event::GoawayReceived { .. } => drop(node.close("").await?),
+//!             _ => {}
 //!         }
 //!     }
 //!     Ok::<_, fleetwire::tokio::Error>(())
@@ -400,8 +405,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     }
 
     /// The next event: [`Event::Data`], [`Event::PacketError`] (one of our packets was
-    /// discarded), [`Event::Forward`] (proxy role only), and last [`Event::Closed`];
-    /// then `None`. An I/O failure is reported once as `Err`, before the `Closed`
+    /// discarded), [`Event::Forward`] (proxy role only), [`Event::GoawayReceived`] (the
+    /// peer's half-close: answer with [`close`](Self::close) once what it is owed is
+    /// sent), and last [`Event::Closed`]; then `None`. An I/O failure is reported once as `Err`, before the `Closed`
     /// (`CONNECTION_LOST`). PONGs are taken by [`ping`](Self::ping).
     ///
     /// ```
@@ -470,6 +476,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// stream and waits briefly for the peer to end its own. Returns the close record;
     /// its `delivered` says how many of our DATA packets the peer processed.
     ///
+    /// This is also the answer to the peer's close: after [`Event::GoawayReceived`] the
+    /// peer sends no more DATA but still takes ours, so send what is owed, then call
+    /// `close` (§6.4 `[[close.answer]]`); the drain timer answers for an application that
+    /// does not, `drain_timeout_ms` after the peer's GOAWAY.
+    ///
     /// Events that arrived before the close remain readable with
     /// [`recv`](Self::recv), followed by the same [`Event::Closed`].
     ///
@@ -480,11 +491,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use fleetwire::connection::Config;
+    /// use fleetwire::connection::{Config, Event};
     /// use fleetwire::tokio::Connection;
     /// let (a, b) = tokio::io::duplex(1024);
     /// let mut node = Connection::new(b, Config::node(1));
-    /// tokio::spawn(async move { while node.recv().await.is_some() {} });
+    /// tokio::spawn(async move {
+    ///     while let Some(Ok(event)) = node.recv().await {
+    ///         if let Event::GoawayReceived { .. } = event {
+    ///             node.close("").await.unwrap(); // the answer (§6.4)
+    ///         }
+    ///     }
+    /// });
     /// let mut c = Connection::handshake(a, Config::client()).await.unwrap();
     /// let closed = c.close("bye").await.unwrap();
     /// assert!(closed.code == fleetwire::ErrorCode::NO_ERROR && !closed.by_peer);

@@ -161,21 +161,25 @@ async fn reference_client_to_tokio_server() {
                     .unwrap();
                 echoed += 1;
             }
-            Some(Ok(Event::Closed {
-                code,
-                by_peer,
-                delivered,
-                ..
-            })) => break (code, by_peer, delivered),
+            // §6.4 half-close: every request has arrived and been answered; our GOAWAY
+            // is the answer
+            Some(Ok(Event::GoawayReceived { delivered, .. })) => {
+                assert_eq!(delivered, 100, "the client processed every echo");
+                break timeout(WAIT, server.close("")).await.unwrap().unwrap();
+            }
             other => panic!("unexpected {other:?}"),
         }
     };
     assert_eq!(echoed, 100);
     assert_eq!(
-        closed,
+        (closed.code, closed.by_peer, closed.delivered),
         (ErrorCode::NO_ERROR, true, Some(100)),
         "the client's GOAWAY"
     );
+    assert!(matches!(
+        server.recv().await,
+        Some(Ok(Event::Closed { .. }))
+    ));
     assert!(server.recv().await.is_none());
     let info = client.await.unwrap();
     assert_eq!(
@@ -233,8 +237,9 @@ async fn send_waits_at_exactly_the_credit() {
             Some(Ok(Event::Data { payload, .. })) => {
                 seen.push(u32::from_be_bytes(payload[..].try_into().unwrap()))
             }
-            Some(Ok(Event::Closed { code, .. })) => {
-                assert_eq!(code, ErrorCode::NO_ERROR);
+            Some(Ok(Event::GoawayReceived { .. })) => {
+                let closed = timeout(WAIT, node.close("")).await.unwrap().unwrap();
+                assert_eq!(closed.code, ErrorCode::NO_ERROR);
                 break;
             }
             other => panic!("unexpected {other:?}"),
@@ -259,6 +264,7 @@ async fn sink_close_delivers_everything() {
         while let Some(event) = node.recv().await {
             match event.unwrap() {
                 Event::Data { .. } => got += 1,
+                Event::GoawayReceived { .. } => drop(node.close("").await.unwrap()),
                 Event::Closed {
                     code, delivered, ..
                 } => {
