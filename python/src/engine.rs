@@ -66,6 +66,17 @@ pub(crate) fn route_from(route: &Bound<'_, PyAny>) -> PyResult<Route> {
     Ok(Route::new(node, service, channel))
 }
 
+/// The engine's options for a client connection: TLS with `tls`, else plaintext.
+fn client_options(tls: Option<&Bound<'_, ClientTls>>) -> TlsOptions {
+    match tls {
+        Some(t) => TlsOptions::Client {
+            config: t.get().config.clone(),
+            server_name: t.get().server_name.clone(),
+        },
+        None => TlsOptions::Plaintext,
+    }
+}
+
 fn read_file(path: &str, what: &str) -> PyResult<Vec<u8>> {
     std::fs::read(path).map_err(|e| TlsConfigError::new_err(format!("{what} {path}: {e}")))
 }
@@ -540,13 +551,7 @@ impl PyEngine {
         tls: Option<&Bound<'_, ClientTls>>,
     ) -> PyResult<u64> {
         let addr = resolve(py, host, port)?;
-        let opts = match tls {
-            Some(t) => TlsOptions::Client {
-                config: t.get().config.clone(),
-                server_name: t.get().server_name.clone(),
-            },
-            None => TlsOptions::Plaintext,
-        };
+        let opts = client_options(tls);
         let g = self.get()?;
         let id = engine_of(&g)
             .connect(addr, opts)
@@ -872,13 +877,7 @@ fn bench_load(
     tls: Option<&Bound<'_, ClientTls>>,
 ) -> PyResult<u64> {
     let addr = resolve(py, host, port)?;
-    let opts = match tls {
-        Some(t) => TlsOptions::Client {
-            config: t.get().config.clone(),
-            server_name: t.get().server_name.clone(),
-        },
-        None => TlsOptions::Plaintext,
-    };
+    let opts = client_options(tls);
     let run = secs(seconds)?;
     if matches!(opts, TlsOptions::Plaintext) {
         let route = Route::new(route.0, route.1, route.2);
