@@ -373,8 +373,11 @@ fn graceful_shutdown_delivers_every_queued_packet() {
             .send(c, Route::new(0, 1, 0), p, SendFlags::default())
             .unwrap();
     }
+    // the server's application reads while the client shuts down: the server answers
+    // the client's GOAWAY once its application has taken every message (§6.4)
+    let reader = std::thread::spawn(move || recv_until(&server, 10, is_closed(s)));
     assert!(client.shutdown(Duration::from_secs(8)), "clean shutdown");
-    let ev = recv_until(&server, 10, is_closed(s));
+    let ev = reader.join().unwrap();
     let msgs = messages(&ev);
     assert_eq!(msgs.len() as u64, N);
     for (i, m) in msgs.iter().enumerate() {
@@ -820,4 +823,115 @@ fn a_timer_close_ends_the_stream_at_once_not_after_the_linger() {
         elapsed < Duration::from_secs(3),
         "the stream ended only at the linger: {elapsed:?}"
     );
+}
+
+/// Graceful close loses nothing (spec §6.4 `[[close.half]]`, `[[close.answer]]`): a peer
+/// that writes its last requests and its GOAWAY in one write gets the answers the
+/// application sends after reading them. The engine must not answer the GOAWAY for the
+/// application while the application still holds or answers this connection's messages;
+/// an application that says it is done (`close`) is answered at once, one that does not
+/// `answer_quiet` after its last answer — both long before `close_timeout`.
+fn answers_after_the_peers_goaway(explicit_close: bool) {
+    const N: u32 = 100;
+    let _fds = shared();
+    let config = EngineConfig::default().with_close_timeout(Duration::from_secs(8));
+    let server = Engine::new(config).unwrap();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let mut raw = TcpStream::connect(l.local_addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let epoch = Instant::now();
+    let mut client = Connection::new(Config::client(), Duration::ZERO);
+    let mut wire = Vec::new();
+    client.poll_transmit(&mut wire);
+    raw.write_all(&wire).unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    while !client.is_established() {
+        let n = raw.read(&mut buf).unwrap();
+        assert!(n > 0, "the server's HELLO");
+        client.handle_input(epoch.elapsed(), &buf[..n]);
+    }
+    for i in 0..N {
+        let opts = fleetwire::connection::SendOptions::default();
+        client
+            .send_data(Route::new(0, 1, 0), &i.to_be_bytes(), opts)
+            .unwrap();
+    }
+    client.close(epoch.elapsed(), "done");
+    wire.clear();
+    client.poll_transmit(&mut wire);
+    let sent = Instant::now();
+    raw.write_all(&wire).unwrap();
+
+    // the application: answers every request after a little work of its own
+    let app = std::thread::spawn(move || {
+        let (mut batch, mut answered, mut told) = (Vec::new(), 0, false);
+        let (mut conn, mut closed) = (None, false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            server.recv_batch(&mut batch, Duration::from_millis(50));
+            for e in batch.drain(..) {
+                match e {
+                    AppEvent::Message(m) => {
+                        conn = Some(m.conn);
+                        std::thread::sleep(Duration::from_millis(1));
+                        let (route, payload) = (m.reply_route(), m.payload.clone());
+                        server
+                            .send(m.conn, route, payload, SendFlags::default())
+                            .unwrap();
+                        answered += 1;
+                    }
+                    AppEvent::GoawayReceived { delivered, .. } => {
+                        assert_eq!(delivered, 0, "the client received nothing yet");
+                        told = true;
+                    }
+                    AppEvent::Closed { .. } => return (answered, told),
+                    _ => {}
+                }
+                if let Some(conn) = conn.filter(|_| explicit_close && told && answered == N) {
+                    if !std::mem::replace(&mut closed, true) {
+                        assert!(server.close(conn));
+                    }
+                }
+            }
+        }
+        (answered, told)
+    });
+    let mut answers = 0;
+    loop {
+        while let Some(event) = client.poll_event() {
+            if let fleetwire::connection::Event::Data { .. } = event {
+                answers += 1;
+            }
+        }
+        let n = raw.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        client.handle_input(epoch.elapsed(), &buf[..n]);
+    }
+    let took = sent.elapsed();
+    while let Some(event) = client.poll_event() {
+        if let fleetwire::connection::Event::Data { .. } = event {
+            answers += 1;
+        }
+    }
+    assert_eq!(app.join().unwrap(), (N, true));
+    assert_eq!(
+        answers, N,
+        "every answer arrives before the server's GOAWAY"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "answered at the close timeout: {took:?}"
+    );
+}
+
+#[test]
+fn requests_written_with_the_goaway_get_the_applications_answers() {
+    answers_after_the_peers_goaway(false);
+}
+
+#[test]
+fn an_application_that_closes_after_the_peers_goaway_answers_at_once() {
+    answers_after_the_peers_goaway(true);
 }

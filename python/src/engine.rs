@@ -271,6 +271,26 @@ pub(crate) struct Pong {
     rtt: f64,
 }
 
+/// The peer closes gracefully (spec §6.4 half-close): it sends no more messages but
+/// still takes ours. Send what it is owed, then `close_conn(conn)`; the engine answers
+/// by itself once this thread has taken the connection's messages and gone quiet on it.
+#[pyclass(frozen, get_all, module = "fleetwire._native", name = "GoawayReceived")]
+pub(crate) struct GoawayReceived {
+    conn: u64,
+    delivered: u64,
+    reason: String,
+}
+
+#[pymethods]
+impl GoawayReceived {
+    fn __repr__(&self) -> String {
+        format!(
+            "GoawayReceived(conn={}, delivered={}, reason={:?})",
+            self.conn, self.delivered, self.reason
+        )
+    }
+}
+
 /// The connection closed with messages it cannot confirm (comes right before `Closed`).
 #[pyclass(frozen, get_all, module = "fleetwire._native", name = "Undelivered")]
 pub(crate) struct Undelivered {
@@ -373,6 +393,19 @@ fn event_to_py<'py>(py: Python<'py>, e: AppEvent) -> PyResult<Bound<'py, PyAny>>
             Pong {
                 conn: conn.raw(),
                 rtt: rtt.as_secs_f64(),
+            },
+        )?
+        .into_any(),
+        AppEvent::GoawayReceived {
+            conn,
+            delivered,
+            reason,
+        } => Bound::new(
+            py,
+            GoawayReceived {
+                conn: conn.raw(),
+                delivered,
+                reason,
             },
         )?
         .into_any(),
@@ -930,6 +963,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PacketError>()?;
     m.add_class::<SendFailed>()?;
     m.add_class::<Pong>()?;
+    m.add_class::<GoawayReceived>()?;
     m.add_class::<Undelivered>()?;
     m.add_class::<Closed>()?;
     m.add_class::<Counter>()?;

@@ -48,6 +48,13 @@ pub struct EngineConfig {
     /// A graceful close waits this long for queued messages to be written (the peer
     /// may be withholding credit) before closing anyway.
     pub close_timeout: Duration,
+    /// After the peer's GOAWAY (a half-close, spec §6.4), how long the application must
+    /// have held none of the connection's messages and sent nothing on it before the
+    /// engine answers with its own GOAWAY; an application's
+    /// [`close`](super::Engine::close) answers at once (once its sends are written),
+    /// `close_timeout` at the latest. (Proxy.) Likewise, how long a half-closed
+    /// client's answers must have been quiet.
+    pub answer_quiet: Duration,
     /// After our GOAWAY exchange, how long to wait for the peer's EOF before dropping
     /// the socket (so that closing never resets a peer still reading).
     pub linger: Duration,
@@ -86,6 +93,7 @@ impl Default for EngineConfig {
             server,
             ping_interval: Some(Duration::from_secs(1)),
             close_timeout: Duration::from_secs(5),
+            answer_quiet: Duration::from_millis(100),
             linger: Duration::from_secs(1),
             read_buffer: 64 * 1024,
             write_high_water: 1024 * 1024,
@@ -105,6 +113,7 @@ crate::setters::setters!(EngineConfig {
     with_server => server: Config,
     with_ping_interval => ping_interval: Option<Duration>,
     with_close_timeout => close_timeout: Duration,
+    with_answer_quiet => answer_quiet: Duration,
     with_linger => linger: Duration,
     with_read_buffer => read_buffer: usize,
     with_write_high_water => write_high_water: usize,

@@ -38,7 +38,9 @@ const ROUND_BYTES: usize = 256 * 1024;
 /// (Proxy.) How long a client connection that half-closed (spec §6.4) waits without a
 /// forwarded packet before the proxy answers its GOAWAY: the nodes' answers to its last
 /// requests are still on their way. Bounded by the close timeout.
-const ANSWER_QUIET: Duration = Duration::from_millis(100);
+/// After the peer's GOAWAY, how often to look whether the application has taken this
+/// connection's messages.
+const APP_POLL: Duration = Duration::from_millis(10);
 
 /// Reused buffers of one IO thread.
 pub(crate) struct Scratch {
@@ -135,6 +137,16 @@ pub(crate) struct ConnIo {
     reported: bool,
     close_notify: bool,
     close_by: Option<Duration>,
+    /// The application holds messages of this connection: after the peer's GOAWAY our
+    /// answer waits for its [`Engine::close`](super::Engine::close) (or `close_by`).
+    app_answers: bool,
+    /// The peer's GOAWAY came and the application has not yet said it is done.
+    awaiting_app: bool,
+    /// When the application's queue was first seen holding none of this connection's
+    /// messages (while `awaiting_app`).
+    app_idle_since: Option<Duration>,
+    /// When the IO thread last took messages the application sent on this connection.
+    last_app_send: Duration,
     next_ping: Option<Duration>,
     /// Ids of PINGs the application asked for ([`Engine::ping`](super::Engine::ping)):
     /// their PONGs are reported as [`AppEvent::Pong`]; keep-alive PINGs are not.
@@ -216,6 +228,10 @@ impl ConnIo {
             reported: false,
             close_notify: false,
             close_by: None,
+            app_answers: false,
+            awaiting_app: false,
+            app_idle_since: None,
+            last_app_send: now,
             next_ping: None,
             app_pings: Vec::new(),
             // spec §6.5 [[timeout.tls-handshake]]: TLS bounded by the handshake timer too
@@ -238,6 +254,8 @@ impl ConnIo {
     }
 
     pub(crate) fn request_close(&mut self, by: Duration) {
+        // the application's close is also its answer to the peer's GOAWAY
+        self.awaiting_app = false;
         if self.close_by.is_none() {
             self.close_by = Some(by);
         }
@@ -289,8 +307,10 @@ impl ConnIo {
         }
         if self.close_by.is_some() {
             // a requested close (the answer to a half-close, spec §6.4) goes out in the
-            // round that finds the queues drained, not at the next wake-up
+            // round that finds the queues drained, not at the next wake-up — and is
+            // reported in it: nothing else may wake this connection again
             self.timers(ctx);
+            self.deliver(s, ctx);
         }
         self.transmit(s);
         // a close reported this round: its GOAWAY is written, end the stream now
@@ -317,13 +337,23 @@ impl ConnIo {
         self.release_send_room(ctx);
         self.publish_route();
         let mut d = self.conn.as_ref().and_then(|c| c.poll_timeout());
+        let answer_quiet = ctx.inner.config.answer_quiet;
         // (Proxy.) wake up when a half-closed client's answers have gone quiet
         let quiet = self
             .close_by
             .filter(|_| self.attributed != 0)
-            .map(|_| self.last_forward + ANSWER_QUIET)
+            .map(|_| self.last_forward + answer_quiet)
             .filter(|&q| q > ctx.now);
-        for extra in [self.next_ping, self.close_by, quiet] {
+        // after the peer's GOAWAY: look again for the application's answers (taking
+        // messages from its queue does not wake this thread)
+        let app = self
+            .close_by
+            .filter(|_| self.awaiting_app)
+            .map(|_| match self.app_idle_since {
+                Some(idle) => idle.max(self.last_app_send) + answer_quiet,
+                None => ctx.now + APP_POLL.min(answer_quiet),
+            });
+        for extra in [self.next_ping, self.close_by, quiet, app] {
             d = match (d, extra) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -491,12 +521,22 @@ impl ConnIo {
             }
         }
         let Some(by) = self.close_by else { return };
+        if self.awaiting_app {
+            self.awaiting_app = !app_has_answered(
+                &self.shared,
+                &mut self.app_idle_since,
+                self.last_app_send,
+                now,
+                ctx.inner.config.answer_quiet,
+            );
+        }
         let drained = self.head == self.pending.len()
             && self.fhead == self.forwards.len()
             && self.replies.is_empty()
             && !self.sched
+            && !self.awaiting_app
             // (Proxy.) the answers to a client's last requests have arrived
-            && (self.attributed == 0 || now >= self.last_forward + ANSWER_QUIET);
+            && (self.attributed == 0 || now >= self.last_forward + ctx.inner.config.answer_quiet);
         if (drained && conn.is_established()) || now >= by {
             conn.close(now, "");
             self.close_by = None;
@@ -513,6 +553,9 @@ impl ConnIo {
             return;
         };
         let bounced = self.take_queue(&conn);
+        if self.head < self.pending.len() {
+            self.last_app_send = ctx.now;
+        }
         // (Proxy.) spec §7.3 [[route.egress-closed]]: packets we forwarded whose egress
         // connection closed before writing them, answered to their source (§5.7)
         for received in &bounced {
@@ -763,13 +806,24 @@ impl ConnIo {
                     };
                     if !self.run_handler(&msg, ctx, &mut held) {
                         budget.added += cost;
+                        self.app_answers = true;
                         s.out.push(AppEvent::Message(msg));
                     }
                 }
                 // spec §6.4 [[close.answer]]: a half-close; our GOAWAY follows once
-                // what is queued for the peer is written (or at the close timeout)
-                Event::GoawayReceived { .. } if self.close_by.is_none() => {
-                    self.close_by = Some(ctx.now + inner.config.close_timeout);
+                // what is queued for the peer is written — and, when the application
+                // holds messages of this connection, once it has answered them and
+                // called `close` — or at the close timeout
+                Event::GoawayReceived { delivered, reason } => {
+                    if self.close_by.is_none() {
+                        self.close_by = Some(ctx.now + inner.config.close_timeout);
+                        self.awaiting_app = self.app_answers;
+                    }
+                    s.out.push(AppEvent::GoawayReceived {
+                        conn: self.id,
+                        delivered,
+                        reason,
+                    });
                 }
                 Event::Closed {
                     code,
@@ -1167,4 +1221,22 @@ fn open_after_tls(
         }
         *conn = Some(Connection::new(config, now));
     }
+}
+
+/// After the peer's GOAWAY (spec §6.4 `[[close.answer]]`): whether the application is
+/// done answering — it holds none of the connection's messages and has sent nothing on
+/// it for `quiet` since (its explicit `close` ends the wait sooner).
+fn app_has_answered(
+    shared: &ConnShared,
+    idle_since: &mut Option<Duration>,
+    last_send: Duration,
+    now: Duration,
+    quiet: Duration,
+) -> bool {
+    if shared.app_bytes.load(Ordering::SeqCst) != 0 {
+        *idle_since = None;
+        return false;
+    }
+    let idle = *idle_since.get_or_insert(now);
+    now >= idle.max(last_send) + quiet
 }

@@ -437,6 +437,10 @@ impl Engine {
     /// (credit permitting, up to [`EngineConfig::close_timeout`]), then GOAWAY
     /// (spec §6.4). Returns false for an unknown connection.
     ///
+    /// After [`AppEvent::GoawayReceived`] this is the application's answer: the peer has
+    /// sent its last message and waits for ours; closing says they are sent, so our
+    /// GOAWAY need not wait for [`EngineConfig::answer_quiet`].
+    ///
     /// ```
     /// use fleetwire::transport::{ConnId, Engine, EngineConfig};
     /// let engine = Engine::new(EngineConfig::default()).unwrap();

@@ -303,6 +303,19 @@ pub enum AppEvent {
         /// Round-trip time measured by the PING's timestamp.
         rtt: Duration,
     },
+    /// The peer closes gracefully (spec §6.4 `[[close.half]]`): it sends no more DATA
+    /// but still takes ours. Send the answers to what it sent, then call
+    /// [`Engine::close`](super::Engine::close): our GOAWAY goes out once they are
+    /// written. The engine answers by itself when every message of the connection went
+    /// to native handlers, and in any case `close_timeout` after this event.
+    GoawayReceived {
+        /// The connection.
+        conn: ConnId,
+        /// How many of our DATA packets the peer processed before its GOAWAY (§5.5).
+        delivered: u64,
+        /// The peer's reason text.
+        reason: String,
+    },
     /// The connection closed with messages the engine accepted and cannot confirm:
     /// nothing accepted by `send` is ever dropped silently. Comes right before `Closed`.
     Undelivered {
@@ -353,6 +366,7 @@ impl AppEvent {
             | AppEvent::SendFailed { conn, .. }
             | AppEvent::Undelivered { conn, .. }
             | AppEvent::Pong { conn, .. }
+            | AppEvent::GoawayReceived { conn, .. }
             | AppEvent::Closed { conn, .. } => *conn,
             AppEvent::Message(m) => m.conn,
         }

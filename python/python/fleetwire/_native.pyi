@@ -88,6 +88,11 @@ class Pong:
     conn: int
     rtt: float
 
+class GoawayReceived:
+    conn: int
+    delivered: int
+    reason: str
+
 class Undelivered:
     conn: int
     queued: int
@@ -101,7 +106,9 @@ class Closed:
     reason: str
     delivered: Optional[int]
 
-Event = Union[Message, Accepted, Connected, PacketError, SendFailed, Pong, Undelivered, Closed]
+Event = Union[
+    Message, Accepted, Connected, PacketError, SendFailed, Pong, GoawayReceived, Undelivered, Closed
+]
 
 class Counter:
     packets: int
