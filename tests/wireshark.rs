@@ -296,7 +296,12 @@ fn dissector_decodes_every_kind_and_field_of_a_node_session() {
     let sock = TcpStream::connect(relay_addr).unwrap();
     let mut p = Peer {
         sock,
-        conn: Connection::new(small_credit(Config::proxy(5)), Duration::ZERO),
+        // spec §7.4 [[src.auth]]: a proxy accepts the node's role only over a link
+        // configured as trusted (the node trusts us likewise)
+        conn: Connection::new(
+            small_credit(Config::proxy(5)).with_trust_source(true),
+            Duration::ZERO,
+        ),
         epoch: Instant::now(),
         events: Vec::new(),
     };
