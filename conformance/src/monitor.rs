@@ -1066,10 +1066,17 @@ impl Monitor {
             return self.flag("error.layout", at, format!("ERROR payload: {}", e.detail()));
         }
         let code = u16::from_be_bytes([p[0], p[1]]);
-        if !(0x0100..=0x01FF).contains(&code) {
+        // §11 [[limit.per-source]]: on a trusted proxy link a source over the empty-DATA
+        // run or the error budget gets FLOOD or TOO_MANY_ERRORS as an ERROR
+        let trusted_proxy =
+            self.opts.peer_trusted && self.peer.is_some_and(|p| p.role == Some(Role::Proxy));
+        let per_source =
+            trusted_proxy && [ErrorCode::FLOOD.0, ErrorCode::TOO_MANY_ERRORS.0].contains(&code);
+        if !(0x0100..=0x01FF).contains(&code) && !per_source {
             self.flag("err.scope", at, format!("ERROR with the code {code:#06x}"));
         }
-        let hl = if p[2] & 0x80 != 0 { 10 } else { 8 };
+        // the embedded header's X flag is in its second byte (§4.1)
+        let hl = if p[3] & 0x80 != 0 { 10 } else { 8 };
         let embedded = &p[2..2 + hl];
         if embedded[0] & 0x0F == 6 {
             return self.flag("error.no-loop", at, "an ERROR about an ERROR");
