@@ -781,6 +781,11 @@ impl ConnIo {
             if cost > 0 && !budget.fits(cost, &inner.config) {
                 budget.commit(&self.shared, inner);
                 if pause(&self.shared, inner, cost) {
+                    tracing::debug!(
+                        conn = %self.id,
+                        global = inner.global_paused.load(Ordering::Relaxed),
+                        "receive budget full: reading paused until the application takes its messages"
+                    );
                     self.counters.pauses += 1;
                     break;
                 }
@@ -883,6 +888,7 @@ impl ConnIo {
                         routes.release(std::mem::take(&mut self.attributed), self.id);
                     }
                 }
+                tracing::debug!(conn = %self.id, role = peer.role.name(), node_id = peer.node_id, "connection established");
                 s.out.push(AppEvent::Connected {
                     conn: self.id,
                     peer,
@@ -1078,6 +1084,7 @@ impl ConnIo {
         if std::mem::replace(&mut self.reported, true) {
             return;
         }
+        tracing::debug!(conn = %self.id, %code, by_peer, reason = %reason, "connection closed");
         let (queued, forwards) = {
             let mut q = lock(&self.shared.sendq);
             q.closed = true;

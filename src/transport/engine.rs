@@ -113,11 +113,15 @@ impl Engine {
             routes,
         });
         let mut threads = Vec::new();
+        // the IO threads log to the caller's subscriber, also when it is only this
+        // thread's default (a test's, a scoped one)
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         for (index, poll) in polls.into_iter().enumerate() {
             let thread = IoThread::new(index, inner.clone(), poll);
+            let dispatch = dispatch.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("fleetwire-io-{index}"))
-                .spawn(move || thread.run())?;
+                .spawn(move || tracing::dispatcher::with_default(&dispatch, || thread.run()))?;
             threads.push(handle);
         }
         Ok(Engine {
