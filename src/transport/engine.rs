@@ -111,6 +111,8 @@ impl Engine {
             open_sockets: AtomicUsize::new(0),
             handlers: HandlerTable::default(),
             routes,
+            split: Mutex::new(Default::default()),
+            split_count: AtomicUsize::new(0),
         });
         let mut threads = Vec::new();
         // the IO threads log to the caller's subscriber, also when it is only this
@@ -550,15 +552,22 @@ impl Engine {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        // No event follows: an async EventStream ends once it has taken the queued ones.
-        let waker = {
+        // No event follows: an async EventStream ends once it has taken the queued ones,
+        // and so does each connection's own stream.
+        let mut wake = Vec::new();
+        {
             let mut q = lock(&self.inner.app);
             q.stopped = true;
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+            wake.extend(q.waker.take());
+            let mut split = lock(&self.inner.split);
+            for (_, own) in split.drain() {
+                let mut cq = lock(&own.q);
+                cq.ended = true;
+                wake.extend(cq.waker.take());
+            }
+            self.inner.split_count.store(0, Ordering::SeqCst);
         }
+        wake.into_iter().for_each(std::task::Waker::wake);
         clean
     }
 
