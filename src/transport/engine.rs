@@ -58,7 +58,6 @@ use crate::header::{Codec, Route};
 pub struct Engine {
     inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
-    listeners: AtomicUsize,
 }
 
 impl Engine {
@@ -109,6 +108,7 @@ impl Engine {
             io,
             next_id: AtomicU64::new(1),
             open_sockets: AtomicUsize::new(0),
+            owing: AtomicUsize::new(0),
             handlers: HandlerTable::default(),
             routes,
             split: Mutex::new(Default::default()),
@@ -126,11 +126,7 @@ impl Engine {
                 .spawn(move || tracing::dispatcher::with_default(&dispatch, || thread.run()))?;
             threads.push(handle);
         }
-        Ok(Engine {
-            inner,
-            threads,
-            listeners: AtomicUsize::new(0),
-        })
+        Ok(Engine { inner, threads })
     }
 
     /// Listens on `addr`; accepted connections are reported as [`AppEvent::Accepted`]
@@ -161,7 +157,6 @@ impl Engine {
         let local_addr = std.local_addr()?;
         let sock = mio::net::TcpListener::from_std(std);
         let id = self.inner.next_id();
-        self.listeners.fetch_add(1, Ordering::SeqCst);
         self.inner.io[self.inner.io_for(id)].command(Command::Listen { id, sock, tls });
         Ok(Listener { id, local_addr })
     }
@@ -518,7 +513,8 @@ impl Engine {
     }
 
     /// Closes every connection gracefully, waits up to `timeout` for them to finish
-    /// (every queued message written, GOAWAYs exchanged, sockets flushed), then stops
+    /// (every queued message written, GOAWAYs exchanged, sockets flushed and their write
+    /// sides shut; not the peers' EOF, which a lingering socket awaits), then stops
     /// the IO threads. Returns whether everything finished in time; connections still
     /// open are reported lost. Events stay readable with `recv_batch`.
     ///
@@ -537,10 +533,12 @@ impl Engine {
             self.close(id);
         }
         let deadline = Instant::now() + timeout;
-        let listeners = self.listeners.load(Ordering::SeqCst);
         let mut clean = false;
         while Instant::now() < deadline {
-            if self.connections() == 0 && self.open_sockets() <= listeners {
+            // every close reported and every last byte written with the write side
+            // shut: a socket lingering for the peer's EOF does not hold the shutdown
+            // (nor a drop) for the linger
+            if self.connections() == 0 && self.inner.owing.load(Ordering::SeqCst) == 0 {
                 clean = true;
                 break;
             }
@@ -579,6 +577,9 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// [`shutdown`](Engine::shutdown) with a 1 s bound: closes every connection
+    /// gracefully and returns as soon as every close is exchanged and its last bytes
+    /// written, without waiting out a peer's linger.
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(1));
     }

@@ -235,6 +235,7 @@ impl IoThread {
             c.broken = Some(format!("register: {e}"));
         }
         self.inner.open_sockets.fetch_add(1, Ordering::SeqCst);
+        self.inner.owing.fetch_add(1, Ordering::SeqCst);
         c.readable = true;
         c.writable = true;
         self.conns.insert(tok, c);
@@ -350,6 +351,7 @@ impl IoThread {
         for tok in dead {
             if let Some(mut c) = self.conns.remove(&tok) {
                 let _ = self.poll.registry().deregister(&mut c.sock);
+                c.settle(&self.inner);
                 self.inner.open_sockets.fetch_sub(1, Ordering::SeqCst);
             }
         }
@@ -366,6 +368,8 @@ impl IoThread {
         for (_, mut c) in self.conns.drain() {
             c.abandon(&mut self.scratch, &ctx, "engine stopped");
             let _ = self.poll.registry().deregister(&mut c.sock);
+            c.discard_unread();
+            c.settle(&self.inner);
             self.inner.open_sockets.fetch_sub(1, Ordering::SeqCst);
         }
         self.inner

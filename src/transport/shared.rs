@@ -135,6 +135,10 @@ pub(crate) struct Inner {
     pub(crate) next_id: AtomicU64,
     /// Sockets owned by IO threads (connections, lingering ones and listeners).
     pub(crate) open_sockets: AtomicUsize,
+    /// Connection sockets that may still owe the peer bytes: open, or closed with their
+    /// last bytes (GOAWAY, close_notify) unwritten or the write side not yet shut. A
+    /// lingering socket that only waits for the peer's EOF is not counted.
+    pub(crate) owing: AtomicUsize,
     pub(crate) handlers: HandlerTable,
     /// (Proxy.) The routing table the IO threads forward with.
     pub(crate) routes: Option<Arc<RouteState>>,
