@@ -18,7 +18,8 @@ use super::types::{AppEvent, ConnId, Outgoing, SendError};
 /// Every event of the engine as a `futures_core::Stream`; see [`Engine::events`].
 ///
 /// Takes the same queue as [`Engine::recv_batch`] (use one or the other): each time its
-/// buffer is empty it takes every ready event under one lock. It ends (`None`) once the
+/// buffer is empty it takes every ready event under one lock. The events of a
+/// connection that has a stream of its own ([`Engine::events_for`]) go there instead. It ends (`None`) once the
 /// engine was shut down ([`Engine::shutdown`], or dropped) and every event before that
 /// was taken.
 ///
