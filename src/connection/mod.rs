@@ -587,7 +587,7 @@ impl Connection {
 
     /// Enters CLOSED and reports it: the last event.
     fn finish(&mut self, code: ErrorCode, by_peer: bool, reason: String, delivered: Option<u64>) {
-        crate::trace::event!(debug, %code, by_peer, reason = %reason, ?delivered, "connection closed");
+        crate::trace::event!(debug, %code, by_peer, reason = reason.as_str(), ?delivered, "connection closed");
         self.state = State::Closed;
         self.checked = None;
         self.goaway_received = None;

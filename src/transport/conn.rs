@@ -1116,7 +1116,7 @@ impl ConnIo {
         if std::mem::replace(&mut self.reported, true) {
             return;
         }
-        tracing::debug!(conn = %self.id, %code, by_peer, reason = %reason, "connection closed");
+        tracing::debug!(conn = %self.id, %code, by_peer, reason = reason.as_str(), "connection closed");
         let (queued, forwards) = {
             let mut q = lock(&self.shared.sendq);
             q.closed = true;

@@ -518,7 +518,7 @@ impl ProxyInner {
                             s.retry_at = Some(now + RECONNECT_DELAY);
                             if std::mem::replace(&mut s.up, false) {
                                 let addr = s.addr;
-                                tracing::info!(node, %addr, %code, %reason, "route {node} ({addr}) down");
+                                tracing::info!(node, %addr, %code, reason = reason.as_str(), "route {node} ({addr}) down");
                             }
                             changed = true;
                         }
