@@ -36,6 +36,10 @@
 //!
 //! Without features the crate depends on `bytes` and `nom` only.
 //!
+//! Observability: with feature `tracing` (on with `node` and `transport`), the crate
+//! emits [`tracing`](https://docs.rs/tracing) events; install a subscriber (e.g.
+//! `tracing_subscriber::fmt::init()`) to see them. Nothing is printed otherwise.
+//!
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `compression` | yes | [`compress`]: per-packet snappy and zlib, bounded decompression (§9); without it only codec "none" is announced |
@@ -47,6 +51,7 @@
 //! | `transport` | | `transport`: the engine (IO threads, read-ahead, off-thread send, native handlers, bounded memory) and the proxy; `transport::cluster` also needs `test-certs` |
 //! | `transport-async` | | the engine's `Stream`/`Sink` face for tokio and a tokio-util codec |
 //! | `transport-bench` | | `transport::bench`: the engine against tokio + tokio-util |
+//! | `tracing` | | `tracing` events in the connection state machine (closes with code and reason, packet errors, floods, budgets); `node` and `transport` turn it on and add their own (connections opened and closed, routes up and down). Quiet until a subscriber is installed |
 //! | `inspect` | | `inspect`: a plaintext stream as one line (or JSON object) per packet |
 //! | `fuzzing` | | the bodies of the fuzz targets (hidden; for `fuzz/`) |
 //!
@@ -69,6 +74,7 @@ mod header;
 pub mod limits;
 mod packet;
 mod setters;
+mod trace;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -7,7 +7,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,28 +20,30 @@ use fleetwire::{Codec, ErrorCode, Route};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A node serving on a thread, with its log lines.
+#[path = "support/capture.rs"]
+mod capture;
+
+/// A node serving on a thread, with its log lines (the messages of its `tracing` events).
 struct TestNode {
     addr: SocketAddr,
-    lines: Arc<Mutex<Vec<String>>>,
+    log: capture::Capture,
     shutdown: Shutdown,
     thread: Option<thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestNode {
-    fn start(mut opts: NodeOptions) -> TestNode {
+    fn start(opts: NodeOptions) -> TestNode {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        opts.log = Some(Arc::new(move |line: &str| {
-            sink.lock().unwrap().push(line.to_owned())
-        }));
+        let log = capture::Capture::default();
+        let subscriber = log.clone();
         let shutdown = opts.shutdown.clone();
-        let thread = Some(thread::spawn(move || serve(listener, opts)));
+        let thread = Some(thread::spawn(move || {
+            tracing::subscriber::with_default(subscriber, || serve(listener, opts))
+        }));
         TestNode {
             addr,
-            lines,
+            log,
             shutdown,
             thread,
         }
@@ -56,7 +57,7 @@ impl TestNode {
     fn wait_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            let lines = self.lines.lock().unwrap().clone();
+            let lines = self.log.messages();
             if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
                 return line.clone();
             }
@@ -173,6 +174,39 @@ fn plaintext_ping_echo_and_close() {
     let closed = node.wait_log("conn 1 closed");
     assert!(closed.contains("NO_ERROR (0x0000) by the peer"), "{closed}");
     assert!(closed.contains("echoed 1/1 DATA"), "{closed}");
+    node.stop();
+}
+
+/// The node logs through `tracing`: INFO events for the open and the close with
+/// structured fields, and the connection state machine's own events (here the bad
+/// preface) inside the connection's span, so they name the connection.
+#[test]
+fn node_events_carry_fields_and_the_connection_span() {
+    let node = TestNode::plaintext();
+    let mut raw = TcpStream::connect(node.addr).unwrap();
+    raw.write_all(b"NOT-FLEETWIRE").unwrap();
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = raw.read_to_end(&mut Vec::new());
+    let log = &node.log;
+    let open = log.wait_for(WAIT, |e| e.message.contains("conn 1 open"));
+    assert_eq!(open.level, tracing::Level::INFO);
+    assert_eq!(open.target, "fleetwire::node::server");
+    assert_eq!(open.field("conn"), Some("1"));
+    assert_eq!(open.field("transport"), Some("plaintext"));
+    let closed = log.wait_for(WAIT, |e| e.message.contains("conn 1 closed"));
+    assert_eq!(closed.level, tracing::Level::INFO);
+    assert_eq!(closed.field("code"), Some("BAD_PREFACE (0x0002)"));
+    let error = log.wait_for(WAIT, |e| {
+        e.target.starts_with("fleetwire::connection") && e.message == "connection error"
+    });
+    assert_eq!(error.field("code"), Some("BAD_PREFACE (0x0002)"));
+    assert!(
+        error
+            .spans
+            .iter()
+            .any(|s| s.starts_with("conn{") && s.contains("id=1")),
+        "{error:?}"
+    );
     node.stop();
 }
 

@@ -935,3 +935,81 @@ fn requests_written_with_the_goaway_get_the_applications_answers() {
 fn an_application_that_closes_after_the_peers_goaway_answers_at_once() {
     answers_after_the_peers_goaway(true);
 }
+
+/// A peer over the sans-IO connection that answers our GOAWAY and then keeps its socket
+/// open (its application still holds it) for `hold`: it never sends the EOF a lingering
+/// socket waits for.
+fn peer_holding_its_socket(hold: Duration) -> SocketAddr {
+    let listener = TcpListener::bind(local()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let start = Instant::now();
+        let mut conn = Connection::new(Config::node(1), Duration::ZERO);
+        let (mut buf, mut out) = (vec![0u8; 65536], Vec::new());
+        sock.set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        loop {
+            while let Some(e) = conn.poll_event() {
+                match e {
+                    fleetwire::connection::Event::GoawayReceived { .. } => {
+                        conn.close(start.elapsed(), "")
+                    }
+                    fleetwire::connection::Event::Closed { .. } => {
+                        conn.poll_transmit(&mut out);
+                        let _ = sock.write_all(&out);
+                        std::thread::sleep(hold);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            conn.poll_transmit(&mut out);
+            sock.write_all(&out).unwrap();
+            out.clear();
+            match sock.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => conn.handle_input(start.elapsed(), &buf[..n]),
+                Err(_) => conn.handle_timeout(start.elapsed()),
+            }
+        }
+    });
+    addr
+}
+
+/// Dropping an engine does not wait for a peer's EOF once both sides have closed: the
+/// close was exchanged and our last bytes written with the write side shut, so the
+/// linger (here 5 s) only waits for a FIN nobody needs. An async executor dropping an
+/// engine must not stall.
+#[test]
+fn drop_returns_promptly_once_both_sides_have_closed() {
+    let _fds = shared();
+    for close_first in [true, false] {
+        let mut config = EngineConfig::default();
+        config.linger = Duration::from_secs(5);
+        let engine = Engine::new(config).unwrap();
+        let peer = peer_holding_its_socket(Duration::from_secs(10));
+        let conn = engine.connect(peer, TlsOptions::Plaintext).unwrap();
+        recv_until(&engine, 10, |e| matches!(e, AppEvent::Connected { .. }));
+        let bound = if close_first {
+            // the close is exchanged and reported before the drop
+            assert!(engine.close(conn));
+            let ev = recv_until(&engine, 10, |e| matches!(e, AppEvent::Closed { .. }));
+            assert!(
+                matches!(ev.last(), Some(AppEvent::Closed { code, .. }) if *code == ErrorCode::NO_ERROR),
+                "{ev:?}"
+            );
+            Duration::from_millis(100)
+        } else {
+            // the drop closes it: one GOAWAY exchange on loopback
+            Duration::from_millis(500)
+        };
+        let started = Instant::now();
+        drop(engine);
+        let took = started.elapsed();
+        assert!(
+            took < bound,
+            "drop took {took:?} (close first: {close_first}): it waited for the linger"
+        );
+    }
+}

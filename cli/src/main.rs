@@ -15,6 +15,7 @@ mod cluster;
 mod conformance;
 mod gen_cert;
 mod inspect;
+mod logging;
 mod metrics;
 mod node;
 mod ping;
@@ -27,6 +28,12 @@ mod vectors;
 #[derive(Parser)]
 #[command(name = "fleetwire", version, about)]
 struct Cli {
+    /// More log lines on stderr: -v adds DEBUG (packet errors, handshakes, the engine's
+    /// connections and budgets), -vv TRACE. `RUST_LOG` (an env filter, e.g.
+    /// `RUST_LOG=fleetwire::transport=debug`) overrides. Node and proxy log at INFO
+    /// without it; the other commands log nothing.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +96,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Node(_) => logging::init(cli.verbose, true, ""),
+        Command::Proxy(_) => logging::init(cli.verbose, true, "fleetwire proxy: "),
+        _ => logging::init(cli.verbose, false, ""),
+    }
     match cli.command {
         Command::Inspect {
             hex,

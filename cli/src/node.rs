@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use clap::{ArgGroup, Args, ValueEnum};
 use fleetwire::node::{serve, NodeMetrics, NodeOptions, NodeSecurity};
@@ -127,7 +126,6 @@ pub(crate) fn node(args: NodeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    opts.log = Some(Arc::new(|line: &str| eprintln!("{line}")));
     let stop = opts.shutdown.clone();
     crate::signals::on_termination(move || stop.trigger());
     if args.stop_on_stdin_eof {

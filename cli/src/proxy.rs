@@ -196,9 +196,9 @@ pub(crate) fn proxy(args: ProxyArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Logs routes going up and down, reloads the table when its file changes, until `stop`.
+/// Reloads the table when its file changes, until `stop` (routes going up and down are
+/// logged by the proxy itself, as `tracing` events).
 fn run(proxy: &Proxy, args: &ProxyArgs, stop: &Arc<AtomicBool>) {
-    let mut up: BTreeMap<u16, bool> = BTreeMap::new();
     if args.stop_on_stdin_eof {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -209,7 +209,6 @@ fn run(proxy: &Proxy, args: &ProxyArgs, stop: &Arc<AtomicBool>) {
     let mut seen = args.config.as_deref().and_then(modified);
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
-        log_routes(proxy, &mut up);
         let Some(path) = &args.config else { continue };
         let now = modified(path);
         if now == seen {
@@ -217,23 +216,9 @@ fn run(proxy: &Proxy, args: &ProxyArgs, stop: &Arc<AtomicBool>) {
         }
         seen = now;
         match routes(args).map(|r| proxy.set_routes(&r).map(|()| r.len())) {
-            Ok(Ok(n)) => eprintln!("fleetwire proxy: routing table swapped, {n} routes"),
-            Ok(Err(e)) => eprintln!("fleetwire proxy: table refused, old one kept: {e}"),
-            Err(e) => eprintln!("fleetwire proxy: table refused, old one kept: {e}"),
-        }
-    }
-}
-
-/// Prints a line for each route whose state changed since the last call.
-fn log_routes(proxy: &Proxy, seen: &mut BTreeMap<u16, bool>) {
-    let routes = proxy.routes();
-    seen.retain(|node, _| routes.contains_key(node));
-    for (node, addr) in routes {
-        let now = proxy.route_up(node).unwrap_or(false);
-        let before = seen.insert(node, now);
-        if before != Some(now) && (now || before.is_some()) {
-            let state = if now { "up" } else { "down" };
-            eprintln!("fleetwire proxy: route {node} ({addr}) {state}");
+            Ok(Ok(n)) => tracing::info!(routes = n, "routing table swapped, {n} routes"),
+            Ok(Err(e)) => tracing::warn!("table refused, old one kept: {e}"),
+            Err(e) => tracing::warn!("table refused, old one kept: {e}"),
         }
     }
 }

@@ -8,12 +8,12 @@ use signal_hook::iterator::Signals;
 pub(crate) fn on_termination(first: impl FnOnce() + Send + 'static) {
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,
-        Err(e) => return eprintln!("fleetwire: no signal handling: {e}"),
+        Err(e) => return tracing::warn!("no signal handling: {e}"),
     };
     std::thread::spawn(move || {
         let mut signals = signals.forever();
         if signals.next().is_some() {
-            eprintln!("fleetwire: shutting down gracefully (signal again to exit at once)");
+            tracing::info!("shutting down gracefully (signal again to exit at once)");
             first();
         }
         if signals.next().is_some() {

@@ -1,6 +1,6 @@
 //! The native half of the Python package `fleetwire` (`fleetwire._native`): the
-//! transport engine ([`engine`]), native routes ([`native`]), the codec ([`codec`]),
-//! zero-copy payloads ([`payload`]) and the exceptions ([`errors`]).
+//! transport engine (`engine`), native routes (`native`), the codec (`codec`),
+//! zero-copy payloads (`payload`) and the exceptions (`errors`).
 //!
 //! Python users import `fleetwire`; this crate is built by maturin (`pip install
 //! ./python`) as one abi3 extension for CPython >= 3.9.

@@ -587,6 +587,7 @@ impl Connection {
 
     /// Enters CLOSED and reports it: the last event.
     fn finish(&mut self, code: ErrorCode, by_peer: bool, reason: String, delivered: Option<u64>) {
+        crate::trace::event!(debug, %code, by_peer, reason = reason.as_str(), ?delivered, "connection closed");
         self.state = State::Closed;
         self.checked = None;
         self.goaway_received = None;
@@ -608,6 +609,12 @@ impl Connection {
     fn fail(&mut self, code: ErrorCode, reason: &str) {
         if self.state == State::Closed {
             return;
+        }
+        if code == ErrorCode::FLOOD || code == ErrorCode::TOO_MANY_ERRORS {
+            // a limit of §11/§12.3 the peer ran into: what an operator wants to see
+            crate::trace::event!(warn, %code, reason, "{reason}: closing the connection with {code}");
+        } else {
+            crate::trace::event!(debug, %code, reason, "connection error");
         }
         self.queue_goaway(code, reason);
         self.finish(code, false, reason.to_owned(), None);

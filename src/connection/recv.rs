@@ -397,6 +397,12 @@ impl Connection {
         // spec §8: our credit starts at the peer's initial credit
         self.send_credit.packets = hello.initial_credit_packets;
         self.send_credit.bytes = hello.initial_credit_bytes;
+        crate::trace::event!(
+            debug,
+            role = peer.role.name(),
+            node_id = peer.node_id,
+            "established"
+        );
         self.push(Event::Established { peer }, None);
         Ok(())
     }
@@ -550,6 +556,12 @@ impl Connection {
                 *errors = errors.saturating_add(1);
                 if *errors > max {
                     *errors = 0;
+                    crate::trace::event!(
+                        warn,
+                        source,
+                        max,
+                        "packet error budget of a source exhausted"
+                    );
                     self.report(
                         h,
                         source,
@@ -569,6 +581,7 @@ impl Connection {
                 }
             }
         }
+        crate::trace::event!(debug, %code, source, reason = why, kind = ?h.kind, "packet error");
         self.report(h, source, code, why);
         Ok(())
     }
@@ -680,6 +693,7 @@ impl Connection {
     }
 
     fn on_goaway(&mut self, goaway: Goaway<'_>) {
+        crate::trace::event!(debug, code = %goaway.code, reason = goaway.reason, delivered = goaway.delivered, "GOAWAY received");
         let delivered = Some(goaway.delivered);
         // spec §6.4: with a code other than NO_ERROR (the first GOAWAY or a later one)
         // the receiver closes at once, without answering;

@@ -60,7 +60,7 @@ use std::sync::Arc;
 pub use client::{connect, Client, ClientOptions, Message, WireStats};
 pub use error::{CloseInfo, NodeError};
 pub use metrics::{ConnSnapshot, NodeMetrics, NodeSnapshot};
-pub use server::{serve, LogFn, NodeOptions, Shutdown};
+pub use server::{serve, NodeOptions, Shutdown};
 pub use stats::RttStats;
 
 use crate::tls::{client_config, server_config, TlsError};

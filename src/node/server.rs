@@ -22,17 +22,6 @@ use crate::tls::TlsEndpoint;
 /// How often an idle connection thread wakes to notice a [`Shutdown`].
 const TICK: Duration = Duration::from_millis(100);
 
-/// Where the node writes its log lines (one per connection opened and one per connection
-/// closed): a shared closure.
-///
-/// ```
-/// use std::sync::Arc;
-/// use fleetwire::node::LogFn;
-/// let log: LogFn = Arc::new(|line: &str| eprintln!("{line}"));
-/// log("conn 1 open");
-/// ```
-pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
-
 /// What the reference node does and how it protects its connections.
 ///
 /// ```
@@ -58,8 +47,6 @@ pub struct NodeOptions {
     pub echo_codec: Codec,
     /// Stop accepting after this many connections and return once they are closed.
     pub max_conns: Option<usize>,
-    /// Receives the log lines; `None` logs nothing.
-    pub log: Option<LogFn>,
     /// Triggers a graceful shutdown: GOAWAY NO_ERROR on every connection (spec §6.4).
     pub shutdown: Shutdown,
     /// Live counters, per connection and in total; keep a clone to read them.
@@ -100,7 +87,7 @@ impl NodeOptions {
     /// ```
     /// use fleetwire::node::{NodeOptions, NodeSecurity};
     /// let opts = NodeOptions::new(1, NodeSecurity::Plaintext);
-    /// assert!(opts.max_conns.is_none() && opts.log.is_none());
+    /// assert!(opts.max_conns.is_none());
     /// ```
     pub fn new(node_id: u16, security: NodeSecurity) -> NodeOptions {
         NodeOptions {
@@ -108,7 +95,6 @@ impl NodeOptions {
             config: Config::node(node_id),
             echo_codec: Codec::None,
             max_conns: None,
-            log: None,
             shutdown: Shutdown::new(),
             metrics: NodeMetrics::default(),
             trusted_peers: Vec::new(),
@@ -124,7 +110,6 @@ impl fmt::Debug for NodeOptions {
             .field("config", &self.config)
             .field("echo_codec", &self.echo_codec)
             .field("max_conns", &self.max_conns)
-            .field("log", &self.log.is_some())
             .field("trusted_peers", &self.trusted_peers)
             .field("client_sources", &self.client_sources)
             .finish_non_exhaustive()
@@ -215,7 +200,14 @@ impl Shutdown {
 /// channel, destination the packet's source (§7.4) — PING answered by the state machine
 /// (§5.3), credit granted as echoes are queued (§8: an echo that lacks the peer's credit
 /// waits, and so does the peer's credit), timers from a monotonic clock (§6.5), GOAWAY
-/// answered (§6.4). One log line per connection opened and closed, with the close code.
+/// answered (§6.4).
+///
+/// Logs through `tracing` (quiet until the application installs a subscriber): an INFO
+/// event per connection opened (`conn`, `peer`, `transport`) and closed (`conn`, `code`,
+/// `peer_role`, `peer_id`, with the old one-line summary as its message), WARN for an
+/// echo too large to send and for accept failures; each connection's thread runs in a
+/// span `conn{id, peer}` with the subscriber of the thread that called `serve`, so the
+/// connection state machine's own events (packet errors, floods) carry it.
 ///
 /// # Errors
 ///
@@ -223,24 +215,20 @@ impl Shutdown {
 ///
 /// ```
 /// use std::net::TcpListener;
-/// use std::sync::{Arc, Mutex};
 /// use fleetwire::node::{connect, serve, ClientOptions, ClientSecurity, NodeOptions, NodeSecurity};
 ///
 /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 /// let addr = listener.local_addr().unwrap();
-/// let lines = Arc::new(Mutex::new(Vec::new()));
-/// let sink = lines.clone();
 /// let mut opts = NodeOptions::new(1, NodeSecurity::Plaintext);
 /// opts.max_conns = Some(1);
-/// opts.log = Some(Arc::new(move |line: &str| sink.lock().unwrap().push(line.to_owned())));
+/// // with a subscriber installed (e.g. `tracing_subscriber::fmt::init()`) this logs
+/// // "conn 1 open from 127.0.0.1:… (plaintext)" and "conn 1 closed peer client 0: code
+/// // NO_ERROR (0x0000) by the peer; echoed 0/0 DATA"
 /// let node = std::thread::spawn(move || serve(listener, opts));
 ///
 /// let client = connect(addr, ClientOptions::new(ClientSecurity::Plaintext)).unwrap();
 /// client.close().unwrap();
 /// node.join().unwrap().unwrap();
-/// let lines = lines.lock().unwrap();
-/// assert!(lines[0].contains("open"));
-/// assert!(lines[1].contains("closed") && lines[1].contains("NO_ERROR (0x0000)"));
 /// ```
 pub fn serve(listener: TcpListener, opts: NodeOptions) -> io::Result<()> {
     opts.shutdown.set_wake(listener.local_addr()?);
@@ -248,11 +236,7 @@ pub fn serve(listener: TcpListener, opts: NodeOptions) -> io::Result<()> {
     let mut threads: Vec<thread::JoinHandle<()>> = Vec::new();
     let mut accepted = 0usize;
     let mut backoff = Backoff::default();
-    let log = |line: String| {
-        if let Some(log) = &opts.log {
-            log(&line);
-        }
-    };
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     while opts.max_conns.is_none_or(|max| accepted < max) && !opts.shutdown.is_triggered() {
         let accept = listener.accept();
         if opts.shutdown.is_triggered() {
@@ -265,7 +249,7 @@ pub fn serve(listener: TcpListener, opts: NodeOptions) -> io::Result<()> {
                 // Out of descriptors or memory: the open connections keep running;
                 // accepting resumes once one of them closes (or memory frees).
                 let wait = backoff.next();
-                log(format!("accept failed: {e}; retrying in {wait:?}"));
+                tracing::warn!(error = %e, ?wait, "accept failed: {e}; retrying in {wait:?}");
                 thread::sleep(wait);
                 continue;
             }
@@ -275,9 +259,17 @@ pub fn serve(listener: TcpListener, opts: NodeOptions) -> io::Result<()> {
         let id = accepted;
         let conn_opts = opts.clone();
         threads.retain(|t| !t.is_finished());
+        let dispatch = dispatch.clone();
         let spawned = thread::Builder::new()
             .name(format!("fleetwire-conn-{id}"))
-            .spawn(move || serve_connection(sock, peer, id, &conn_opts));
+            .spawn(move || {
+                // the caller's subscriber, also when it is only this thread's default
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let span = tracing::info_span!("conn", id, %peer);
+                    let _entered = span.enter();
+                    serve_connection(sock, peer, id, &conn_opts);
+                });
+            });
         match spawned {
             Ok(t) => {
                 backoff = Backoff::default();
@@ -287,9 +279,11 @@ pub fn serve(listener: TcpListener, opts: NodeOptions) -> io::Result<()> {
                 // No thread for it (the socket is dropped, the peer sees a reset):
                 // the other connections keep running.
                 let wait = backoff.next();
-                log(format!(
+                tracing::warn!(
+                    conn = id,
+                    %peer,
                     "conn {id} from {peer} refused: no thread ({e}); retrying in {wait:?}"
-                ));
+                );
                 thread::sleep(wait);
             }
         }
@@ -334,17 +328,12 @@ impl Backoff {
 
 /// One connection from accept to close, with its two log lines.
 fn serve_connection(sock: TcpStream, peer: SocketAddr, id: usize, opts: &NodeOptions) {
-    let log = |line: String| {
-        if let Some(log) = &opts.log {
-            log(&line);
-        }
-    };
     let transport = if opts.security.is_tls() {
         "tls"
     } else {
         "plaintext"
     };
-    log(format!("conn {id} open from {peer} ({transport})"));
+    tracing::info!(conn = id, %peer, transport, "conn {id} open from {peer} ({transport})");
     let mut stats = Counters {
         live: Some(opts.metrics.open(id, peer)),
         ..Counters::default()
@@ -357,8 +346,15 @@ fn serve_connection(sock: TcpStream, peer: SocketAddr, id: usize, opts: &NodeOpt
     let who = stats
         .peer
         .map_or_else(String::new, |p| format!(" peer {p}"));
-    let line = match result {
-        Ok(info) => format!(
+    let (role, peer_id) = stats.peer.map_or(("", 0), |p| (p.role.name(), p.node_id));
+    match result {
+        Ok(info) => tracing::info!(
+            conn = id,
+            code = %info.code,
+            peer_role = role,
+            peer_id,
+            received = stats.received,
+            echoed = stats.echoed,
             "conn {id} closed{who}: code {info}; echoed {}/{} DATA{}",
             stats.echoed,
             stats.received,
@@ -367,9 +363,14 @@ fn serve_connection(sock: TcpStream, peer: SocketAddr, id: usize, opts: &NodeOpt
                 n => format!(", {n} too large to echo"),
             }
         ),
-        Err(err) => format!("conn {id} closed{who}: {err}"),
-    };
-    log(line);
+        Err(err) => tracing::info!(
+            conn = id,
+            code = %code,
+            peer_role = role,
+            peer_id,
+            "conn {id} closed{who}: {err}"
+        ),
+    }
 }
 
 /// What a connection did, for its close line.
@@ -547,12 +548,11 @@ fn take_events(driver: &mut Driver, opts: &NodeOptions, stats: &mut Counters) ->
                     // error exists for an answer that cannot be sent, so it is counted
                     // and logged, never dropped silently
                     stats.unanswered += 1;
-                    if let Some(log) = &opts.log {
-                        log(&format!(
-                            "echo of {} bytes to {back:?} not sent: larger than the peer's max_payload",
-                            payload.len()
-                        ));
-                    }
+                    tracing::warn!(
+                        bytes = payload.len(),
+                        "echo of {} bytes to {back:?} not sent: larger than the peer's max_payload",
+                        payload.len()
+                    );
                 }
                 Err(_) => {} // closing: the GOAWAY's `delivered` tells the peer
             }

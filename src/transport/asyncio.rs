@@ -1,5 +1,5 @@
 //! The async face of the engine for tokio users (or any executor): a `Stream` of events
-//! and a `Sink` of messages. Wakers replace the condition variable; the IO threads and
+//! (the engine's, or one connection's) and a `Sink` of messages. Wakers replace the condition variable; the IO threads and
 //! bounds are the same.
 
 use core::pin::Pin;
@@ -11,14 +11,15 @@ use futures_core::Stream;
 use futures_sink::Sink;
 
 use super::engine::{push_send, ConnSender, Engine};
-use super::shared::{Command, Inner};
+use super::shared::{Command, ConnEvents, Inner};
 use super::sync::lock;
 use super::types::{AppEvent, ConnId, Outgoing, SendError};
 
 /// Every event of the engine as a `futures_core::Stream`; see [`Engine::events`].
 ///
 /// Takes the same queue as [`Engine::recv_batch`] (use one or the other): each time its
-/// buffer is empty it takes every ready event under one lock. It ends (`None`) once the
+/// buffer is empty it takes every ready event under one lock. The events of a
+/// connection that has a stream of its own ([`Engine::events_for`]) go there instead. It ends (`None`) once the
 /// engine was shut down ([`Engine::shutdown`], or dropped) and every event before that
 /// was taken.
 ///
@@ -55,6 +56,107 @@ impl Stream for EventStream {
         this.inner.consumed(&taken);
         this.buf.extend(taken.drain(..));
         Poll::Ready(this.buf.pop_front())
+    }
+}
+
+/// One connection's events as a `futures_core::Stream`; see [`Engine::events_for`].
+///
+/// While it exists, every event of its connection comes here, not to the engine-wide
+/// queue ([`Engine::events`], [`Engine::recv_batch`]); events of the connection already
+/// waiting there when it was made are moved into it, in order. It ends (`None`) after
+/// yielding the connection's [`AppEvent::Closed`], or once the engine was shut down and
+/// every event before that was taken. Each wake-up takes every ready event under one
+/// lock. Dropping it hands the events it did not yield back to the engine-wide queue.
+///
+/// ```
+/// use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
+/// let engine = Engine::new(EngineConfig::default()).unwrap();
+/// let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+/// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+/// let stream = engine.events_for(conn).unwrap();
+/// assert_eq!(stream.conn(), conn);
+/// ```
+pub struct ConnEventStream {
+    inner: Arc<Inner>,
+    conn: ConnId,
+    own: Arc<ConnEvents>,
+    buf: VecDeque<AppEvent>,
+}
+
+impl ConnEventStream {
+    /// The connection.
+    ///
+    /// ```
+    /// # use fleetwire::transport::{Engine, EngineConfig, TlsOptions};
+    /// # let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// # let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// assert_eq!(engine.events_for(conn).unwrap().conn(), conn);
+    /// ```
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+}
+
+impl Stream for ConnEventStream {
+    type Item = AppEvent;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<AppEvent>> {
+        let this = self.get_mut();
+        if let Some(e) = this.buf.pop_front() {
+            return Poll::Ready(Some(e));
+        }
+        {
+            let mut cq = lock(&this.own.q);
+            if cq.events.is_empty() {
+                if cq.ended {
+                    return Poll::Ready(None);
+                }
+                cq.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            std::mem::swap(&mut cq.events, &mut this.buf);
+        }
+        this.inner.consumed(this.buf.make_contiguous());
+        Poll::Ready(this.buf.pop_front())
+    }
+}
+
+impl Drop for ConnEventStream {
+    /// Unregisters; what it did not yield goes back to the engine-wide queue, in order.
+    fn drop(&mut self) {
+        let mut back: Vec<AppEvent> = self.buf.drain(..).collect();
+        // taken from the queue and credited: counted again as waiting
+        self.inner.recharge(&back);
+        let mut q = lock(&self.inner.app);
+        let mut split = lock(&self.inner.split);
+        if split
+            .get(&self.conn)
+            .is_some_and(|own| Arc::ptr_eq(own, &self.own))
+        {
+            split.remove(&self.conn);
+            self.inner
+                .split_count
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        drop(split);
+        back.extend(lock(&self.own.q).events.drain(..));
+        if back.is_empty() {
+            return;
+        }
+        // before anything queued after them (nothing of this connection was, while the
+        // stream was registered)
+        back.append(&mut q.events);
+        q.events = back;
+        let waker = q.waker.take();
+        let notify = q.waiting;
+        drop(q);
+        if notify {
+            self.inner.app_cv.notify_one();
+        }
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -174,6 +276,79 @@ impl Engine {
             inner: self.inner().clone(),
             buf: VecDeque::new(),
         }
+    }
+
+    /// A stream of one connection's events (feature `transport-async`), so that each
+    /// connection can have its own task; `None` for an unknown connection or one that
+    /// already has a stream. See [`ConnEventStream`]: from now on the connection's events
+    /// go there and no longer to [`events`](Engine::events) or
+    /// [`recv_batch`](Engine::recv_batch); the stream ends after the connection's
+    /// [`AppEvent::Closed`]. Call it right after [`connect`](Engine::connect) (or on
+    /// [`AppEvent::Accepted`]): events already queued for the connection are moved into it.
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::pin::Pin;
+    /// use futures_core::Stream;
+    /// use fleetwire::transport::{AppEvent, Engine, EngineConfig, TlsOptions};
+    ///
+    /// let engine = Engine::new(EngineConfig::default()).unwrap();
+    /// let l = engine.listen("127.0.0.1:0".parse().unwrap(), TlsOptions::Plaintext).unwrap();
+    /// let conn = engine.connect(l.local_addr, TlsOptions::Plaintext).unwrap();
+    /// let mut mine = engine.events_for(conn).unwrap();
+    /// assert!(engine.events_for(conn).is_none(), "one stream per connection");
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(async {
+    ///     let first = poll_fn(|cx| Pin::new(&mut mine).poll_next(cx)).await;
+    ///     assert!(matches!(first, Some(AppEvent::Connected { conn: c, .. }) if c == conn));
+    ///     engine.close(conn);
+    ///     let mut last = None;
+    ///     while let Some(e) = poll_fn(|cx| Pin::new(&mut mine).poll_next(cx)).await {
+    ///         last = Some(e); // the stream ends after the connection's Closed
+    ///     }
+    ///     assert!(matches!(last, Some(AppEvent::Closed { .. })));
+    /// });
+    /// ```
+    pub fn events_for(&self, conn: ConnId) -> Option<ConnEventStream> {
+        let inner = self.inner();
+        let mut q = lock(&inner.app);
+        if q.stopped || !lock(&inner.conns).contains_key(&conn) {
+            return None;
+        }
+        let mut split = lock(&inner.split);
+        if split.contains_key(&conn) {
+            return None;
+        }
+        let own = Arc::new(ConnEvents::default());
+        {
+            let mut cq = lock(&own.q);
+            // the connection's events already waiting, in order; the rest stay
+            let mut rest = Vec::with_capacity(q.events.len());
+            for e in q.events.drain(..) {
+                if e.conn() == conn && !matches!(e, AppEvent::Accepted { .. }) {
+                    cq.events.push_back(e);
+                } else {
+                    rest.push(e);
+                }
+            }
+            q.events = rest;
+            cq.ended = cq
+                .events
+                .iter()
+                .any(|e| matches!(e, AppEvent::Closed { .. }));
+        }
+        if !lock(&own.q).ended {
+            split.insert(conn, own.clone());
+            inner
+                .split_count
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Some(ConnEventStream {
+            inner: inner.clone(),
+            conn,
+            own,
+            buf: VecDeque::new(),
+        })
     }
 
     /// A `Sink` of messages for one connection (feature `transport-async`); `None` for

@@ -103,6 +103,9 @@ pub(crate) struct ConnIo {
     pub(crate) deadline: Option<Duration>,
     pub(crate) broken: Option<String>,
     eof: bool,
+    /// Counted in `Inner::owing`: the socket may still owe the peer bytes (open, or
+    /// closed with its last bytes unwritten or its write side not yet shut).
+    owes: bool,
     wbuf: Vec<u8>,
     wpos: usize,
     /// (TLS.) rustls holds records the socket did not take (it writes them straight to
@@ -205,6 +208,7 @@ impl ConnIo {
             deadline: None,
             broken: None,
             eof: false,
+            owes: true,
             wbuf: Vec::new(),
             wpos: 0,
             tls_blocked: false,
@@ -247,6 +251,26 @@ impl ConnIo {
         let live = !self.connecting && self.phase != Phase::Dead;
         let reads = self.readable && !self.eof && self.broken.is_none() && !self.output_bound;
         live && (reads || self.more_sends)
+    }
+
+    /// Leaves `Inner::owing` (once).
+    pub(crate) fn settle(&mut self, inner: &Inner) {
+        if std::mem::take(&mut self.owes) {
+            inner.owing.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Before the socket is dropped: reads what the peer sent and nobody will read, so
+    /// that closing sends FIN, not a reset that could make the peer discard our last
+    /// bytes before its application has read them.
+    pub(crate) fn discard_unread(&mut self) {
+        let mut buf = [0u8; 4096];
+        for _ in 0..16 {
+            match self.sock.read(&mut buf) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
     }
 
     pub(crate) fn is_dead(&self) -> bool {
@@ -331,6 +355,14 @@ impl ConnIo {
     }
 
     fn finish_round(&mut self, ctx: &Ctx<'_>) {
+        if matches!(
+            self.phase,
+            Phase::Lingering { shut: true, .. } | Phase::Dead
+        ) {
+            // closed, its last bytes written and its FIN sent: only the peer's EOF is
+            // awaited now, which nothing needs to wait for (Engine::shutdown)
+            self.settle(ctx.inner);
+        }
         self.shared.stats.publish(&self.counters);
         // after the counters: whoever waits for room (a blocked send, a Sink's close)
         // sees the packets it handed over counted
@@ -781,6 +813,11 @@ impl ConnIo {
             if cost > 0 && !budget.fits(cost, &inner.config) {
                 budget.commit(&self.shared, inner);
                 if pause(&self.shared, inner, cost) {
+                    tracing::debug!(
+                        conn = %self.id,
+                        global = inner.global_paused.load(Ordering::Relaxed),
+                        "receive budget full: reading paused until the application takes its messages"
+                    );
                     self.counters.pauses += 1;
                     break;
                 }
@@ -883,6 +920,7 @@ impl ConnIo {
                         routes.release(std::mem::take(&mut self.attributed), self.id);
                     }
                 }
+                tracing::debug!(conn = %self.id, role = peer.role.name(), node_id = peer.node_id, "connection established");
                 s.out.push(AppEvent::Connected {
                     conn: self.id,
                     peer,
@@ -1078,6 +1116,7 @@ impl ConnIo {
         if std::mem::replace(&mut self.reported, true) {
             return;
         }
+        tracing::debug!(conn = %self.id, %code, by_peer, reason = reason.as_str(), "connection closed");
         let (queued, forwards) = {
             let mut q = lock(&self.shared.sendq);
             q.closed = true;

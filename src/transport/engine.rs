@@ -58,7 +58,6 @@ use crate::header::{Codec, Route};
 pub struct Engine {
     inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
-    listeners: AtomicUsize,
 }
 
 impl Engine {
@@ -109,22 +108,25 @@ impl Engine {
             io,
             next_id: AtomicU64::new(1),
             open_sockets: AtomicUsize::new(0),
+            owing: AtomicUsize::new(0),
             handlers: HandlerTable::default(),
             routes,
+            split: Mutex::new(Default::default()),
+            split_count: AtomicUsize::new(0),
         });
         let mut threads = Vec::new();
+        // the IO threads log to the caller's subscriber, also when it is only this
+        // thread's default (a test's, a scoped one)
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         for (index, poll) in polls.into_iter().enumerate() {
             let thread = IoThread::new(index, inner.clone(), poll);
+            let dispatch = dispatch.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("fleetwire-io-{index}"))
-                .spawn(move || thread.run())?;
+                .spawn(move || tracing::dispatcher::with_default(&dispatch, || thread.run()))?;
             threads.push(handle);
         }
-        Ok(Engine {
-            inner,
-            threads,
-            listeners: AtomicUsize::new(0),
-        })
+        Ok(Engine { inner, threads })
     }
 
     /// Listens on `addr`; accepted connections are reported as [`AppEvent::Accepted`]
@@ -155,7 +157,6 @@ impl Engine {
         let local_addr = std.local_addr()?;
         let sock = mio::net::TcpListener::from_std(std);
         let id = self.inner.next_id();
-        self.listeners.fetch_add(1, Ordering::SeqCst);
         self.inner.io[self.inner.io_for(id)].command(Command::Listen { id, sock, tls });
         Ok(Listener { id, local_addr })
     }
@@ -512,7 +513,8 @@ impl Engine {
     }
 
     /// Closes every connection gracefully, waits up to `timeout` for them to finish
-    /// (every queued message written, GOAWAYs exchanged, sockets flushed), then stops
+    /// (every queued message written, GOAWAYs exchanged, sockets flushed and their write
+    /// sides shut; not the peers' EOF, which a lingering socket awaits), then stops
     /// the IO threads. Returns whether everything finished in time; connections still
     /// open are reported lost. Events stay readable with `recv_batch`.
     ///
@@ -531,10 +533,12 @@ impl Engine {
             self.close(id);
         }
         let deadline = Instant::now() + timeout;
-        let listeners = self.listeners.load(Ordering::SeqCst);
         let mut clean = false;
         while Instant::now() < deadline {
-            if self.connections() == 0 && self.open_sockets() <= listeners {
+            // every close reported and every last byte written with the write side
+            // shut: a socket lingering for the peer's EOF does not hold the shutdown
+            // (nor a drop) for the linger
+            if self.connections() == 0 && self.inner.owing.load(Ordering::SeqCst) == 0 {
                 clean = true;
                 break;
             }
@@ -546,15 +550,22 @@ impl Engine {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        // No event follows: an async EventStream ends once it has taken the queued ones.
-        let waker = {
+        // No event follows: an async EventStream ends once it has taken the queued ones,
+        // and so does each connection's own stream.
+        let mut wake = Vec::new();
+        {
             let mut q = lock(&self.inner.app);
             q.stopped = true;
-            q.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+            wake.extend(q.waker.take());
+            let mut split = lock(&self.inner.split);
+            for (_, own) in split.drain() {
+                let mut cq = lock(&own.q);
+                cq.ended = true;
+                wake.extend(cq.waker.take());
+            }
+            self.inner.split_count.store(0, Ordering::SeqCst);
         }
+        wake.into_iter().for_each(std::task::Waker::wake);
         clean
     }
 
@@ -566,6 +577,9 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// [`shutdown`](Engine::shutdown) with a 1 s bound: closes every connection
+    /// gracefully and returns as soon as every close is exchanged and its last bytes
+    /// written, without waiting out a peer's linger.
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(1));
     }

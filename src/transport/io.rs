@@ -228,12 +228,14 @@ impl IoThread {
 
     fn adopt(&mut self, new: NewConn) {
         let tok = token(new.shared.id);
+        tracing::debug!(conn = %new.shared.id, peer = %new.peer, server = new.server, tls = new.tls.is_some(), "connection opened");
         let mut c = ConnIo::new(new, &self.inner, self.now());
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.poll.registry().register(&mut c.sock, tok, interest) {
             c.broken = Some(format!("register: {e}"));
         }
         self.inner.open_sockets.fetch_add(1, Ordering::SeqCst);
+        self.inner.owing.fetch_add(1, Ordering::SeqCst);
         c.readable = true;
         c.writable = true;
         self.conns.insert(tok, c);
@@ -252,7 +254,8 @@ impl IoThread {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_per_connection(&e) => continue,
                 // EMFILE, ENFILE, ENOMEM…: retry after a backoff (see `retry_at`)
-                Err(_) => {
+                Err(e) => {
+                    tracing::warn!(error = %e, failures = l.failures, "accept failed; retrying after a backoff");
                     l.retry_at = Some(now + accept_backoff(l.failures));
                     l.failures += 1;
                     return;
@@ -333,6 +336,10 @@ impl IoThread {
                 continue;
             };
             c.dirty = false;
+            // the connection state machine's events carry the connection (a disabled
+            // span costs one interest check per round, nothing per packet)
+            let span = tracing::debug_span!("conn", id = %c.id);
+            let _entered = span.enter();
             c.service(&mut self.scratch, &ctx);
             if c.is_dead() {
                 dead.push(*tok);
@@ -344,6 +351,7 @@ impl IoThread {
         for tok in dead {
             if let Some(mut c) = self.conns.remove(&tok) {
                 let _ = self.poll.registry().deregister(&mut c.sock);
+                c.settle(&self.inner);
                 self.inner.open_sockets.fetch_sub(1, Ordering::SeqCst);
             }
         }
@@ -360,6 +368,8 @@ impl IoThread {
         for (_, mut c) in self.conns.drain() {
             c.abandon(&mut self.scratch, &ctx, "engine stopped");
             let _ = self.poll.registry().deregister(&mut c.sock);
+            c.discard_unread();
+            c.settle(&self.inner);
             self.inner.open_sockets.fetch_sub(1, Ordering::SeqCst);
         }
         self.inner

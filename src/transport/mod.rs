@@ -96,6 +96,6 @@ pub use types::{
 };
 
 #[cfg(feature = "transport-async")]
-pub use asyncio::{EventStream, MessageSink};
+pub use asyncio::{ConnEventStream, EventStream, MessageSink};
 #[cfg(feature = "transport-async")]
 pub use codec::{CodecError, FleetwireCodec};

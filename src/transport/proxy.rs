@@ -321,9 +321,11 @@ impl Proxy {
         });
         inner.apply(&initial)?;
         let weak = Arc::downgrade(&inner);
+        // the caller's subscriber, also when it is only this thread's default
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let housekeeping = std::thread::Builder::new()
             .name("fleetwire-proxy".into())
-            .spawn(move || housekeeping(&weak))?;
+            .spawn(move || tracing::dispatcher::with_default(&dispatch, || housekeeping(&weak)))?;
         Ok(Proxy {
             inner,
             housekeeping: Some(housekeeping),
@@ -509,16 +511,24 @@ impl ProxyInner {
             let mut changed = false;
             for e in events.drain(..) {
                 match e {
-                    AppEvent::Closed { conn, .. } => {
-                        for s in statics.values_mut().filter(|s| s.conn == conn) {
+                    AppEvent::Closed {
+                        conn, code, reason, ..
+                    } => {
+                        for (node, s) in statics.iter_mut().filter(|(_, s)| s.conn == conn) {
                             s.retry_at = Some(now + RECONNECT_DELAY);
-                            s.up = false;
+                            if std::mem::replace(&mut s.up, false) {
+                                let addr = s.addr;
+                                tracing::info!(node, %addr, %code, reason = reason.as_str(), "route {node} ({addr}) down");
+                            }
                             changed = true;
                         }
                     }
                     AppEvent::Connected { conn, .. } => {
-                        for s in statics.values_mut().filter(|s| s.conn == conn) {
-                            s.up = true;
+                        for (node, s) in statics.iter_mut().filter(|(_, s)| s.conn == conn) {
+                            if !std::mem::replace(&mut s.up, true) {
+                                let addr = s.addr;
+                                tracing::info!(node, %addr, "route {node} ({addr}) up");
+                            }
                         }
                     }
                     _ => {}
@@ -531,7 +541,10 @@ impl ProxyInner {
                             s.conn = conn;
                             s.retry_at = None;
                         }
-                        Err(_) => s.retry_at = Some(now + RECONNECT_DELAY),
+                        Err(e) => {
+                            tracing::debug!(addr = %s.addr, error = %e, "route reconnect failed");
+                            s.retry_at = Some(now + RECONNECT_DELAY);
+                        }
                     }
                     changed = true;
                 }

@@ -1,7 +1,7 @@
 //! State shared between the application thread and the IO threads: every hand-over
 //! point, each one lock acquisition per batch, never per packet on the IO side.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -55,6 +55,25 @@ pub(crate) struct AppQueue {
     /// The engine was shut down (or dropped): no event will follow the queued ones.
     pub(crate) stopped: bool,
 }
+
+/// One connection's own event queue, for the async stream of
+/// `Engine::events_for` (feature `transport-async`): while it is registered, the IO
+/// threads route the connection's events here instead of the engine-wide queue.
+#[derive(Default)]
+pub(crate) struct ConnEvents {
+    pub(crate) q: Mutex<ConnEventQueue>,
+}
+
+#[derive(Default)]
+pub(crate) struct ConnEventQueue {
+    pub(crate) events: VecDeque<AppEvent>,
+    pub(crate) waker: Option<Waker>,
+    /// `Closed` was queued, or the engine stopped: nothing follows the queued events.
+    pub(crate) ended: bool,
+}
+
+/// Connections whose events have a queue of their own.
+pub(crate) type SplitMap = HashMap<ConnId, Arc<ConnEvents>, BuildHasherDefault<IdHasher>>;
 
 /// A function the IO threads call when events arrive in an empty application queue;
 /// see [`Engine::set_ready_hook`](super::Engine::set_ready_hook).
@@ -116,9 +135,18 @@ pub(crate) struct Inner {
     pub(crate) next_id: AtomicU64,
     /// Sockets owned by IO threads (connections, lingering ones and listeners).
     pub(crate) open_sockets: AtomicUsize,
+    /// Connection sockets that may still owe the peer bytes: open, or closed with their
+    /// last bytes (GOAWAY, close_notify) unwritten or the write side not yet shut. A
+    /// lingering socket that only waits for the peer's EOF is not counted.
+    pub(crate) owing: AtomicUsize,
     pub(crate) handlers: HandlerTable,
     /// (Proxy.) The routing table the IO threads forward with.
     pub(crate) routes: Option<Arc<RouteState>>,
+    /// Connections with a stream of their own (`Engine::events_for`), and how many: zero
+    /// keeps `push_app` on its one-lock path. Lock order: `app`, then `split`, then a
+    /// connection's queue.
+    pub(crate) split: Mutex<SplitMap>,
+    pub(crate) split_count: AtomicUsize,
 }
 
 impl Inner {
@@ -136,6 +164,16 @@ impl Inner {
             return;
         }
         let mut q = lock(&self.app);
+        let routed = if self.split_count.load(Ordering::SeqCst) > 0 {
+            self.route_split(events)
+        } else {
+            Vec::new()
+        };
+        if events.is_empty() {
+            drop(q);
+            routed.into_iter().for_each(Waker::wake);
+            return;
+        }
         let hook = if q.events.is_empty() {
             std::mem::swap(&mut q.events, events);
             q.hook.clone()
@@ -152,8 +190,53 @@ impl Inner {
         if let Some(w) = waker {
             w.wake();
         }
+        routed.into_iter().for_each(Waker::wake);
         if let Some(hook) = hook {
             hook();
+        }
+    }
+
+    /// Moves the events of connections with a stream of their own into their queues
+    /// (the caller holds `app`); returns the wakers to wake once the locks are released.
+    /// A connection's `Closed` ends its queue and its registration.
+    fn route_split(&self, events: &mut Vec<AppEvent>) -> Vec<Waker> {
+        let mut split = lock(&self.split);
+        let mut wake = Vec::new();
+        let mut rest = Vec::with_capacity(events.len());
+        for e in events.drain(..) {
+            let conn = e.conn();
+            let Some(own) = split.get(&conn) else {
+                rest.push(e);
+                continue;
+            };
+            let closed = matches!(e, AppEvent::Closed { .. });
+            let mut cq = lock(&own.q);
+            cq.events.push_back(e);
+            cq.ended |= closed;
+            wake.extend(cq.waker.take());
+            drop(cq);
+            if closed {
+                split.remove(&conn);
+                self.split_count.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        *events = rest;
+        wake
+    }
+
+    /// The reverse of [`consumed`](Inner::consumed), for messages handed back to the
+    /// engine-wide queue after a stream had taken (and credited) them.
+    #[cfg(feature = "transport-async")]
+    pub(crate) fn recharge(&self, events: &[AppEvent]) {
+        let conns = lock(&self.conns);
+        for e in events {
+            if let AppEvent::Message(m) = e {
+                let cost = m.payload.len() + QUEUE_ENTRY_OVERHEAD;
+                if let Some(s) = conns.get(&m.conn) {
+                    s.app_bytes.fetch_add(cost, Ordering::SeqCst);
+                }
+                self.app_bytes.fetch_add(cost, Ordering::SeqCst);
+            }
         }
     }
 
