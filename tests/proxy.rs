@@ -869,6 +869,52 @@ fn one_client_cannot_make_a_node_close_the_proxy_link() {
     node.join().unwrap();
 }
 
+// trace: err.budget-gone-client
+#[test]
+fn answers_to_a_client_that_has_gone_never_close_the_node_link() {
+    // issue 11: flooding clients that the proxy closed left their echoes on the way;
+    // each was NO_ROUTE on the node's link and counted, and the 17th closed the link
+    // with TOO_MANY_ERRORS: every other client got UNREACHABLE. A scripted node sends
+    // 40 answers (budget 16) to client ids nobody holds: 40 NO_ROUTE, the link stays.
+    let listener = TcpListener::bind(local()).unwrap();
+    let proxy = proxy(&[(2, listener.local_addr().unwrap())]);
+    let (sock, _) = listener.accept().unwrap();
+    // the proxy is trusted on this link (configured, §7.4 src.auth)
+    let mut node = Raw::new(sock, Config::node(2).with_trust_source(true));
+    node.event(|e| matches!(e, Event::Established { .. }));
+    let link = proxy.route_conn(2);
+    for i in 0..40u16 {
+        let to = Route::new(40000 + i, 1, 0); // the range the proxy attributes; unheld
+        node.conn.send_data(to, b"answer", SendOptions::default()).unwrap();
+    }
+    node.flush();
+    let mut no_route = 0;
+    while no_route < 40 {
+        match node.event(|e| matches!(e, Event::PacketError { .. } | Event::Closed { .. })) {
+            Event::PacketError { code, .. } => {
+                assert_eq!(code, ErrorCode::NO_ROUTE);
+                no_route += 1;
+            }
+            other => panic!("the proxy closed the node's link: {other:?}"),
+        }
+    }
+    // and a client reaches the node through the same link
+    let mut client = Raw::new(
+        TcpStream::connect(proxy.local_addr()).unwrap(),
+        Config::client(),
+    );
+    client.event(|e| matches!(e, Event::Established { .. }));
+    client
+        .conn
+        .send_data(Route::new(2, 1, 0), b"hello", SendOptions::default())
+        .unwrap();
+    client.flush();
+    node.event(|e| matches!(e, Event::Data { .. }));
+    assert!(!node.conn.is_closed());
+    assert_eq!(proxy.route_conn(2), link, "the same link to node 2");
+    proxy.shutdown(Duration::from_secs(1));
+}
+
 // trace: route.client-ids
 #[test]
 fn client_ids_never_name_a_node() {

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 
 use super::config::EngineConfig;
-use super::forward::{bounce, route};
+use super::forward::{bounce, route, Unroutable};
 use super::handler::{Handler, Reply, SharedHandler};
 use super::queue::{Charge, ConnShared, Forwarded, QUEUE_ENTRY_OVERHEAD};
 use super::routing::{RouteCell, Table};
@@ -921,7 +921,9 @@ impl ConnIo {
                 };
                 match route(ctx.inner, ctx.routes, forward) {
                     Ok(()) => self.counters.forwarded += 1,
-                    Err(code) => conn.report_unroutable(&received, code),
+                    // spec §12.3: a client that has gone is not the peer's fault
+                    Err(Unroutable::ClientGone) => conn.report_client_gone(&received),
+                    Err(why) => conn.report_unroutable(&received, why.code()),
                 }
             }
             #[allow(unreachable_patterns)] // Event is non_exhaustive

@@ -14,30 +14,51 @@ use super::types::ConnId;
 use crate::error::ErrorCode;
 use crate::header::{Header, Kind};
 
+/// Why a packet could not be routed (spec §7.3 `[[route.no-route]]`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Unroutable {
+    /// No route: NO_ROUTE, counted against the ingress connection's error budget.
+    NoRoute,
+    /// An id of the client range that no client holds: NO_ROUTE, never counted
+    /// (spec §12.3 `[[err.budget-gone-client]]`).
+    ClientGone,
+    /// The route's connection is closed or its bounded queue full: UNREACHABLE.
+    Unreachable,
+}
+
+impl Unroutable {
+    pub(crate) fn code(self) -> ErrorCode {
+        match self {
+            Unroutable::NoRoute | Unroutable::ClientGone => ErrorCode::NO_ROUTE,
+            Unroutable::Unreachable => ErrorCode::UNREACHABLE,
+        }
+    }
+}
+
 /// Routes a packet an ingress connection received for another node (spec §7.3): queues
-/// it for the egress connection the table names, or returns the code to answer it with
-/// (NO_ROUTE or UNREACHABLE, `[[route.no-route]]`), counting a refused DATA packet on
-/// its route.
+/// it for the egress connection the table names, or returns why it cannot (NO_ROUTE or
+/// UNREACHABLE, `[[route.no-route]]`), counting a refused DATA packet on its route.
 pub(crate) fn route(
     inner: &Inner,
     table: Option<&Table>,
     forward: Forwarded,
-) -> Result<(), ErrorCode> {
+) -> Result<(), Unroutable> {
     let data = forward.packet.header.kind == Kind::Data;
-    let (code, cell) = match table.map(|t| t.lookup(forward.packet.header.route.node)) {
+    let (why, cell) = match table.map(|t| t.lookup(forward.packet.header.route.node)) {
         Some(Lookup::Egress(egress, cell, client)) => match enqueue(inner, egress, client, forward)
         {
             Ok(()) => return Ok(()),
-            Err(()) => (ErrorCode::UNREACHABLE, Some(cell)),
+            Err(()) => (Unroutable::Unreachable, Some(cell)),
         },
-        Some(Lookup::Unreachable(cell)) => (ErrorCode::UNREACHABLE, Some(cell)),
-        Some(Lookup::NoRoute(cell)) => (ErrorCode::NO_ROUTE, Some(cell)),
-        None => (ErrorCode::NO_ROUTE, None),
+        Some(Lookup::Unreachable(cell)) => (Unroutable::Unreachable, Some(cell)),
+        Some(Lookup::NoRoute(cell)) => (Unroutable::NoRoute, Some(cell)),
+        Some(Lookup::ClientGone(cell)) => (Unroutable::ClientGone, Some(cell)),
+        None => (Unroutable::NoRoute, None),
     };
     if let (true, Some(cell)) = (data, cell) {
-        cell.refused(code);
+        cell.refused(why.code());
     }
-    Err(code)
+    Err(why)
 }
 
 /// Pushes a forwarded packet onto the egress connection's bounded queue (spec §7.3)
