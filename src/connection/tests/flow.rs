@@ -193,6 +193,7 @@ fn ping(id: u64) -> Vec<u8> {
     ctl(Control::Ping(Ping { id, timestamp: 0 }))
 }
 
+// trace: limit.ping-rate
 #[test]
 fn ping_rate_at_limit_answered_and_one_more_is_flood() {
     let config = Config {
@@ -229,6 +230,7 @@ fn error_to_us() -> Vec<u8> {
     raw(Header::control(Kind::Error, 0), &report)
 }
 
+// trace: error.rate
 #[test]
 fn queued_events_without_credit_at_limit_kept_and_one_more_is_flood() {
     let config = Config {
