@@ -335,6 +335,17 @@ impl ConnIo {
         self.finish_round(ctx);
     }
 
+    /// (Proxy.) Takes and writes the send queue only, in the round that filled it
+    /// (forwarded packets from another connection of this IO thread).
+    pub(crate) fn service_sends(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        if self.connecting || self.phase != Phase::Open || self.broken.is_some() {
+            return;
+        }
+        self.drain_sends(s, ctx);
+        self.transmit(s);
+        self.finish_round(ctx);
+    }
+
     fn finish_round(&mut self, ctx: &Ctx<'_>) {
         self.shared.stats.publish(&self.counters);
         // after the counters: whoever waits for room (a blocked send, a Sink's close)
