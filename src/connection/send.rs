@@ -277,6 +277,11 @@ impl Connection {
             return;
         }
         let source = self.source_of(received);
-        self.report(received, source, ErrorCode::NO_ROUTE, "no such client (gone)");
+        self.report(
+            received,
+            source,
+            ErrorCode::NO_ROUTE,
+            "no such client (gone)",
+        );
     }
 }
