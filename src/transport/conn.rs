@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 
 use super::config::EngineConfig;
-use super::forward::{bounce, route, Unroutable};
+use super::forward::{bounce, route, Routed, Unroutable};
 use super::handler::{Handler, Reply, SharedHandler};
 use super::queue::{Charge, ConnShared, Forwarded, QUEUE_ENTRY_OVERHEAD};
 use super::routing::{RouteCell, Table};
@@ -162,6 +162,9 @@ pub(crate) struct ConnIo {
     /// (Proxy.) Delivery stopped at a Forward: this client's share of the egress
     /// queues is used up; retried shortly.
     forward_bound: bool,
+    /// (Proxy.) A packet of this client's that found no room in its egress queue: it
+    /// waits here, first in line (spec §7.3 `[[route.fair-share]]`).
+    stalled: Option<Forwarded>,
     /// Reading stopped: our output to this peer is above the high-water mark.
     output_bound: bool,
 }
@@ -243,6 +246,7 @@ impl ConnIo {
             open_deadline: now + handshake,
             forwarding: Arc::default(),
             forward_bound: false,
+            stalled: None,
             output_bound: false,
         }
     }
@@ -553,6 +557,7 @@ impl ConnIo {
         }
         let drained = self.head == self.pending.len()
             && self.fhead == self.forwards.len()
+            && self.stalled.is_none()
             && self.replies.is_empty()
             && !self.sched
             && !self.awaiting_app
@@ -785,6 +790,13 @@ impl ConnIo {
         let mut closed = None;
         self.forward_bound = false;
         let share = inner.config.forward_share_bytes;
+        // (Proxy.) the packet that waited for room goes first, in order
+        if let Some(f) = self.stalled.take() {
+            self.place(conn, ctx, f);
+            if self.stalled.is_some() {
+                return None;
+            }
+        }
         loop {
             let cost = match conn.peek_event() {
                 None => break,
@@ -860,7 +872,12 @@ impl ConnIo {
                     });
                     break;
                 }
-                other => self.on_event(conn, other, s, ctx),
+                other => {
+                    self.on_event(conn, other, s, ctx);
+                    if self.stalled.is_some() {
+                        break;
+                    }
+                }
             }
         }
         budget.commit(&self.shared, inner);
@@ -934,21 +951,35 @@ impl ConnIo {
                 // spec §7.3: by the routing header alone; the packet is already
                 // stamped (§7.4) and its payload is never decoded here
                 let cost = packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
+                let from_client = conn.peer().is_some_and(|p| p.role == Role::Client);
                 let forward = Forwarded {
                     packet,
                     received,
                     from: self.id,
+                    from_client,
                     charge: Charge::new(&self.forwarding, &ctx.inner.forwarding, cost),
                 };
-                match route(ctx.inner, ctx.routes, forward) {
-                    Ok(()) => self.counters.forwarded += 1,
-                    // spec §12.3: a client that has gone is not the peer's fault
-                    Err(Unroutable::ClientGone) => conn.report_client_gone(&received),
-                    Err(why) => conn.report_unroutable(&received, why.code()),
-                }
+                self.place(conn, ctx, forward);
             }
             #[allow(unreachable_patterns)] // Event is non_exhaustive
             _ => {}
+        }
+    }
+
+    /// (Proxy.) Routes a packet this connection received (spec §7.3); one that must wait
+    /// for room in its egress queue is kept in `stalled` (spec §7.3
+    /// `[[route.fair-share]]`), and no more events are taken until it is placed.
+    fn place(&mut self, conn: &mut Connection, ctx: &Ctx<'_>, forward: Forwarded) {
+        let received = forward.received;
+        match route(ctx.inner, ctx.routes, forward) {
+            Routed::Queued => self.counters.forwarded += 1,
+            Routed::Wait(f) => {
+                self.stalled = Some(f);
+                self.forward_bound = true;
+            }
+            // spec §12.3: a client that has gone is not the peer's fault
+            Routed::Refused(Unroutable::ClientGone) => conn.report_client_gone(&received),
+            Routed::Refused(why) => conn.report_unroutable(&received, why.code()),
         }
     }
 
