@@ -111,7 +111,7 @@ impl Charge {
     }
 
     /// Charges the packet to `to_clients` too (once), while it exists.
-    pub(crate) fn to_clients(&mut self, to_clients: &Arc<AtomicUsize>) {
+    pub(crate) fn charge_to_clients(&mut self, to_clients: &Arc<AtomicUsize>) {
         if self.to_clients.is_none() {
             to_clients.fetch_add(self.cost, Ordering::Relaxed);
             self.to_clients = Some(to_clients.clone());
@@ -124,7 +124,7 @@ impl Clone for Charge {
         let [a, b] = &self.counters;
         let mut c = Charge::new(a, b, self.cost);
         if let Some(t) = &self.to_clients {
-            c.to_clients(t);
+            c.charge_to_clients(t);
         }
         c
     }
