@@ -1066,10 +1066,18 @@ impl Monitor {
             return self.flag("error.layout", at, format!("ERROR payload: {}", e.detail()));
         }
         let code = u16::from_be_bytes([p[0], p[1]]);
-        if !(0x0100..=0x01FF).contains(&code) {
+        // spec §11 [[limit.per-source]]: on a trusted proxy link a source over a limit
+        // is told with ERROR FLOOD or TOO_MANY_ERRORS, connection-error codes
+        let per_source = self.opts.peer_trusted
+            && self
+                .peer
+                .is_some_and(|peer| peer.role == Some(Role::Proxy));
+        let limit_code = [ErrorCode::FLOOD.0, ErrorCode::TOO_MANY_ERRORS.0].contains(&code);
+        if !(0x0100..=0x01FF).contains(&code) && !(per_source && limit_code) {
             self.flag("err.scope", at, format!("ERROR with the code {code:#06x}"));
         }
-        let hl = if p[2] & 0x80 != 0 { 10 } else { 8 };
+        // the embedded header's X flag is in its byte 1 (§4.1, §5.7)
+        let hl = if p[3] & 0x80 != 0 { 10 } else { 8 };
         let embedded = &p[2..2 + hl];
         if embedded[0] & 0x0F == 6 {
             return self.flag("error.no-loop", at, "an ERROR about an ERROR");
