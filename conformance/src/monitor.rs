@@ -1068,12 +1068,11 @@ impl Monitor {
         let code = u16::from_be_bytes([p[0], p[1]]);
         // spec §11 [[limit.per-source]]: on a trusted proxy link a source over a limit
         // is told with ERROR FLOOD or TOO_MANY_ERRORS, connection-error codes
-        let per_source = self.opts.peer_trusted
-            && self
-                .peer
-                .is_some_and(|peer| peer.role == Some(Role::Proxy));
+        let per_source =
+            self.opts.peer_trusted && self.peer.is_some_and(|peer| peer.role == Some(Role::Proxy));
         let limit_code = [ErrorCode::FLOOD.0, ErrorCode::TOO_MANY_ERRORS.0].contains(&code);
-        if !(0x0100..=0x01FF).contains(&code) && !(per_source && limit_code) {
+        let packet_code = (0x0100..=0x01FF).contains(&code);
+        if !(packet_code || per_source && limit_code) {
             self.flag("err.scope", at, format!("ERROR with the code {code:#06x}"));
         }
         // the embedded header's X flag is in its byte 1 (§4.1, §5.7)
