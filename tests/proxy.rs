@@ -869,6 +869,126 @@ fn one_client_cannot_make_a_node_close_the_proxy_link() {
     node.join().unwrap();
 }
 
+// trace: err.budget-gone-client
+#[test]
+fn answers_to_a_client_that_has_gone_never_close_the_node_link() {
+    // issue 11: flooding clients that the proxy closed left their echoes on the way;
+    // each was NO_ROUTE on the node's link and counted, and the 17th closed the link
+    // with TOO_MANY_ERRORS: every other client got UNREACHABLE. A scripted node sends
+    // 40 answers (budget 16) to client ids nobody holds: 40 NO_ROUTE, the link stays.
+    let listener = TcpListener::bind(local()).unwrap();
+    let proxy = proxy(&[(2, listener.local_addr().unwrap())]);
+    let (sock, _) = listener.accept().unwrap();
+    // the proxy is trusted on this link (configured, §7.4 src.auth)
+    let mut node = Raw::new(sock, Config::node(2).with_trust_source(true));
+    node.event(|e| matches!(e, Event::Established { .. }));
+    let link = proxy.route_conn(2);
+    for i in 0..40u16 {
+        let to = Route::new(40000 + i, 1, 0); // the range the proxy attributes; unheld
+        node.conn
+            .send_data(to, b"answer", SendOptions::default())
+            .unwrap();
+    }
+    node.flush();
+    let mut no_route = 0;
+    while no_route < 40 {
+        match node.event(|e| matches!(e, Event::PacketError { .. } | Event::Closed { .. })) {
+            Event::PacketError { code, .. } => {
+                assert_eq!(code, ErrorCode::NO_ROUTE);
+                no_route += 1;
+            }
+            other => panic!("the proxy closed the node's link: {other:?}"),
+        }
+    }
+    // and a client reaches the node through the same link
+    let mut client = Raw::new(
+        TcpStream::connect(proxy.local_addr()).unwrap(),
+        Config::client(),
+    );
+    client.event(|e| matches!(e, Event::Established { .. }));
+    client
+        .conn
+        .send_data(Route::new(2, 1, 0), b"hello", SendOptions::default())
+        .unwrap();
+    client.flush();
+    node.event(|e| matches!(e, Event::Data { .. }));
+    assert!(!node.conn.is_closed());
+    assert_eq!(proxy.route_conn(2), link, "the same link to node 2");
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+// trace: route.fair-share
+#[test]
+fn a_flooding_client_cannot_fill_the_link_for_the_others() {
+    // issue 11: flooders filled the shared queue to the node and the well-behaved client
+    // got UNREACHABLE. The node here grants 16 packets and then nothing, so the link's
+    // queue (64 KiB) fills; the flooder gets its share less the reserve, then waits
+    // (no credit back); a client with nothing queued still gets in, and nothing is
+    // refused.
+    let listener = TcpListener::bind(local()).unwrap();
+    let mut config = ProxyConfig::new(PROXY_ID, local());
+    config.routes.insert(2, listener.local_addr().unwrap());
+    config.engine = EngineConfig::default().with_send_queue_bytes(64 * 1024);
+    let proxy = Proxy::start(config).unwrap();
+    let (sock, _) = listener.accept().unwrap();
+    let mut node_config = Config::node(2).with_trust_source(true);
+    node_config.limits.initial_credit_packets = 16;
+    let mut node = Raw::new(sock, node_config);
+    node.event(|e| matches!(e, Event::Established { .. }));
+    let client = || {
+        let mut c = Raw::new(
+            TcpStream::connect(proxy.local_addr()).unwrap(),
+            Config::client(),
+        );
+        c.event(|e| matches!(e, Event::Established { .. }));
+        c
+    };
+    let mut flooder = client();
+    for _ in 0..200 {
+        let to = Route::new(2, 1, 0);
+        flooder
+            .conn
+            .send_data(to, &[7; 1000], SendOptions::default())
+            .unwrap();
+    }
+    flooder.flush();
+    // the proxy writes the node 16 packets; the rest of the flooder's fill the queue
+    thread::sleep(Duration::from_millis(500));
+    let mut light = client();
+    light
+        .conn
+        .send_data(Route::new(2, 1, 0), b"light", SendOptions::default())
+        .unwrap();
+    light.flush();
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        light.pump();
+        flooder.pump();
+        for c in [&mut light, &mut flooder] {
+            while let Some(e) = c.conn.poll_event() {
+                assert!(!matches!(e, Event::PacketError { .. }), "refused: {e:?}");
+            }
+        }
+    }
+    // the node takes its packets now: every one arrives, the light client's among them
+    let mut data = 0;
+    let mut got_light = false;
+    while !(got_light && data == 201) {
+        if let Event::Data { payload, .. } = node.event(|e| matches!(e, Event::Data { .. })) {
+            data += 1;
+            got_light |= &payload[..] == b"light";
+        }
+    }
+    light.pump();
+    flooder.pump();
+    for c in [&mut light, &mut flooder] {
+        while let Some(e) = c.conn.poll_event() {
+            assert!(!matches!(e, Event::PacketError { .. }), "refused: {e:?}");
+        }
+    }
+    proxy.shutdown(Duration::from_secs(1));
+}
+
 // trace: route.client-ids
 #[test]
 fn client_ids_never_name_a_node() {

@@ -75,6 +75,11 @@ fn set_limit(config: &mut Config, key: &str, value: &Value) -> Result<(), String
         .as_u64()
         .ok_or_else(|| format!("limit {key} is not a number"))?;
     let u32v = || u32::try_from(n).map_err(|_| format!("limit {key} out of range"));
+    if key == "max_ping_rate" {
+        // §11 limit.ping-rate: a local limit of the connection, not of the HELLO
+        config.max_ping_rate = u32v()?;
+        return Ok(());
+    }
     let l = &mut config.limits;
     match key {
         "max_payload" => {

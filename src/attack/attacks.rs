@@ -13,8 +13,6 @@ use super::{signal, Attack, Ctx, Found, Target};
 use crate::control::Role;
 use crate::{Codec, ErrorCode, Route};
 
-const SPEC_SEC_PER_SOURCE: &str = "issue 11 item 8: per-source budgets";
-
 const fn attack(name: &'static str, target: Target, run: fn(&Ctx) -> Found) -> Attack {
     Attack {
         name,
@@ -36,12 +34,10 @@ pub(crate) const ALL: &[Attack] = &[
     attack("small-data-pins-reads", Target::Node, pinned_reads),
     attack("small-data-pins-reads", Target::Proxy, pinned_reads),
     attack("flood-data-unread", Target::Node, flood_data),
-    Attack {
-        // still fails with the per-source budgets of spec 1.1 in place: the
-        // well-behaved client gets UNREACHABLE while flooders' echoes pile up
-        pending: Some(SPEC_SEC_PER_SOURCE),
-        ..attack("flood-data-unread", Target::Proxy, flood_data)
-    },
+    // the flooders' echoes still on their way when the proxy closes them are NO_ROUTE
+    // on the node's link and never count (spec §12.3 err.budget-gone-client)
+    attack("flood-data-unread", Target::Proxy, flood_data),
+    attack("flood-data-in-credit", Target::Proxy, flood_data_in_credit),
     attack("flood-empty-data", Target::Node, flood_empty),
     attack("flood-pong", Target::Node, flood_pong),
     attack("flood-credit", Target::Node, flood_credit),
@@ -121,7 +117,7 @@ fn flood_on(ctx: &Ctx, conns: usize, opening: Vec<u8>, chunk: Vec<u8>, max: u64)
         };
         let n = wire::flood(&s, &chunk, deadline, max);
         w.fetch_add(n, Ordering::Relaxed);
-        if Instant::now() < deadline {
+        if n < max && Instant::now() < deadline {
             c.fetch_add(1, Ordering::Relaxed); // the server closed it before the end
         }
     });
@@ -205,6 +201,38 @@ fn pinned_reads(ctx: &Ctx) -> Found {
 fn flood_data(ctx: &Ctx) -> Found {
     let chunk = repeat(&wire::data(echo_route(ctx), &[0x5A; 1000]), 64 * 1024);
     flood_on(ctx, 4, client_hello(), chunk, budget(ctx))
+}
+
+/// Many clients that each send all the credit the proxy granted them (4 MiB) at once and
+/// never read their echoes: legal, so nothing closes them. Together they hold more than a
+/// link's egress queue; each must get only its share of it, the well-behaved client its
+/// own (issue 11: no client behind a proxy can deny service to the others).
+fn flood_data_in_credit(ctx: &Ctx) -> Found {
+    let conns = if ctx.long { 32 } else { 16 };
+    let credit = 4 << 20; // the proxy's initial_credit_bytes
+    let packet = wire::data(echo_route(ctx), &[0x5A; 1000]);
+    let chunk = Arc::new(packet.repeat(credit / packet.len() - 1));
+    let (addr, deadline) = (ctx.addr, Instant::now() + ctx.duration);
+    let written = Arc::new(AtomicU64::new(0));
+    let w = written.clone();
+    parallel(conns, move |_| {
+        let Ok(s) = wire::open(addr, &client_hello()) else {
+            return;
+        };
+        // all of it, once (within credit), then hold the connection without reading
+        w.fetch_add(
+            wire::flood(&s, &chunk, deadline, chunk.len() as u64),
+            Ordering::Relaxed,
+        );
+        thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    });
+    Found {
+        notes: vec![format!(
+            "{conns} connections wrote {} MiB within their credit, never reading",
+            written.load(Ordering::Relaxed) >> 20
+        )],
+        ..Found::default()
+    }
 }
 
 fn flood_empty(ctx: &Ctx) -> Found {

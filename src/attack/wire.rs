@@ -112,13 +112,21 @@ pub(crate) fn open(addr: SocketAddr, opening: &[u8]) -> io::Result<TcpStream> {
 
 /// Writes `chunk` again and again until `deadline`, the peer closing, or `max_bytes`;
 /// returns the bytes written. A write that blocks (the peer stopped reading) is retried
-/// until the deadline.
+/// until the deadline. A partial write goes on from where it stopped, so the stream
+/// stays a sequence of whole chunks (restarting the chunk cut a packet short and the
+/// server saw garbage instead of the flood).
 pub(crate) fn flood(s: &TcpStream, chunk: &[u8], deadline: Instant, max_bytes: u64) -> u64 {
     let mut written = 0u64;
-    while Instant::now() < deadline && written < max_bytes {
-        match (&*s).write(chunk) {
+    let mut at = 0;
+    while Instant::now() < deadline && written < max_bytes && !chunk.is_empty() {
+        let left = usize::try_from(max_bytes - written).unwrap_or(usize::MAX);
+        let end = chunk.len().min(at + left);
+        match (&*s).write(&chunk[at..end]) {
             Ok(0) => break,
-            Ok(n) => written += n as u64,
+            Ok(n) => {
+                written += n as u64;
+                at = (at + n) % chunk.len();
+            }
             Err(e)
                 if matches!(
                     e.kind(),

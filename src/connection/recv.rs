@@ -588,7 +588,7 @@ impl Connection {
 
     /// Sends ERROR `code` about the packet with header `h` to its `source`, unless that
     /// packet is itself an ERROR (§5.7 `[[error.no-loop]]`: discarded silently).
-    fn report(&mut self, h: &Header, source: u16, code: ErrorCode, why: &str) {
+    pub(super) fn report(&mut self, h: &Header, source: u16, code: ErrorCode, why: &str) {
         if h.kind == Kind::Error {
             return;
         }

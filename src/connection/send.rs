@@ -238,4 +238,50 @@ impl Connection {
             self.fail(e.code(), e.detail());
         }
     }
+
+    /// (Proxies.) Reports NO_ROUTE for a packet received on this connection whose
+    /// Destination Node is an id of the range this proxy attributes to clients that no
+    /// client holds now: the client has gone. Unlike
+    /// [`report_unroutable`](Connection::report_unroutable) it never counts against the
+    /// packet error budget (spec §12.3 `[[err.budget-gone-client]]`): the peer — a node
+    /// answering that client, typically — could not know, and counting it would let any
+    /// client close a node's link by leaving with answers on their way.
+    ///
+    /// ```
+    /// use fleetwire::connection::{Config, Event, Pair, SendOptions};
+    /// use fleetwire::{ErrorCode, Route};
+    /// let mut proxy = Config::proxy(9);
+    /// proxy.limits.max_packet_errors = 1;
+    /// proxy.trust_source = true; // the route's node, at its configured address
+    /// // both ends of a configured link (§7.4 src.auth)
+    /// let mut pair = Pair::new(Config::node(2).with_trust_source(true), proxy);
+    /// pair.drive();
+    /// for _ in 0..3 {
+    ///     // the node answers client 40000, which has gone
+    ///     pair.a.send_data(Route::new(40000, 1, 0), b"echo", SendOptions::default()).unwrap();
+    ///     pair.drive();
+    ///     let received = loop {
+    ///         match pair.b.poll_event() {
+    ///             Some(Event::Forward { received, .. }) => break received,
+    ///             Some(_) => continue,
+    ///             None => panic!("no forward"),
+    ///         }
+    ///     };
+    ///     pair.b.report_client_gone(&received);
+    ///     pair.drive();
+    /// }
+    /// assert!(!pair.b.is_closed(), "three NO_ROUTEs to a departed client, budget 1");
+    /// ```
+    pub fn report_client_gone(&mut self, received: &Header) {
+        if self.state != State::Established {
+            return;
+        }
+        let source = self.source_of(received);
+        self.report(
+            received,
+            source,
+            ErrorCode::NO_ROUTE,
+            "no such client (gone)",
+        );
+    }
 }

@@ -69,9 +69,14 @@ pub struct EngineConfig {
     /// credit) until they are written, and the other clients keep their share of a
     /// congested route.
     pub forward_share_bytes: usize,
-    /// (Proxy.) Forwarded bytes waiting in all egress queues together: beyond it a
-    /// packet is answered UNREACHABLE (spec §7.3, a queue full), so that many peers
-    /// that do not read cannot together grow the proxy without bound.
+    /// (Proxy.) Bytes of answers waiting in client connections' queues, all together:
+    /// beyond it an answer is refused with UNREACHABLE (spec §7.3, a queue full), so
+    /// that many clients that do not read cannot together grow the proxy without bound;
+    /// an eighth is kept for the answers to clients whose queue is nearly empty (spec
+    /// §7.3 `[[route.fair-share]]`). Also the bound of all forwarded bytes for packets
+    /// between node or proxy links. A client's packet for a link is bounded by that
+    /// link's queue (`send_queue_bytes`, of which the clients that already have packets
+    /// waiting fill seven eighths), and waits for room rather than being refused.
     pub global_forward_bytes: usize,
 }
 

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use mio::net::TcpStream;
 
 use super::config::EngineConfig;
-use super::forward::{bounce, route};
+use super::forward::{bounce, route, Routed, Unroutable};
 use super::handler::{Handler, Reply, SharedHandler};
 use super::queue::{Charge, ConnShared, Forwarded, QUEUE_ENTRY_OVERHEAD};
 use super::routing::{RouteCell, Table};
@@ -27,6 +27,11 @@ use crate::header::{Header, Kind};
 
 /// Socket reads per round before other connections get their turn.
 const MAX_READS: usize = 16;
+/// Bytes read per round before other connections get their turn: a peer that floods
+/// (tiny packets cost the most per byte) delays the others' rounds by at most this much
+/// parsing (issue 11: a flooder's 1 MiB rounds put the well-behaved client's echo p99
+/// through a proxy above 10 ms).
+const READ_ROUND_BYTES: usize = 128 * 1024;
 /// Plaintext reads of at least `read_buffer / ZERO_COPY_DIVISOR` bytes are handed to
 /// the connection without a copy (their payloads keep the read buffer's allocation
 /// alive, at most this many times the bytes read); smaller ones are copied.
@@ -160,6 +165,9 @@ pub(crate) struct ConnIo {
     /// (Proxy.) Delivery stopped at a Forward: this client's share of the egress
     /// queues is used up; retried shortly.
     forward_bound: bool,
+    /// (Proxy.) A packet of this client's that found no room in its egress queue: it
+    /// waits here, first in line (spec §7.3 `[[route.fair-share]]`).
+    stalled: Option<Forwarded>,
     /// Reading stopped: our output to this peer is above the high-water mark.
     output_bound: bool,
 }
@@ -242,6 +250,7 @@ impl ConnIo {
             open_deadline: now + handshake,
             forwarding: Arc::default(),
             forward_bound: false,
+            stalled: None,
             output_bound: false,
         }
     }
@@ -354,6 +363,17 @@ impl ConnIo {
         self.finish_round(ctx);
     }
 
+    /// (Proxy.) Takes and writes the send queue only, in the round that filled it
+    /// (forwarded packets from another connection of this IO thread).
+    pub(crate) fn service_sends(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        if self.connecting || self.phase != Phase::Open || self.broken.is_some() {
+            return;
+        }
+        self.drain_sends(s, ctx);
+        self.transmit(s);
+        self.finish_round(ctx);
+    }
+
     fn finish_round(&mut self, ctx: &Ctx<'_>) {
         if matches!(
             self.phase,
@@ -457,7 +477,11 @@ impl ConnIo {
             .as_ref()
             .and_then(Connection::peer)
             .is_some_and(|p| p.role != Role::Client);
+        let mut taken = 0;
         for _ in 0..MAX_READS {
+            if taken >= READ_ROUND_BYTES {
+                return; // the round's share: `again` brings us back next round
+            }
             self.output_bound = !link && self.unwritten() > high_water;
             if self.output_bound {
                 self.counters.pauses += 1;
@@ -470,6 +494,7 @@ impl ConnIo {
                     return;
                 }
                 Ok(n) => {
+                    taken += n;
                     self.counters.wire_in += n as u64;
                     self.input(s, n, now);
                     if self.broken.is_some() {
@@ -564,6 +589,7 @@ impl ConnIo {
         }
         let drained = self.head == self.pending.len()
             && self.fhead == self.forwards.len()
+            && self.stalled.is_none()
             && self.replies.is_empty()
             && !self.sched
             && !self.awaiting_app
@@ -796,6 +822,13 @@ impl ConnIo {
         let mut closed = None;
         self.forward_bound = false;
         let share = inner.config.forward_share_bytes;
+        // (Proxy.) the packet that waited for room goes first, in order
+        if let Some(f) = self.stalled.take() {
+            self.place(conn, ctx, f);
+            if self.stalled.is_some() {
+                return None;
+            }
+        }
         loop {
             let cost = match conn.peek_event() {
                 None => break,
@@ -876,7 +909,12 @@ impl ConnIo {
                     });
                     break;
                 }
-                other => self.on_event(conn, other, s, ctx),
+                other => {
+                    self.on_event(conn, other, s, ctx);
+                    if self.stalled.is_some() {
+                        break;
+                    }
+                }
             }
         }
         budget.commit(&self.shared, inner);
@@ -951,19 +989,35 @@ impl ConnIo {
                 // spec §7.3: by the routing header alone; the packet is already
                 // stamped (§7.4) and its payload is never decoded here
                 let cost = packet.payload.len() + QUEUE_ENTRY_OVERHEAD;
+                let from_client = conn.peer().is_some_and(|p| p.role == Role::Client);
                 let forward = Forwarded {
                     packet,
                     received,
                     from: self.id,
+                    from_client,
                     charge: Charge::new(&self.forwarding, &ctx.inner.forwarding, cost),
                 };
-                match route(ctx.inner, ctx.routes, forward) {
-                    Ok(()) => self.counters.forwarded += 1,
-                    Err(code) => conn.report_unroutable(&received, code),
-                }
+                self.place(conn, ctx, forward);
             }
             #[allow(unreachable_patterns)] // Event is non_exhaustive
             _ => {}
+        }
+    }
+
+    /// (Proxy.) Routes a packet this connection received (spec §7.3); one that must wait
+    /// for room in its egress queue is kept in `stalled` (spec §7.3
+    /// `[[route.fair-share]]`), and no more events are taken until it is placed.
+    fn place(&mut self, conn: &mut Connection, ctx: &Ctx<'_>, forward: Forwarded) {
+        let received = forward.received;
+        match route(ctx.inner, ctx.routes, forward) {
+            Routed::Queued => self.counters.forwarded += 1,
+            Routed::Wait(f) => {
+                self.stalled = Some(f);
+                self.forward_bound = true;
+            }
+            // spec §12.3: a client that has gone is not the peer's fault
+            Routed::Refused(Unroutable::ClientGone) => conn.report_client_gone(&received),
+            Routed::Refused(why) => conn.report_unroutable(&received, why.code()),
         }
     }
 

@@ -104,6 +104,7 @@ impl Engine {
             app_bytes: AtomicUsize::new(0),
             app_high: AtomicUsize::new(0),
             forwarding: Arc::new(AtomicUsize::new(0)),
+            to_clients: Arc::new(AtomicUsize::new(0)),
             global_paused: AtomicBool::new(false),
             io,
             next_id: AtomicU64::new(1),

@@ -347,6 +347,25 @@ impl IoThread {
         }
         self.dirty = dirty;
         self.dirty.clear();
+        // Writes, in this round, what this round queued for connections of this thread
+        // (a forwarded packet, a bounced header): without it a packet crossing the
+        // proxy waited for the next round, behind every other connection's reads once
+        // more. Only sends: reads wait for the next round like everyone's.
+        let ready = std::mem::take(&mut lock(&self.inner.io[self.index].inbox).ready);
+        for id in ready {
+            let tok = token(id);
+            let Some(c) = self.conns.get_mut(&tok) else {
+                continue;
+            };
+            c.sched = true;
+            c.service_sends(&mut self.scratch, &ctx);
+            // anything left (not established yet, a full socket) or a write that
+            // failed (reported lost by a full round): the next round
+            if (c.sched || c.again() || c.broken.is_some()) && !c.dirty {
+                c.dirty = true;
+                self.dirty.push(tok);
+            }
+        }
         self.inner.push_app(&mut self.scratch.out);
         for tok in dead {
             if let Some(mut c) = self.conns.remove(&tok) {

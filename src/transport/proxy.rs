@@ -20,6 +20,12 @@
 //!   node answers a client by the stamped source.
 //! - No route: ERROR NO_ROUTE to the packet's source; a route whose connection is
 //!   closed or whose bounded queue is full: UNREACHABLE (spec §7.3 `[[route.no-route]]`).
+//!   A client id that no client holds (a client that has gone) is NO_ROUTE too, never
+//!   counted against the link's error budget (spec §12.3 `[[err.budget-gone-client]]`).
+//! - Fair share (spec §7.3 `[[route.fair-share]]`): a client whose packets already wait
+//!   fills a link's queue only up to seven eighths; a client's packet that finds no room
+//!   waits at its ingress (no credit back) instead of being refused, so flooding clients
+//!   slow themselves and the others keep their share of the link.
 //! - An egress connection that closes with forwarded packets still queued hands each
 //!   one's header back to its ingress connection, whose IO thread answers it with
 //!   UNREACHABLE: nothing accepted for forwarding is dropped silently (spec §7.3

@@ -76,6 +76,9 @@ pub(crate) struct Forwarded {
     pub(crate) received: Header,
     /// The ingress connection.
     pub(crate) from: ConnId,
+    /// The ingress connection's peer is a client (its packets wait for room instead of
+    /// being refused, spec §7.3 `[[route.fair-share]]`).
+    pub(crate) from_client: bool,
     /// What it holds, charged while it waits (released on drop).
     #[allow(dead_code)] // held for its Drop
     pub(crate) charge: Charge,
@@ -85,6 +88,8 @@ pub(crate) struct Forwarded {
 /// proxy's total while it exists (released when it is written, bounced or dropped).
 pub(crate) struct Charge {
     counters: [Arc<AtomicUsize>; 2],
+    /// (An answer queued for a client.) The proxy's total of such answers.
+    to_clients: Option<Arc<AtomicUsize>>,
     cost: usize,
 }
 
@@ -95,7 +100,21 @@ impl Charge {
         }
         Charge {
             counters: [ingress.clone(), all.clone()],
+            to_clients: None,
             cost,
+        }
+    }
+
+    /// Bytes the ingress connection has charged now (this charge included).
+    pub(crate) fn held_by_ingress(&self) -> usize {
+        self.counters[0].load(Ordering::Relaxed)
+    }
+
+    /// Charges the packet to `to_clients` too (once), while it exists.
+    pub(crate) fn charge_to_clients(&mut self, to_clients: &Arc<AtomicUsize>) {
+        if self.to_clients.is_none() {
+            to_clients.fetch_add(self.cost, Ordering::Relaxed);
+            self.to_clients = Some(to_clients.clone());
         }
     }
 }
@@ -103,13 +122,17 @@ impl Charge {
 impl Clone for Charge {
     fn clone(&self) -> Charge {
         let [a, b] = &self.counters;
-        Charge::new(a, b, self.cost)
+        let mut c = Charge::new(a, b, self.cost);
+        if let Some(t) = &self.to_clients {
+            c.charge_to_clients(t);
+        }
+        c
     }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        for c in &self.counters {
+        for c in self.counters.iter().chain(&self.to_clients) {
             c.fetch_sub(self.cost, Ordering::Relaxed);
         }
     }

@@ -81,6 +81,8 @@ pub(crate) struct Table {
 /// What the table says about a destination node, with the counters to charge.
 pub(super) enum Lookup<'a> {
     NoRoute(&'a RouteCell),
+    /// An id of the client range that no client holds: a client that has gone.
+    ClientGone(&'a RouteCell),
     Unreachable(&'a RouteCell),
     /// The egress connection, its counters, and whether it is a client's.
     Egress(&'a Arc<ConnShared>, &'a RouteCell, bool),
@@ -96,7 +98,7 @@ impl Table {
             Some(NodeRoute { conn: None, cell }) => Lookup::Unreachable(cell),
             None => match self.clients.get(&node) {
                 Some(c) => Lookup::Egress(c, &self.client_cell, true),
-                None if self.client_ids.contains(&node) => Lookup::NoRoute(&self.client_cell),
+                None if self.client_ids.contains(&node) => Lookup::ClientGone(&self.client_cell),
                 None => Lookup::NoRoute(&self.unrouted),
             },
         }

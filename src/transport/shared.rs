@@ -130,6 +130,8 @@ pub(crate) struct Inner {
     pub(crate) app_high: AtomicUsize,
     /// (Proxy.) Forwarded bytes waiting in egress queues, all connections.
     pub(crate) forwarding: Arc<AtomicUsize>,
+    /// (Proxy.) Of those, the bytes of answers waiting in client connections' queues.
+    pub(crate) to_clients: Arc<AtomicUsize>,
     pub(crate) global_paused: AtomicBool,
     pub(crate) io: Vec<IoHandle>,
     pub(crate) next_id: AtomicU64,

@@ -59,13 +59,15 @@ fn config_from(c: &Value) -> Result<Config, String> {
         .field("limits")?
         .as_object()
         .ok_or("limits is not an object")?;
-    let l = &mut config.limits;
     for (key, value) in limits {
         let n = value
             .as_u64()
             .ok_or_else(|| format!("limit {key} is not a number"))?;
         let small = |n: u64| u32::try_from(n).map_err(|_| format!("limit {key} out of range"));
+        let l = &mut config.limits;
         match key.as_str() {
+            // §11 limit.ping-rate: a local limit of the connection, not of the HELLO
+            "max_ping_rate" => config.max_ping_rate = small(n)?,
             "max_payload" => {
                 l.max_payload = u16::try_from(n).map_err(|_| "max_payload out of range")?
             }

@@ -193,6 +193,7 @@ fn ping(id: u64) -> Vec<u8> {
     ctl(Control::Ping(Ping { id, timestamp: 0 }))
 }
 
+// trace: limit.ping-rate
 #[test]
 fn ping_rate_at_limit_answered_and_one_more_is_flood() {
     let config = Config {
@@ -229,6 +230,7 @@ fn error_to_us() -> Vec<u8> {
     raw(Header::control(Kind::Error, 0), &report)
 }
 
+// trace: error.rate
 #[test]
 fn queued_events_without_credit_at_limit_kept_and_one_more_is_flood() {
     let config = Config {
@@ -1072,6 +1074,39 @@ fn unreachable_does_not_count_against_the_budget() {
         goaway_of(&out).map(|g| g.0),
         Some(ErrorCode::TOO_MANY_ERRORS)
     );
+}
+
+// trace: err.budget-gone-client
+#[test]
+fn no_route_to_a_client_that_has_gone_does_not_count_against_the_budget() {
+    // a proxy's link to a node (trusted: configured route), budget 1
+    let mut config = Config::proxy(9).with_trust_source(true);
+    config.limits.max_packet_errors = 1;
+    let mut c = open_with(config, Role::Node, 2);
+    let forward = |c: &mut Connection, node: u16| {
+        c.handle_input(T0, &data(Route::new(node, 0, 0), b"answer"));
+        let Some(Event::Forward { received, .. }) = c.poll_event() else {
+            panic!()
+        };
+        received
+    };
+    for i in 0..20 {
+        let received = forward(&mut c, 40000 + i);
+        c.report_client_gone(&received);
+    }
+    let out = sent(&mut c);
+    assert!(out
+        .iter()
+        .filter(|p| p.header.kind == Kind::Error)
+        .all(|p| error_report(p).0 == ErrorCode::NO_ROUTE));
+    assert_eq!(out.len(), 20, "each answered NO_ROUTE, none counted");
+    // the budget is untouched: one counted NO_ROUTE is at the limit, the next over it
+    let received = forward(&mut c, 77);
+    c.report_unroutable(&received, ErrorCode::NO_ROUTE);
+    assert!(!c.is_closed(), "1 packet error, budget 1");
+    let received = forward(&mut c, 77);
+    c.report_unroutable(&received, ErrorCode::NO_ROUTE);
+    assert!(c.is_closed(), "2 packet errors, budget 1");
 }
 
 // ---- per-source limits on a trusted proxy link (§11 [[limit.per-source]]) ----

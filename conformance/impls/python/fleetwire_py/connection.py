@@ -57,6 +57,13 @@ class State(enum.Enum):
     CLOSED = "CLOSED"
 
 
+#: Default PINGs answered per second (§11 limit.ping-rate leaves the rate to the
+#: configuration): far above a keepalive or an RTT probe, far below a flood.
+DEFAULT_PING_RATE_LIMIT = 100_000
+#: Default ERROR packets accepted per second (§5.7 error.rate).
+DEFAULT_ERROR_RATE_LIMIT = 100_000
+
+
 @dataclass
 class Config:
     """Local configuration. HELLO fields default to the spec §11 defaults."""
@@ -82,7 +89,18 @@ class Config:
     # spec §11 local limits
     max_empty_run: int = 32
     max_packet_errors: int = 16
-    ping_rate_limit: Optional[int] = None  # PINGs answered per 1000 ms window (None = no limit)
+    # §11 limit.ping-rate: PINGs answered per fixed 1000 ms window; the one beyond closes
+    # with FLOOD (None = no limit). On by default: the spec asks for a configured rate,
+    # and a peer must not make us answer PINGs without bound.
+    ping_rate_limit: Optional[int] = DEFAULT_PING_RATE_LIMIT
+    # §5.7 error.rate: ERROR packets accepted per fixed 1000 ms window; the one beyond
+    # closes with FLOOD (None = no limit). ERROR takes no credit (§8), so nothing else
+    # bounds them.
+    error_rate_limit: Optional[int] = DEFAULT_ERROR_RATE_LIMIT
+    # §5.7 error.rate, §11: events a driver keeps for the application until it takes
+    # them; one more closes with FLOOD (peer.SocketDriver). The Connection itself hands
+    # every event over at once, from the input it is given.
+    max_queued_events: int = 4096
     # spec §7.2: None = every service is registered
     services: Optional[frozenset] = None
     # spec §7.4 / §10.2 trust inputs supplied by the transport layer
@@ -202,6 +220,21 @@ Event = Union[HandshakeComplete, DataReceived, PingReceived, PongReceived, Credi
 # ---------------------------------------------------------------------------
 
 
+def _count_in_window(limit: Optional[int], start: Optional[int], count: int, now_ms: int,
+                     why: str) -> tuple[Optional[int], int]:
+    """Counts one packet in a fixed 1000 ms window that starts with the first packet
+    after the previous window ended; raises FLOOD for the packet beyond ``limit`` (None:
+    no limit). Returns the window's new start and count."""
+    if limit is None:
+        return start, count
+    if start is None or now_ms - start >= 1000:
+        start, count = now_ms, 0
+    count += 1
+    if count > limit:
+        raise ConnectionError_(ErrorCode.FLOOD, why)
+    return start, count
+
+
 class Connection:
     """One endpoint of a Fleetwire connection, as a sans-IO state machine."""
 
@@ -240,6 +273,8 @@ class Connection:
         self._source_errors: dict[int, int] = {}
         self._ping_window_start: Optional[int] = None
         self._ping_window_count = 0
+        self._error_window_start: Optional[int] = None
+        self._error_window_count = 0
         self._outstanding_pings: dict[int, int] = {}
         self.goaway_sent = False
         self._goaway_code: int = ErrorCode.NO_ERROR
@@ -666,14 +701,10 @@ class Connection:
         self._events.append(PingReceived(ping))
 
     def _rate_limit_ping(self, now_ms: int) -> None:
-        limit = self.config.ping_rate_limit
-        if limit is None:
-            return
-        if self._ping_window_start is None or now_ms - self._ping_window_start >= 1000:
-            self._ping_window_start, self._ping_window_count = now_ms, 0
-        self._ping_window_count += 1
-        if self._ping_window_count > limit:
-            raise ConnectionError_(ErrorCode.FLOOD, "PING rate exceeded")
+        # limit.ping-rate: at most `ping_rate_limit` per window; the one beyond is FLOOD
+        self._ping_window_start, self._ping_window_count = _count_in_window(
+            self.config.ping_rate_limit, self._ping_window_start, self._ping_window_count,
+            now_ms, "PING rate exceeded")
 
     def _on_pong(self, p: Packet, now_ms: int) -> None:
         pong = Pong.decode(p.payload)
@@ -723,6 +754,10 @@ class Connection:
     # ---- ERROR (spec §5.7)
     def _on_error(self, p: Packet, now_ms: int) -> None:
         e = ErrorPayload.decode(p.payload)  # error.layout
+        # error.rate: ERROR takes no credit; at most `error_rate_limit` per window
+        self._error_window_start, self._error_window_count = _count_in_window(
+            self.config.error_rate_limit, self._error_window_start, self._error_window_count,
+            now_ms, "ERROR rate exceeded")
         h = p.header
         if not self._is_local(h.dst):
             # A non-proxy has no route; an undeliverable ERROR is discarded silently

@@ -291,6 +291,9 @@ def transcript_config(c: dict) -> Config:
     if auth is not None:
         cfg.peer_identity = (ROLE_IDS[auth["role"]], int(auth["node_id"]))
     for k, val in (c.get("limits") or {}).items():
+        if k == "max_ping_rate":  # §11 limit.ping-rate: PINGs answered per second
+            cfg.ping_rate_limit = int(val)
+            continue
         if k not in _LIMITS:
             raise BadRequest(f"unknown limit {k!r}")
         setattr(cfg, k, int(val))

@@ -34,7 +34,7 @@ from typing import Optional
 
 from .codec import CODEC_NONE, CODEC_ZLIB, ROLE_CLIENT, ROLE_NODE, ROLE_PROXY
 from .connection import Config, Connection, ConnectionClosed, DataReceived, Event, GoawayReceived
-from .errors import UsageError
+from .errors import ErrorCode, UsageError
 
 ALPN = "fleetwire/1"
 RECV_CHUNK = 65535 + 10  # spec §11 limit.buffer: at most one packet's worth per read
@@ -161,9 +161,25 @@ class SocketDriver:
             # spec §6.4 close.answer: a client sends only when its user asks, and what it
             # sent is already out: it answers the server's half-close at once
             events += self.conn.close(now_ms())
-        self.flush()
         self.events.extend(events)
+        self._bound_events()
+        self.flush()
         return events
+
+    def take_events(self) -> list[Event]:
+        """The events kept for the application, which takes them (and makes room)."""
+        taken, self.events = self.events, []
+        return taken
+
+    def _bound_events(self) -> None:
+        """§5.7 error.rate, §11: the events kept until the application takes them are at
+        most ``config.max_queued_events``; one more closes the connection with FLOOD, so a
+        peer cannot grow them without bound while the application does not take them
+        (ERROR, PING and PONG take no credit, §8; DATA's credit is granted back on
+        delivery with ``auto_credit``, so DATA counts too)."""
+        if len(self.events) > self.conn.config.max_queued_events and not self.conn.closed:
+            self.events.extend(self.conn.close(now_ms(), ErrorCode.FLOOD,
+                                               "events not consumed: too many queued"))
 
     def _eof(self) -> list[Event]:
         """Transport closed by the peer: nothing more can be received."""
@@ -220,7 +236,8 @@ def echo_loop(driver: SocketDriver) -> None:
     pending: list = []
     answer_owed = False
     while not driver.conn.closed:
-        for ev in driver.poll():
+        driver.poll()
+        for ev in driver.take_events():
             if isinstance(ev, DataReceived):
                 echo(driver, ev, pending)
             elif isinstance(ev, GoawayReceived) and ev.answer_owed:

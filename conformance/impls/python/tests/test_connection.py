@@ -8,7 +8,7 @@ from fleetwire_py.codec import (
     ROLE_PROXY, encode_header, make_packet,
 )
 from fleetwire_py.connection import (
-    Config, Connection, CreditReceived, DataDiscardedAfterGoaway, DataReceived, ErrorReceived,
+    DEFAULT_ERROR_RATE_LIMIT, DEFAULT_PING_RATE_LIMIT, Config, Connection, CreditReceived, DataDiscardedAfterGoaway, DataReceived, ErrorReceived,
     GoawayReceived, HandshakeComplete, PacketDiscarded, PingReceived, PongReceived, State,
 )
 from fleetwire_py.errors import ErrorCode as E, UsageError
@@ -341,6 +341,26 @@ class ErrorPacketTests(unittest.TestCase):  # §5.7
         self.assertFalse(ev[0].reported)
         self.assertEqual(out_packets(conn), [])
 
+    def test_error_rate_at_limit_accepted_and_one_more_is_flood(self):  # error.rate
+        err = make_packet(Kind.ERROR, ErrorPayload(E.NO_SERVICE, encode_header(Kind.DATA, 1, 4, 2)).encode())
+        conn = established(Config(error_rate_limit=40))
+        ev = conn.receive_data(err * 40, 10)
+        self.assertEqual(len([e for e in ev if isinstance(e, ErrorReceived)]), 40)
+        conn.receive_data(err * 40, 1010)  # a new window
+        self.assertEqual(conn.state, State.ESTABLISHED)
+        conn.receive_data(err, 2009)  # the 41st of this window
+        assert_closed(self, conn, E.FLOOD)
+
+    def test_error_rate_counts_silently_discarded_errors(self):  # error.rate
+        conn = established(Config(node_id=7, error_rate_limit=5, max_packet_errors=100))
+        conn.receive_data(make_packet(Kind.ERROR, bytes(10), dst=9) * 5, 1)
+        self.assertEqual(conn.state, State.ESTABLISHED)
+        conn.receive_data(make_packet(Kind.ERROR, bytes(10), dst=9), 2)
+        assert_closed(self, conn, E.FLOOD)
+
+    def test_error_rate_limited_by_default(self):  # error.rate
+        self.assertEqual(Config().error_rate_limit, DEFAULT_ERROR_RATE_LIMIT)
+
     def test_error_no_credit(self):
         conn = established(Config(initial_credit_packets=1, auto_credit=False))
         conn.receive_data(make_packet(Kind.ERROR, bytes(10)) * 5 + data(), 1)
@@ -475,6 +495,31 @@ class PingTests(unittest.TestCase):  # §5.3, §5.4
         self.assertEqual(conn.state, State.ESTABLISHED)
         conn.receive_data(ping() * 3, 1200)
         assert_closed(self, conn, E.FLOOD)
+
+    def test_ping_rate_at_limit_answered_and_one_more_is_flood(self):  # limit.ping-rate
+        conn = established(Config(ping_rate_limit=50))
+        out_packets(conn)
+        conn.receive_data(ping() * 50, 10)
+        pongs = [p for p in out_packets(conn) if p.header.kind == Kind.PONG]
+        self.assertEqual(len(pongs), 50)  # every PING within the rate answered
+        conn.receive_data(ping() * 50, 1010)  # a new window: 50 more
+        self.assertEqual(len([p for p in out_packets(conn) if p.header.kind == Kind.PONG]), 50)
+        self.assertEqual(conn.state, State.ESTABLISHED)
+        conn.receive_data(ping(), 1500)  # the 51st of this window
+        assert_closed(self, conn, E.FLOOD)
+
+    def test_ping_rate_limited_by_default(self):  # limit.ping-rate: a configured rate
+        self.assertEqual(Config().ping_rate_limit, DEFAULT_PING_RATE_LIMIT)
+        conn = established()
+        conn.receive_data(ping() * DEFAULT_PING_RATE_LIMIT, 5)
+        self.assertEqual(conn.state, State.ESTABLISHED)
+        conn.receive_data(ping(), 999)
+        assert_closed(self, conn, E.FLOOD)
+
+    def test_ping_rate_off(self):
+        conn = established(Config(ping_rate_limit=None))
+        conn.receive_data(ping() * 1000, 5)
+        self.assertEqual(conn.state, State.ESTABLISHED)
 
     def test_ping_route_must_be_zero(self):
         conn = established()

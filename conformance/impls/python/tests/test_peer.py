@@ -9,10 +9,16 @@ import subprocess
 import tempfile
 import unittest
 
-from fleetwire_py.codec import ROLE_CLIENT, ROLE_NODE, ROLE_PROXY, Kind, make_packet
+from fleetwire_py.codec import ROLE_CLIENT, ROLE_NODE, ROLE_PROXY, Kind, Ping, make_packet
 from fleetwire_py.connection import Config, ConnectionClosed, DataReceived, PacketDiscarded
 from fleetwire_py.errors import ErrorCode as E
 from fleetwire_py import peer as P
+
+from .helpers import handshake_bytes
+
+
+def ping(i=1):
+    return make_packet(Kind.PING, Ping(i, 0).encode())
 
 
 def make_cert(directory, name, san):
@@ -39,6 +45,43 @@ class CertUriTests(unittest.TestCase):  # §10.2: fleetwire:node:<id>, fleetwire
                      ["fleetwire:node:5", "fleetwire:node:5"], ["fleetwire:node:5", "fleetwire:node:x"],
                      ["fleetwire:node:0"], ["fleetwire:proxy:65535"]):
             self.assertIsNone(P.identity_from_uris(uris), uris)
+
+
+class QueuedEventBoundTests(unittest.TestCase):  # §5.7 error.rate, §11: events kept, bounded
+    def driver_and_peer(self, bound):
+        mine, theirs = socket.socketpair()
+        self.addCleanup(mine.close)
+        self.addCleanup(theirs.close)
+        config = Config(role=ROLE_NODE, node_id=2, max_queued_events=bound,
+                        require_peer_auth=False, keepalive=False)
+        driver = P.SocketDriver(mine, config)
+        theirs.sendall(handshake_bytes(role=ROLE_CLIENT, node_id=0))
+        return driver, theirs
+
+    def poll_until(self, driver, n):
+        for _ in range(50):
+            if len(driver.events) >= n or driver.conn.closed:
+                return
+            driver.poll(max_wait_ms=20)
+
+    def test_at_the_bound_kept_and_one_more_is_flood(self):
+        driver, peer = self.driver_and_peer(10)
+        peer.sendall(ping() * 9)  # HandshakeComplete + 9 PingReceived: 10 events
+        self.poll_until(driver, 10)
+        self.assertEqual(len(driver.events), 10)
+        self.assertFalse(driver.conn.closed)
+        peer.sendall(ping())  # the 11th event not taken
+        self.poll_until(driver, 11)
+        self.assertTrue(driver.conn.closed)
+        self.assertEqual(driver.conn.close_code, E.FLOOD)
+
+    def test_taking_events_makes_room(self):
+        driver, peer = self.driver_and_peer(10)
+        for _ in range(5):
+            peer.sendall(ping() * 9)
+            self.poll_until(driver, 9)
+            self.assertLessEqual(len(driver.take_events()), 10)
+        self.assertFalse(driver.conn.closed)
 
 
 class TcpEchoTests(unittest.TestCase):

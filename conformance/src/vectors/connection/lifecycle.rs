@@ -533,7 +533,64 @@ pub(super) fn timers(v: &mut Vec<Vector>) {
     ));
 }
 
+/// §11 `[[limit.ping-rate]]` with a configured rate (`max_ping_rate`, a local limit):
+/// at the rate, one past it, and the same again in a later second.
+fn ping_rate(v: &mut Vec<Vector>) {
+    let n = Local::node().limit("max_ping_rate", 20);
+    let pings = |from: u64, k: u64| {
+        (from..from + k)
+            .flat_map(|i| ping(i, i * 10))
+            .collect::<Vec<u8>>()
+    };
+    let pongs = |from: u64, k: u64| {
+        (from..from + k)
+            .map(|i| json!({ "kind": "PONG", "id": i.to_string() }))
+            .collect::<Vec<_>>()
+    };
+    let t = start(&n, &client_hello())
+        .recv(&pings(1, 20))
+        .sent(pongs(1, 20))
+        .open();
+    v.push(tx(
+        "limit.ping-rate.at-limit",
+        "11",
+        &["limit.ping-rate", "ping.answer", "ping.fifo"],
+        "max_ping_rate 20: 20 PINGs in one read are all answered, in order",
+        &n,
+        t,
+        End::Open,
+    ));
+    let over = [pongs(1, 20), vec![goaway("FLOOD")]].concat();
+    let t = start(&n, &client_hello()).recv(&pings(1, 21)).sent(over);
+    v.push(tx(
+        "limit.ping-rate.over-limit",
+        "11",
+        &["limit.ping-rate"],
+        "max_ping_rate 20: the 21st PING within the second is not answered: FLOOD",
+        &n,
+        t,
+        End::Error("FLOOD"),
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&pings(1, 20))
+        .sent(pongs(1, 20))
+        .at(2500)
+        .recv(&pings(21, 20))
+        .sent(pongs(21, 20))
+        .open();
+    v.push(tx(
+        "limit.ping-rate.later-second",
+        "11",
+        &["limit.ping-rate"],
+        "max_ping_rate 20: 20 PINGs at 0 ms and 20 more at 2500 ms are all answered",
+        &n,
+        t,
+        End::Open,
+    ));
+}
+
 pub(super) fn limits(v: &mut Vec<Vector>) {
+    ping_rate(v);
     let n = Local::node();
     let empties = |k: usize| (0..k).flat_map(|_| data(0, 0, b"")).collect::<Vec<u8>>();
     let t = start(&n, &client_hello()).recv(&empties(32)).open();
