@@ -438,6 +438,12 @@ fn zlib_malformed(v: &mut Vec<Vector>) {
             &["comp.independent"],
         ),
         (
+            "zlib.preset-dictionary-unused",
+            z(Z_PRESET_DICT_UNUSED),
+            "FDICT set, a DICTID, then deflate data that refers to no dictionary and a correct Adler-32: still malformed (a receiver that skips the DICTID and inflates is wrong)",
+            &[],
+        ),
+        (
             "zlib.raw-deflate",
             z(Z_RAW_DEFLATE),
             "raw deflate without the zlib header",
