@@ -1066,10 +1066,15 @@ impl Monitor {
             return self.flag("error.layout", at, format!("ERROR payload: {}", e.detail()));
         }
         let code = u16::from_be_bytes([p[0], p[1]]);
-        if !(0x0100..=0x01FF).contains(&code) {
+        // §11 limit.per-source: on a trusted proxy link a source over its empty-DATA run
+        // or error budget gets ERROR FLOOD, respectively TOO_MANY_ERRORS
+        let from_proxy = self.peer.is_some_and(|peer| peer.role == Some(Role::Proxy));
+        let per_source = from_proxy && self.opts.peer_trusted && matches!(code, 0x000E | 0x000F);
+        if !(0x0100..=0x01FF).contains(&code) && !per_source {
             self.flag("err.scope", at, format!("ERROR with the code {code:#06x}"));
         }
-        let hl = if p[2] & 0x80 != 0 { 10 } else { 8 };
+        // the embedded header's X flag (its byte 1, payload byte 3) decides its length
+        let hl = if p[3] & 0x80 != 0 { 10 } else { 8 };
         let embedded = &p[2..2 + hl];
         if embedded[0] & 0x0F == 6 {
             return self.flag("error.no-loop", at, "an ERROR about an ERROR");
