@@ -156,8 +156,8 @@ live_mutants! {
         "Sends its ERROR packets to Destination Node 5.";
     NoKeepalive = "live-no-keepalive", "neg.keepalive",
         "Reads the peer's idle_timeout_ms as 0: never sends keepalive traffic.";
-    ClosesAtOnceAfterAnswer = "live-closes-at-once-after-answer", "close.answer-then-close",
-        "Closes right after answering a GOAWAY, dropping what it would still have sent.";
+    ClosesAtOnceAfterAnswer = "live-closes-at-once-after-answer", "close.answer-drain",
+        "Stops reading at the peer's GOAWAY: answers and closes without processing the input it already received.";
     // TLS configuration
     IgnoresAlpn = "live-ignores-alpn", "tls.alpn",
         "Its TLS server neither requires nor selects ALPN.";
@@ -203,7 +203,8 @@ impl LiveMutant {
             | M::IgnoresPeerMaxPayload
             | M::CompressesUnannounced
             | M::IgnoresPeerCaps
-            | M::NoKeepalive => (true, false),
+            | M::NoKeepalive
+            | M::ClosesAtOnceAfterAnswer => (true, false),
             M::LengthLimitAbove | M::CreditUnchecked | M::CapsWithPeerLimits => (false, true),
             M::EmptyRunOffByOne
             | M::ErrorBudgetOffByOne
@@ -375,6 +376,9 @@ impl Filter {
                 }
             }
             (M::IdleRestartedByPacketsOnly, true) => {}
+            // everything after the peer's GOAWAY is lost to the reference
+            (M::ClosesAtOnceAfterAnswer, true) if self.sent_goaway => return Vec::new(),
+            (M::ClosesAtOnceAfterAnswer, true) if kind == 4 => self.sent_goaway = true,
             // the peer's HELLO as the reference reads it
             (M::DataBeyondCredit, true) if first && kind == 1 => set_u32(&mut p, hl + 16, 1 << 20),
             (M::IgnoresPeerMaxPayload, true) if first && kind == 1 => {
@@ -440,8 +444,6 @@ impl Filter {
                 return Vec::new()
             }
             (M::ErrorMisrouted, false) if kind == 6 => p[4..6].copy_from_slice(&5u16.to_be_bytes()),
-            (M::ClosesAtOnceAfterAnswer, false) if kind == 4 => self.sent_goaway = true,
-            (M::ClosesAtOnceAfterAnswer, false) if self.sent_goaway => return Vec::new(),
             _ => {}
         }
         p
