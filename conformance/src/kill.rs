@@ -42,7 +42,11 @@ pub fn kill_matrix(cases: &[Case], threads: usize) -> BTreeMap<Mutant, Vec<Strin
                 };
                 let Some(&m) = Mutant::ALL.get(i) else { return };
                 let killed: Vec<String> = failing(&mut InProcess::new(Some(m)))
-                    .map(|ids| ids.into_iter().filter(|id| !baseline.contains(id)).collect())
+                    .map(|ids| {
+                        ids.into_iter()
+                            .filter(|id| !baseline.contains(id))
+                            .collect()
+                    })
                     .unwrap_or_else(|e| vec![format!("harness error: {e}")]);
                 kills
                     .lock()
