@@ -161,6 +161,8 @@ live_mutants! {
     // TLS configuration
     IgnoresAlpn = "live-ignores-alpn", "tls.alpn",
         "Its TLS server neither requires nor selects ALPN.";
+    AlpnWrongId = "live-alpn-wrong-id", "tls.alpn",
+        "Its TLS server is configured with the ALPN id fleetwire/2, so it never selects fleetwire/1.";
 }
 
 impl std::str::FromStr for LiveMutant {
@@ -178,7 +180,7 @@ impl std::str::FromStr for LiveMutant {
 impl LiveMutant {
     /// Whether the bug is in the TLS setup (killed by the TLS runs).
     pub fn tls(self) -> bool {
-        matches!(self, LiveMutant::IgnoresAlpn)
+        matches!(self, LiveMutant::IgnoresAlpn | LiveMutant::AlpnWrongId)
     }
 
     /// Which filter direction the bug needs: (toward the reference, from it).
@@ -210,7 +212,8 @@ impl LiveMutant {
             | M::ErrorBudgetOffByOne
             | M::HeaderTimerLate
             | M::HeaderTimerEarly
-            | M::IgnoresAlpn => (false, false),
+            | M::IgnoresAlpn
+            | M::AlpnWrongId => (false, false),
             _ => (false, true),
         }
     }
@@ -522,8 +525,10 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| e.to_string())?;
-        if mutant != LiveMutant::IgnoresAlpn {
-            config.alpn_protocols = vec![fleetwire::tls::ALPN.to_vec()];
+        match mutant {
+            LiveMutant::IgnoresAlpn => {}
+            LiveMutant::AlpnWrongId => config.alpn_protocols = vec![b"fleetwire/2".to_vec()],
+            _ => config.alpn_protocols = vec![fleetwire::tls::ALPN.to_vec()],
         }
         let security = PeerSecurity::TlsClient {
             ca_pem: ca.ca_cert_pem.clone().into_bytes(),
