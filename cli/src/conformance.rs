@@ -441,7 +441,11 @@ fn python_mutants(list: bool, python: &str, save: Save) -> u8 {
         all.len(),
         start.elapsed().as_secs_f64(),
         baseline.len(),
-        baseline.join(" ")
+        if baseline.is_empty() {
+            "none".to_owned()
+        } else {
+            baseline.join(" ")
+        }
     );
     let mut rows = Vec::new();
     let mut code = 0;
