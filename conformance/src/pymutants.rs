@@ -323,6 +323,9 @@ mod tests {
     #[test]
     fn the_data_file_applies_to_the_implementation() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        if !root.join(PY_MUTANTS_FILE).is_file() {
+            return; // a packaged crate: the data file lives in the repository
+        }
         let mutants = PyMutant::load(&root).unwrap();
         assert!(!mutants.is_empty());
         for m in &mutants {
