@@ -20,7 +20,10 @@ fw=target/release/fleetwire
 "$fw" conformance codec \
   --testee "$PWD/.venv/bin/fleetwire-py-testee" \
   --expected conformance/expected/python.txt
-"$fw" conformance mutants
+# the kill matrices must match their records (conformance/mutants/kills/), which
+# spec/TRACEABILITY.md is generated from
+"$fw" conformance mutants --check
+"$fw" conformance mutants --python "$PWD/.venv/bin/python" --check
 
 echo "== hostile load (short form; the long form: fleetwire attack --long)"
 "$fw" attack

@@ -79,6 +79,17 @@ enum Mode {
         /// With --live: the client role instead of the server role.
         #[arg(long, requires = "live")]
         client: bool,
+        /// The Python implementation's mutants instead (source patches listed in
+        /// conformance/mutants/python.txt), each run by this interpreter on a patched copy.
+        #[arg(long, value_name = "PYTHON", conflicts_with = "live")]
+        python: Option<String>,
+        /// Write the kill matrix to conformance/mutants/kills/<set>.tsv (the source of
+        /// the mutant matrix in spec/TRACEABILITY.md).
+        #[arg(long, conflicts_with = "check")]
+        record: bool,
+        /// Fail when conformance/mutants/kills/<set>.tsv differs from this run.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -186,8 +197,21 @@ pub(crate) fn conformance(args: ConformanceArgs) -> ExitCode {
             timeout_ms: timeout,
         }),
         Some(Mode::Report { html, reports }) => conformance::report_command(&html, &reports),
-        Some(Mode::Mutants { list, live, client }) if live => live_mutants(list, client),
-        Some(Mode::Mutants { list, .. }) => mutants(list),
+        Some(Mode::Mutants {
+            list,
+            live,
+            client,
+            python,
+            record,
+            check,
+        }) => {
+            let save = Save { record, check };
+            match (live, python) {
+                (true, _) => live_mutants(list, client, save),
+                (false, Some(py)) => python_mutants(list, &py, save),
+                (false, None) => mutants(list, save),
+            }
+        }
         Some(Mode::Peer(p)) => conformance::peer::peer_command(&p.peer_args()),
     };
     ExitCode::from(code)
@@ -278,8 +302,70 @@ impl PeerFlags {
     }
 }
 
+/// What to do with a kill matrix besides printing it.
+#[derive(Clone, Copy)]
+struct Save {
+    record: bool,
+    check: bool,
+}
+
+impl Save {
+    /// Records or checks `set`'s matrix; returns the exit code's contribution.
+    fn apply(self, set: &str, rows: &[conformance::vectors::MutantCoverage]) -> u8 {
+        if !(self.record || self.check) {
+            return 0;
+        }
+        match conformance::record(std::path::Path::new("."), set, rows, self.check) {
+            Ok(()) if self.record => {
+                println!("wrote {}/{set}.tsv", conformance::KILLS_DIR);
+                0
+            }
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("fleetwire conformance mutants: {e}");
+                1
+            }
+        }
+    }
+}
+
+fn row(
+    set: &str,
+    name: &str,
+    tags: &str,
+    kills: &[String],
+) -> conformance::vectors::MutantCoverage {
+    conformance::vectors::MutantCoverage {
+        set: set.into(),
+        name: name.into(),
+        tags: tags.split_whitespace().map(str::to_owned).collect(),
+        kills: kills.to_vec(),
+    }
+}
+
+/// One line of a printed kill matrix.
+fn print_kills(name: &str, kills: &[String]) {
+    if kills.is_empty() {
+        println!("  {name:<40} SURVIVED");
+        return;
+    }
+    let shown: Vec<&str> = kills.iter().take(3).map(String::as_str).collect();
+    let more = if kills.len() > 3 { " ..." } else { "" };
+    println!(
+        "  {name:<40} {:>3} cases: {}{more}",
+        kills.len(),
+        shown.join(" ")
+    );
+}
+
+fn print_rate(killed: usize, all: usize, what: &str) -> u8 {
+    let rate = 100.0 * killed as f64 / all.max(1) as f64;
+    println!("kill rate: {killed}/{all} {what} ({rate:.1} %)");
+    u8::from(killed < all)
+}
+
 /// The live-peer mutants: their list, or each against every live case of one role.
-fn live_mutants(list: bool, client: bool) -> u8 {
+fn live_mutants(list: bool, client: bool, save: Save) -> u8 {
     use conformance::peer::{live_kill_matrix, LiveMutant, PeerRole};
     if list {
         for m in LiveMutant::ALL {
@@ -299,35 +385,91 @@ fn live_mutants(list: bool, client: bool) -> u8 {
         role.name(),
         start.elapsed().as_secs_f64()
     );
-    let mut killed = 0;
+    let mut rows = Vec::new();
     for (m, kills) in &matrix {
         match kills {
-            Ok(ids) if !ids.is_empty() => {
-                killed += 1;
-                let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
-                let more = if ids.len() > 3 { " ..." } else { "" };
-                println!(
-                    "  {:<40} {:>3} cases: {}{more}",
-                    m.name(),
-                    ids.len(),
-                    shown.join(" ")
-                );
+            Ok(ids) => {
+                print_kills(m.name(), ids);
+                rows.push(row("live", m.name(), m.tag(), ids));
             }
-            Ok(_) => println!("  {:<40} SURVIVED", m.name()),
             Err(e) => println!("  {:<40} harness error: {e}", m.name()),
         }
     }
-    let rate = 100.0 * killed as f64 / matrix.len().max(1) as f64;
+    let killed = rows.iter().filter(|r| r.is_killed()).count();
+    let code = print_rate(killed, matrix.len(), "live mutants");
+    // the record holds the server role, where every live mutant runs
+    let save = if client {
+        Save {
+            record: false,
+            check: false,
+        }
+    } else {
+        save
+    };
+    code.max(save.apply("live", &rows))
+}
+
+/// The Python implementation's mutants (source patches), each through every codec case.
+fn python_mutants(list: bool, python: &str, save: Save) -> u8 {
+    let root = std::path::Path::new(".");
+    let mutants = match conformance::PyMutant::load(root) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("fleetwire conformance mutants: {e}");
+            return 2;
+        }
+    };
+    if list {
+        for m in &mutants {
+            println!("{:<40} {:<26} {}", m.name, m.tags.join(" "), m.what);
+        }
+        return 0;
+    }
+    let all = conformance::cases(1);
+    let start = std::time::Instant::now();
+    let impl_dir = root.join(conformance::PY_IMPL_DIR);
+    let (baseline, kills) =
+        match conformance::python_kill_matrix(&mutants, &impl_dir, python, &all, 2) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("fleetwire conformance mutants: the unpatched implementation: {e}");
+                return 2;
+            }
+        };
     println!(
-        "kill rate: {killed}/{} live mutants ({rate:.1} %)",
-        matrix.len()
+        "Python kill matrix ({} cases, {:.1} s; the unpatched implementation fails {}: {}):",
+        all.len(),
+        start.elapsed().as_secs_f64(),
+        baseline.len(),
+        if baseline.is_empty() {
+            "none".to_owned()
+        } else {
+            baseline.join(" ")
+        }
     );
-    u8::from(killed < matrix.len())
+    let mut rows = Vec::new();
+    let mut code = 0;
+    for m in &mutants {
+        match kills.get(&m.name) {
+            Some(Ok(ids)) => {
+                print_kills(&m.name, ids);
+                rows.push(row("python", &m.name, &m.tags.join(" "), ids));
+            }
+            Some(Err(e)) => {
+                println!("  {:<40} error: {e}", m.name);
+                code = 2;
+            }
+            None => code = 2,
+        }
+    }
+    let killed = rows.iter().filter(|r| r.is_killed()).count();
+    code.max(print_rate(killed, mutants.len(), "Python mutants"))
+        .max(save.apply("python", &rows))
 }
 
 /// Prints the mutants, or runs every case against each and prints the kill matrix;
 /// fails (1) when any mutant survives.
-fn mutants(list: bool) -> u8 {
+fn mutants(list: bool, save: Save) -> u8 {
     if list {
         for m in Mutant::ALL {
             println!("{:<34} {:<22} {}", m.name(), m.tag(), m.description());
@@ -342,18 +484,13 @@ fn mutants(list: bool) -> u8 {
         all.len(),
         start.elapsed().as_secs_f64()
     );
-    for (m, ids) in &kills {
-        let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
-        let more = if ids.len() > 3 { " ..." } else { "" };
-        println!(
-            "  {:<34} {:>3} cases: {}{more}",
-            m.name(),
-            ids.len(),
-            shown.join(" ")
-        );
-    }
-    let killed = kills.values().filter(|ids| !ids.is_empty()).count();
-    let rate = 100.0 * killed as f64 / kills.len().max(1) as f64;
-    println!("kill rate: {killed}/{} mutants ({rate:.1} %)", kills.len());
-    u8::from(killed < kills.len())
+    let rows: Vec<_> = kills
+        .iter()
+        .map(|(m, ids)| {
+            print_kills(m.name(), ids);
+            row("reference", m.name(), m.tag(), ids)
+        })
+        .collect();
+    let killed = rows.iter().filter(|r| r.is_killed()).count();
+    print_rate(killed, kills.len(), "mutants").max(save.apply("reference", &rows))
 }

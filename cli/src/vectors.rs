@@ -69,7 +69,22 @@ fn trace(check: bool, root: &std::path::Path) -> ExitCode {
     ];
     let roots: Vec<&std::path::Path> = roots.iter().map(PathBuf::as_path).collect();
     let cases = fleetwire_conformance::case_coverage();
-    let report = match vectors::trace_with_cases(&spec, &root.join("vectors"), &roots, &cases) {
+    let mutants = fleetwire_conformance::recorded_mutants(root)
+        .and_then(|r| Ok((r, fleetwire_conformance::declared_mutants(root)?)));
+    let (recorded, declared) = match mutants {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("fleetwire vectors trace: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match vectors::trace_with_mutants(
+        &spec,
+        &root.join("vectors"),
+        &roots,
+        &cases,
+        Some((&recorded, &declared)),
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fleetwire vectors trace: {e}");

@@ -5,8 +5,10 @@ use std::sync::Mutex;
 
 use super::{run_cases, Case, InProcess, Mutant, RunOptions, Verdict};
 
-/// For every mutant, the ids of the cases it fails (FAILED or NON-STRICT), running
-/// `cases` on `threads` threads. A mutant with an empty list survived.
+/// For every mutant, the ids of the cases it fails (FAILED or NON-STRICT) and the
+/// unmutated reference passes, running `cases` on `threads` threads. A mutant with an
+/// empty list survived. (A case the reference itself fails kills nothing: it would
+/// otherwise count as a kill of every mutant.)
 ///
 /// ```
 /// use fleetwire_conformance::{cases, kill_matrix, Mutant};
@@ -22,6 +24,14 @@ pub fn kill_matrix(cases: &[Case], threads: usize) -> BTreeMap<Mutant, Vec<Strin
         minimise: false,
         ..RunOptions::default()
     };
+    let failing = |testee: &mut InProcess| -> Result<Vec<String>, String> {
+        Ok(run_cases(testee, cases, &opts)?
+            .into_iter()
+            .filter(|r| matches!(r.verdict, Verdict::Failed | Verdict::NonStrict))
+            .map(|r| r.id)
+            .collect())
+    };
+    let baseline = failing(&mut InProcess::new(None)).unwrap_or_default();
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| loop {
@@ -31,12 +41,10 @@ pub fn kill_matrix(cases: &[Case], threads: usize) -> BTreeMap<Mutant, Vec<Strin
                     *n - 1
                 };
                 let Some(&m) = Mutant::ALL.get(i) else { return };
-                let killed: Vec<String> = run_cases(&mut InProcess::new(Some(m)), cases, &opts)
-                    .map(|results| {
-                        results
-                            .into_iter()
-                            .filter(|r| matches!(r.verdict, Verdict::Failed | Verdict::NonStrict))
-                            .map(|r| r.id)
+                let killed: Vec<String> = failing(&mut InProcess::new(Some(m)))
+                    .map(|ids| {
+                        ids.into_iter()
+                            .filter(|id| !baseline.contains(id))
                             .collect()
                     })
                     .unwrap_or_else(|e| vec![format!("harness error: {e}")]);

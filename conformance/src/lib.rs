@@ -34,11 +34,13 @@ mod filter;
 mod forms;
 mod fuzz;
 mod kill;
+mod matrix;
 mod minimize;
 pub mod monitor;
 mod mutants;
 pub mod peer;
 mod protocol;
+mod pymutants;
 mod reference;
 mod report;
 mod runner;
@@ -50,12 +52,16 @@ pub use cli::{codec_command, fuzz_command, report_command, testee_command, Codec
 pub use expected::{Expectation, ExpectedFile, Stale};
 pub use fuzz::{fuzz, Disagreement, FuzzOptions, FuzzReport};
 pub use kill::kill_matrix;
+pub use matrix::{
+    declared_mutants, record, recorded_mutants, records_text, KILLS_DIR, MUTANT_SETS,
+};
 pub use monitor::{Monitor, MonitorOptions, Violation, MONITOR_CHECKS};
 pub use mutants::Mutant;
 pub use protocol::{
     read_message, runner_hello, serve, split_command, write_message, Call, Faults, InProcess,
     Reply, Spawned, Testee, TesteeInfo, MAX_MESSAGE, PROTOCOLS, PROTOCOL_VERSION,
 };
+pub use pymutants::{python_kill_matrix, Hunk, PyKills, PyMutant, PY_IMPL_DIR, PY_MUTANTS_FILE};
 pub use reference::{Reference, OPERATIONS};
 pub use report::{html_matrix, Report, Summary};
 pub use runner::{run_cases, CaseResult, Failure, RunOptions, Verdict};

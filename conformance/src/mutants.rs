@@ -216,6 +216,21 @@ mutants! {
         "Keeps its keepalive running after its GOAWAY with an error code.";
     NoKeepalive = "no-keepalive", "neg.keepalive",
         "Never sends keepalive PINGs.";
+    // a proxy's forwarding (§7.3, §7.4): what it hands to the egress connection
+    ForwardClearsHints = "forward-clears-hints", "route.forward-unchanged",
+        "A proxy re-encodes a forwarded header from its fields and loses the hint bits.";
+    ForwardDecompresses = "forward-decompresses", "route.forward-unchanged",
+        "A proxy decompresses a forwarded payload and sends it on with Cod 0.";
+    ForwardUnstamped = "forward-unstamped", "route.stamp src.stamp",
+        "A proxy forwards a client's packets with X = 0, without a Source Node.";
+    ForwardStampsOwnId = "forward-stamps-own-id", "src.stamp",
+        "A proxy stamps its own node id as the Source Node of what it forwards.";
+    ForwardReordered = "forward-reordered", "route.order",
+        "A proxy forwards the packets it took in one turn in reverse order.";
+    ForwardStampsZero = "forward-stamps-zero", "route.stamp src.stamp",
+        "A proxy stamps X = 1 with Source Node 0 for a client instead of the id it attributed.";
+    ForwardUncompressedFirst = "forward-uncompressed-first", "route.order",
+        "A proxy's fast path forwards uncompressed packets ahead of compressed ones taken before them.";
 }
 
 impl fmt::Display for Mutant {
@@ -474,6 +489,69 @@ impl Mutant {
             _ => {}
         }
         true
+    }
+}
+
+/// The forwarding mutants: rewrite the `forward` events a proxy reports in one turn
+/// (what it hands to the egress connection). `own_id` is the proxy's node id.
+pub(crate) fn rewrite_forwards(mutant: Option<Mutant>, events: &mut [Value], own_id: u16) {
+    let Some(m) = mutant else { return };
+    let is_forward = |e: &Value| e["event"] == "forward";
+    if m == Mutant::ForwardUncompressedFirst {
+        let at: Vec<usize> = (0..events.len())
+            .filter(|&i| is_forward(&events[i]))
+            .collect();
+        let mut moved: Vec<Value> = at.iter().map(|&i| events[i].clone()).collect();
+        moved.sort_by_key(|e| e["header"]["codec"] != "none");
+        for (i, e) in at.into_iter().zip(moved) {
+            events[i] = e;
+        }
+        return;
+    }
+    if m == Mutant::ForwardReordered {
+        let at: Vec<usize> = (0..events.len())
+            .filter(|&i| is_forward(&events[i]))
+            .collect();
+        let moved: Vec<Value> = at.iter().rev().map(|&i| events[i].clone()).collect();
+        for (i, e) in at.into_iter().zip(moved) {
+            events[i] = e;
+        }
+        return;
+    }
+    for e in events.iter_mut().filter(|e| is_forward(e)) {
+        let h = &mut e["header"];
+        match m {
+            Mutant::ForwardClearsHints => h["hints"] = 0.into(),
+            Mutant::ForwardUnstamped => {
+                h["source"] = Value::Null;
+                h["header_len"] = 8.into();
+            }
+            Mutant::ForwardStampsOwnId => h["source"] = own_id.into(),
+            Mutant::ForwardStampsZero => h["source"] = 0.into(),
+            Mutant::ForwardDecompresses => decompress_forward(e),
+            _ => {}
+        }
+    }
+}
+
+fn decompress_forward(e: &mut Value) {
+    let codec = match e["header"]["codec"].as_str() {
+        Some("zlib") => fleetwire::Codec::Zlib,
+        Some("snappy") => fleetwire::Codec::Snappy,
+        _ => return,
+    };
+    let Some(input) = e["payload"].as_str().and_then(super::forms::unhex) else {
+        return;
+    };
+    let mut out = Vec::new();
+    let limits = fleetwire::compress::DecompressLimits::default();
+    if fleetwire::compress::Decompressor::new()
+        .decompress(codec, &input, &limits, &mut out)
+        .is_ok()
+    {
+        e["header"]["codec"] = "none".into();
+        e["header"]["length"] = out.len().into();
+        e["payload"] = super::forms::hex(&out).into();
     }
 }
 

@@ -126,6 +126,8 @@ impl Run {
             }
             taken.push(v);
         }
+        let own_id = self.conn.config().node_id;
+        super::mutants::rewrite_forwards(self.mutant, &mut taken, own_id);
         taken
     }
 

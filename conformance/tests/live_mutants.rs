@@ -11,7 +11,7 @@ use fleetwire_conformance::peer::{live_kill_matrix, live_kills, LiveMutant, Peer
 // trace: ping.order, hdr.hint-send, hdr.version-send, hello.reserved, flow.send,
 // trace: hdr.length-send, comp.send-negotiated, comp.send-cap, comp.send-format,
 // trace: comp.never, goaway.delivered, close.no-data-after, close.answer, close.on-error,
-// trace: error.route, neg.keepalive, close.answer-then-close, tls.alpn
+// trace: error.route, neg.keepalive, close.answer-drain, tls.alpn
 #[test]
 fn every_live_mutant_is_killed() {
     let matrix = live_kill_matrix(PeerRole::Server, 8);

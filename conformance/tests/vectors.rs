@@ -54,15 +54,17 @@ fn regenerating_reproduces_the_committed_vectors_byte_for_byte() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// The committed matrix lists conformance cases too, so it can only be rebuilt with the
-/// runner compiled in (as `fleetwire vectors trace` does).
+/// The committed matrix lists conformance cases and the recorded kill matrices too, so
+/// it can only be rebuilt with the runner compiled in (as `fleetwire vectors trace` does).
 #[test]
 fn traceability_matrix_is_complete_and_up_to_date() {
     let Some(root) = repo_root() else {
         eprintln!("not in the repository (packaged crate): the matrix covers every crate, skipped");
         return;
     };
-    let report = vectors::trace_with_cases(
+    let recorded = fleetwire_conformance::recorded_mutants(&root).expect("kill records");
+    let declared = fleetwire_conformance::declared_mutants(&root).expect("mutants");
+    let report = vectors::trace_with_mutants(
         &root.join("spec/fleetwire-v1.md"),
         &root.join("vectors"),
         &[
@@ -72,6 +74,7 @@ fn traceability_matrix_is_complete_and_up_to_date() {
             &root.join("cli"),
         ],
         &fleetwire_conformance::case_coverage(),
+        Some((&recorded, &declared)),
     )
     .expect("trace");
     let problems = report.check();

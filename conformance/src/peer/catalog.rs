@@ -902,7 +902,7 @@ pub(super) fn catalogue() -> Vec<Def> {
                 }
                 Ok(grade_close(&cl, ErrorCode::NO_ERROR, s.timeout))
             }),
-        case!("goaway.processes-received-input", Both, Any, "6.4", ["close.answer-then-close"],
+        case!("goaway.processes-received-input", Both, Any, "6.4", ["close.answer-drain"],
             "GOAWAY NO_ERROR then PING in one write: after answering, the PING is still answered (SHOULD)",
             |c| {
                 let mut s = c.std()?;
@@ -913,7 +913,7 @@ pub(super) fn catalogue() -> Vec<Def> {
                 let cl = s.until_close(s.deadline());
                 let pong = cl.others.iter().any(|p| p.header.kind == Kind::Pong && fleetwire::control::Pong::parse(&p.payload).is_ok_and(|x| x.id == ping.id));
                 match grade_close(&cl, ErrorCode::NO_ERROR, s.timeout) {
-                    Outcome::Ok if !pong => Ok(should("closed without processing the PING received with the GOAWAY (§6.4 [[close.answer-then-close]])", "PONG", "no PONG")),
+                    Outcome::Ok if !pong => Ok(should("closed without processing the PING received with the GOAWAY (§6.4 [[close.answer-drain]])", "PONG", "no PONG")),
                     o => Ok(o),
                 }
             }),

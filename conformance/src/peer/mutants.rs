@@ -156,11 +156,13 @@ live_mutants! {
         "Sends its ERROR packets to Destination Node 5.";
     NoKeepalive = "live-no-keepalive", "neg.keepalive",
         "Reads the peer's idle_timeout_ms as 0: never sends keepalive traffic.";
-    ClosesAtOnceAfterAnswer = "live-closes-at-once-after-answer", "close.answer-then-close",
-        "Closes right after answering a GOAWAY, dropping what it would still have sent.";
+    ClosesAtOnceAfterAnswer = "live-closes-at-once-after-answer", "close.answer-drain",
+        "Stops reading at the peer's GOAWAY: answers and closes without processing the input it already received.";
     // TLS configuration
     IgnoresAlpn = "live-ignores-alpn", "tls.alpn",
         "Its TLS server neither requires nor selects ALPN.";
+    AlpnWrongId = "live-alpn-wrong-id", "tls.alpn",
+        "Its TLS server is configured with the ALPN id fleetwire/2, so it never selects fleetwire/1.";
 }
 
 impl std::str::FromStr for LiveMutant {
@@ -178,7 +180,7 @@ impl std::str::FromStr for LiveMutant {
 impl LiveMutant {
     /// Whether the bug is in the TLS setup (killed by the TLS runs).
     pub fn tls(self) -> bool {
-        matches!(self, LiveMutant::IgnoresAlpn)
+        matches!(self, LiveMutant::IgnoresAlpn | LiveMutant::AlpnWrongId)
     }
 
     /// Which filter direction the bug needs: (toward the reference, from it).
@@ -203,13 +205,15 @@ impl LiveMutant {
             | M::IgnoresPeerMaxPayload
             | M::CompressesUnannounced
             | M::IgnoresPeerCaps
-            | M::NoKeepalive => (true, false),
+            | M::NoKeepalive
+            | M::ClosesAtOnceAfterAnswer => (true, false),
             M::LengthLimitAbove | M::CreditUnchecked | M::CapsWithPeerLimits => (false, true),
             M::EmptyRunOffByOne
             | M::ErrorBudgetOffByOne
             | M::HeaderTimerLate
             | M::HeaderTimerEarly
-            | M::IgnoresAlpn => (false, false),
+            | M::IgnoresAlpn
+            | M::AlpnWrongId => (false, false),
             _ => (false, true),
         }
     }
@@ -375,6 +379,9 @@ impl Filter {
                 }
             }
             (M::IdleRestartedByPacketsOnly, true) => {}
+            // everything after the peer's GOAWAY is lost to the reference
+            (M::ClosesAtOnceAfterAnswer, true) if self.sent_goaway => return Vec::new(),
+            (M::ClosesAtOnceAfterAnswer, true) if kind == 4 => self.sent_goaway = true,
             // the peer's HELLO as the reference reads it
             (M::DataBeyondCredit, true) if first && kind == 1 => set_u32(&mut p, hl + 16, 1 << 20),
             (M::IgnoresPeerMaxPayload, true) if first && kind == 1 => {
@@ -440,8 +447,6 @@ impl Filter {
                 return Vec::new()
             }
             (M::ErrorMisrouted, false) if kind == 6 => p[4..6].copy_from_slice(&5u16.to_be_bytes()),
-            (M::ClosesAtOnceAfterAnswer, false) if kind == 4 => self.sent_goaway = true,
-            (M::ClosesAtOnceAfterAnswer, false) if self.sent_goaway => return Vec::new(),
             _ => {}
         }
         p
@@ -520,8 +525,10 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| e.to_string())?;
-        if mutant != LiveMutant::IgnoresAlpn {
-            config.alpn_protocols = vec![fleetwire::tls::ALPN.to_vec()];
+        match mutant {
+            LiveMutant::IgnoresAlpn => {}
+            LiveMutant::AlpnWrongId => config.alpn_protocols = vec![b"fleetwire/2".to_vec()],
+            _ => config.alpn_protocols = vec![fleetwire::tls::ALPN.to_vec()],
         }
         let security = PeerSecurity::TlsClient {
             ca_pem: ca.ca_cert_pem.clone().into_bytes(),

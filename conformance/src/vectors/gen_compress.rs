@@ -317,6 +317,12 @@ fn zlib_limits(v: &mut Vec<Vector>) {
     let mut trailing = z(Z_ZEROS_1024);
     trailing.push(0x00);
     v.push(c("zlib.cap-vs-malformed.trailing-within-cap", &["comp.cap-vs-malformed", "comp.malformed"], "a complete stream of 1024 zeros followed by one more byte, max_decompressed 1024: malformed within the cap, so DECOMPRESSION_FAILED", "zlib", DEFAULT.md(1024), &trailing).fails(err("DECOMPRESSION_FAILED")));
+    // a stored block of "hello" (not final), then a block of the reserved type 3: the
+    // decoder fails after 5 bytes of output, far below the cap
+    let mut bad_block = vec![0x78, 0x9c, 0x00, 0x05, 0x00, 0xfa, 0xff];
+    bad_block.extend_from_slice(b"hello");
+    bad_block.push(0x07);
+    v.push(c("zlib.cap-vs-malformed.bad-block-after-output", &["comp.cap-vs-malformed", "comp.malformed"], "a stored block of 5 bytes, then a block of the reserved type 3, max_decompressed 1024: malformed after 5 bytes of output, within the cap, so DECOMPRESSION_FAILED", "zlib", DEFAULT.md(1024), &bad_block).fails(err("DECOMPRESSION_FAILED")));
     v.push(c("zlib.cap-vs-malformed.well-formed-over-cap", &["comp.cap-vs-malformed", "comp.cap-error"], "a well-formed stream of 2000 zeros at max_decompressed 1024: the cap error, never DECOMPRESSION_FAILED", "zlib", DEFAULT.md(1024), &z(Z_ZEROS_2000)).fails(err("DECOMPRESSED_TOO_LARGE")));
     v.push(
         c(
@@ -436,6 +442,12 @@ fn zlib_malformed(v: &mut Vec<Vector>) {
             z(Z_PRESET_DICT),
             "FDICT set: there is no dictionary, no context is shared (§9.1)",
             &["comp.independent"],
+        ),
+        (
+            "zlib.preset-dictionary-unused",
+            z(Z_PRESET_DICT_UNUSED),
+            "FDICT set, a DICTID, then deflate data that refers to no dictionary and a correct Adler-32: still malformed (a receiver that skips the DICTID and inflates is wrong)",
+            &[],
         ),
         (
             "zlib.raw-deflate",

@@ -492,6 +492,17 @@ fn incomplete(v: &mut Vec<Vector>) {
         .input(&bad_ext[..7])
         .ok(json!({ "incomplete": 1 }), false),
     );
+    // §4.7: the X bit alone decides the header length, whatever the Version
+    v.push(
+        vector(
+            "header.incomplete.invalid-with-x-8-bytes",
+            "4.7",
+            &["hdr.control-ext", "hdr.order", "err.incomplete"],
+            "8 bytes with X = 1 and an invalid version, kind and R bits: the X bit alone makes the header 10 bytes long, so incomplete, 2 more bytes (no error yet)",
+        )
+        .input(&bad_ext[..8])
+        .ok(json!({ "incomplete": 2 }), false),
+    );
     let bad = Raw {
         version: 3,
         kind: 12,

@@ -38,7 +38,10 @@ pub(crate) mod verify;
 pub(crate) mod verify_connection;
 mod zlib_data;
 
-pub use trace::{trace, trace_with_cases, CaseCoverage, Requirement, TraceError, TraceReport};
+pub use trace::{
+    trace, trace_with_cases, trace_with_mutants, CaseCoverage, MutantCoverage, Requirement,
+    TraceError, TraceReport,
+};
 
 /// Version of the vector file format; bumped on an incompatible change.
 pub const SCHEMA_VERSION: u64 = 1;

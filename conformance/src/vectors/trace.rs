@@ -41,6 +41,38 @@ pub struct Requirement {
     pub tests: Vec<String>,
     /// The reason given in `traceability-pending.txt`, if the tag is listed there.
     pub pending: Option<String>,
+    /// Recorded mutants that break this requirement, with the cases that kill them.
+    pub mutants: Vec<MutantCoverage>,
+    /// The reason given in `mutants-pending.txt` for having fewer than two mutants.
+    pub mutants_pending: Option<String>,
+}
+
+/// A mutant (a deliberately faulty implementation), the tags it breaks and the cases
+/// that kill it: one row of a recorded kill matrix.
+///
+/// ```
+/// use fleetwire_conformance::vectors::MutantCoverage;
+/// let m = MutantCoverage { set: "reference".into(), name: "pong-late".into(),
+///     tags: vec!["ping.order".into()], kills: vec![] };
+/// assert!(!m.is_killed());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MutantCoverage {
+    /// The mutant set: `reference`, `live` or `python`.
+    pub set: String,
+    /// The mutant's name.
+    pub name: String,
+    /// Requirement tags it breaks.
+    pub tags: Vec<String>,
+    /// Ids of the cases that kill it (FAILED or NON-STRICT).
+    pub kills: Vec<String>,
+}
+
+impl MutantCoverage {
+    /// Whether some case kills it.
+    pub fn is_killed(&self) -> bool {
+        !self.kills.is_empty()
+    }
 }
 
 impl Requirement {
@@ -122,6 +154,8 @@ pub struct TraceReport {
     pub problems: Vec<String>,
     /// Where the matrix is written: `TRACEABILITY.md` beside the spec.
     pub output: PathBuf,
+    /// Every recorded mutant (empty when the matrix was built without them).
+    pub mutants: Vec<MutantCoverage>,
     spec_name: String,
 }
 
@@ -205,6 +239,34 @@ pub fn trace_with_cases(
     roots_for_tests: &[&Path],
     cases: &[CaseCoverage],
 ) -> Result<TraceReport, TraceError> {
+    trace_with_mutants(spec, vectors_dir, roots_for_tests, cases, None)
+}
+
+/// [`trace_with_cases`], plus the `tag → mutants → killing cases` matrix from the
+/// `recorded` kill matrices, checked against the mutants the sources `declared`.
+///
+/// `mutants-pending.txt` beside the spec lists MUST and SHOULD tags that have fewer than
+/// two mutants (`tag  reason` per line); any other such tag, a stale entry, a recorded
+/// mutant that survived, and a record that disagrees with the declared mutants are
+/// problems.
+///
+/// ```no_run
+/// use std::path::Path;
+/// use fleetwire_conformance::vectors::trace_with_mutants;
+/// let root = Path::new(".");
+/// let recorded = fleetwire_conformance::recorded_mutants(root).unwrap();
+/// let declared = fleetwire_conformance::declared_mutants(root).unwrap();
+/// let report = trace_with_mutants(Path::new("spec/fleetwire-v1.md"), Path::new("vectors"),
+///     &[], &[], Some((&recorded, &declared)))?;
+/// # Ok::<(), fleetwire_conformance::vectors::TraceError>(())
+/// ```
+pub fn trace_with_mutants(
+    spec: &Path,
+    vectors_dir: &Path,
+    roots_for_tests: &[&Path],
+    cases: &[CaseCoverage],
+    mutants: Option<(&[MutantCoverage], &[MutantCoverage])>,
+) -> Result<TraceReport, TraceError> {
     let text = fs::read_to_string(spec).map_err(|e| TraceError::Io(spec.into(), e))?;
     let (mut reqs, mut problems) = parse_spec(&text);
     let index: BTreeMap<String, usize> = reqs
@@ -242,6 +304,21 @@ pub fn trace_with_cases(
     let pending_path = spec.with_file_name("traceability-pending.txt");
     let pending = read_pending(&pending_path)?;
     apply_pending(&mut reqs, &pending, &mut problems);
+    let mut recorded = Vec::new();
+    if let Some((rec, declared)) = mutants {
+        check_records(rec, declared, &mut problems);
+        for m in rec {
+            for tag in &m.tags {
+                match index.get(tag.as_str()) {
+                    Some(&i) => reqs[i].mutants.push(m.clone()),
+                    None => problems.push(format!("mutant {} names unknown tag [[{tag}]]", m.name)),
+                }
+            }
+        }
+        let pending = read_pending(&spec.with_file_name("mutants-pending.txt"))?;
+        apply_mutants_pending(&mut reqs, &pending, &mut problems);
+        recorded = rec.to_vec();
+    }
     for r in &mut reqs {
         r.vectors.sort();
         r.vectors.dedup();
@@ -265,6 +342,7 @@ pub fn trace_with_cases(
         requirements: reqs,
         problems,
         output: spec.with_file_name("TRACEABILITY.md"),
+        mutants: recorded,
         spec_name: spec
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -519,6 +597,84 @@ fn apply_pending(
     }
 }
 
+/// Each declared mutant must be recorded with the same tags and killed; each recorded
+/// one must still be declared.
+fn check_records(
+    recorded: &[MutantCoverage],
+    declared: &[MutantCoverage],
+    problems: &mut Vec<String>,
+) {
+    let key = |m: &MutantCoverage| (m.set.clone(), m.name.clone());
+    let rec: BTreeMap<_, _> = recorded.iter().map(|m| (key(m), m)).collect();
+    let dec: BTreeMap<_, _> = declared.iter().map(|m| (key(m), m)).collect();
+    for ((set, name), d) in &dec {
+        match rec.get(&(set.clone(), name.clone())) {
+            None => problems.push(format!(
+                "mutant {name} ({set}) is not in the recorded kill matrix: run \
+                 `fleetwire conformance mutants --record` for that set"
+            )),
+            Some(r) if r.tags != d.tags => problems.push(format!(
+                "mutant {name} ({set}) is recorded with tags {:?}, declared with {:?}",
+                r.tags, d.tags
+            )),
+            Some(r) if !r.is_killed() => {
+                problems.push(format!("mutant {name} ({set}) survives: no case kills it"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (set, name) in rec.keys() {
+        if !dec.contains_key(&(set.clone(), name.clone())) {
+            problems.push(format!(
+                "the recorded kill matrix names mutant {name} ({set}), which no longer exists"
+            ));
+        }
+    }
+}
+
+fn needs_mutants(r: &Requirement) -> bool {
+    matches!(r.level.as_str(), "MUST" | "SHOULD")
+}
+
+fn mutant_count(r: &Requirement) -> usize {
+    let mut names: Vec<&str> = r.mutants.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.len()
+}
+
+fn apply_mutants_pending(
+    reqs: &mut [Requirement],
+    pending: &[(String, String)],
+    problems: &mut Vec<String>,
+) {
+    for (tag, reason) in pending {
+        match reqs.iter_mut().find(|r| &r.tag == tag) {
+            None => problems.push(format!(
+                "mutants-pending.txt: unknown tag [[{tag}]] (stale entry)"
+            )),
+            Some(r) if mutant_count(r) >= 2 => problems.push(format!(
+                "mutants-pending.txt: [[{tag}]] has two mutants now; remove the stale entry"
+            )),
+            Some(_) if reason.is_empty() => {
+                problems.push(format!("mutants-pending.txt: [[{tag}]] has no reason"))
+            }
+            Some(r) => r.mutants_pending = Some(reason.clone()),
+        }
+    }
+    for r in reqs.iter() {
+        if needs_mutants(r) && mutant_count(r) < 2 && r.mutants_pending.is_none() {
+            problems.push(format!(
+                "{} [[{}]] (§{}) has {} mutant(s), fewer than two",
+                r.level,
+                r.tag,
+                r.section,
+                mutant_count(r)
+            ));
+        }
+    }
+}
+
 fn cell(items: &[String]) -> String {
     if items.is_empty() {
         "—".to_owned()
@@ -580,7 +736,72 @@ fn render_markdown(r: &TraceReport) -> String {
             cell(&q.tests)
         ));
     }
+    if !r.mutants.is_empty() {
+        render_mutants(r, &mut s);
+    }
     s
+}
+
+fn render_mutants(r: &TraceReport, s: &mut String) {
+    let tagged: Vec<&Requirement> = r.requirements.iter().filter(|q| needs_mutants(q)).collect();
+    let at_least = |n: usize| tagged.iter().filter(|q| mutant_count(q) >= n).count();
+    let killed = r.mutants.iter().filter(|m| m.is_killed()).count();
+    let per_set: Vec<String> = ["reference", "live", "python"]
+        .iter()
+        .map(|set| {
+            let n = r.mutants.iter().filter(|m| m.set == *set).count();
+            format!("{set} {n}")
+        })
+        .collect();
+    s.push_str("\n## Mutants: tag → mutants → killing cases\n\n");
+    s.push_str(
+        "From the recorded kill matrices in `conformance/mutants/kills/` (written by \
+         `fleetwire conformance mutants --record`, `--live --record` and `--python … --record`; \
+         CI reruns the reference and Python sets with `--check`). A mutant is killed when a \
+         case fails against it: FAILED, or NON-STRICT for a SHOULD. Killing cases: the first \
+         three, then their number. Tags with fewer than two mutants are listed in \
+         `spec/mutants-pending.txt` with the reason.\n\n",
+    );
+    s.push_str("| MUST and SHOULD tags | with ≥ 2 mutants | with ≥ 1 | mutants | killed | kill rate |\n|---|---|---|---|---|---|\n");
+    s.push_str(&format!(
+        "| {} | {} | {} | {} ({}) | {} | {:.1} % |\n\n",
+        tagged.len(),
+        at_least(2),
+        at_least(1),
+        r.mutants.len(),
+        per_set.join(", "),
+        killed,
+        100.0 * killed as f64 / r.mutants.len().max(1) as f64
+    ));
+    s.push_str("| § | tag | level | mutants | killing cases |\n|---|---|---|---|---|\n");
+    for q in &tagged {
+        let names: Vec<String> = q.mutants.iter().map(|m| format!("`{}`", m.name)).collect();
+        let kills: Vec<String> = q
+            .mutants
+            .iter()
+            .map(|m| {
+                let first: Vec<String> = m.kills.iter().take(3).map(|k| format!("`{k}`")).collect();
+                format!("`{}`: {} ({})", m.name, first.join(", "), m.kills.len())
+            })
+            .collect();
+        let mutants = match (&q.mutants_pending, names.is_empty()) {
+            (Some(reason), true) => format!("— (pending: {reason})"),
+            (Some(reason), false) => format!("{} (pending: {reason})", names.join(", ")),
+            (None, _) => names.join(", "),
+        };
+        s.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} |\n",
+            q.section,
+            q.tag,
+            q.level,
+            mutants.replace('|', "\\|"),
+            if kills.is_empty() {
+                "—".to_owned()
+            } else {
+                kills.join("<br>")
+            }
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -637,6 +858,54 @@ mod tests {
         );
         assert_eq!(fn_name("pub async fn x<T>()"), Some("x"));
         assert_eq!(fn_name("let f = afn y"), None);
+    }
+
+    fn mutant(name: &str, tags: &[&str], kills: &[&str]) -> MutantCoverage {
+        MutantCoverage {
+            set: "reference".into(),
+            name: name.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            kills: kills.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn records_must_match_the_declared_mutants_and_be_killed() {
+        let declared = [mutant("a", &["x"], &[]), mutant("b", &["x"], &[])];
+        let recorded = [
+            mutant("a", &["y"], &["c1"]),
+            mutant("b", &["x"], &[]),
+            mutant("gone", &["x"], &["c1"]),
+        ];
+        let mut problems = Vec::new();
+        check_records(&recorded, &declared, &mut problems);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("tags"));
+        assert!(problems[1].contains("survives"));
+        assert!(problems[2].contains("no longer exists"));
+    }
+
+    #[test]
+    fn tags_need_two_mutants_unless_pending() {
+        let req = |tag: &str, n: usize| Requirement {
+            tag: tag.into(),
+            level: "MUST".into(),
+            mutants: (0..n)
+                .map(|i| mutant(&format!("m{i}"), &[tag], &["c"]))
+                .collect(),
+            ..Requirement::default()
+        };
+        let mut reqs = vec![req("one", 1), req("two", 2), req("none", 0)];
+        let mut problems = Vec::new();
+        let pending = [
+            ("none".to_string(), "why".to_string()),
+            ("two".to_string(), "why".to_string()),
+        ];
+        apply_mutants_pending(&mut reqs, &pending, &mut problems);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("[[two]] has two mutants now"));
+        assert!(problems[1].contains("[[one]]"));
+        assert_eq!(reqs[2].mutants_pending.as_deref(), Some("why"));
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub(super) const Z_ZEROS_TIE_AT: &str = "78da63601805a360148c0204000004140001";
 pub(super) const Z_ZEROS_TIE_OVER: &str = "78da63601805a360148c0224000004150001";
 /// `c = zlib.compressobj(6, zdict=b"fleetwire"); c.compress(b"fleetwire fleetwire") + c.flush()`
 pub(super) const Z_PRESET_DICT: &str = "78bb12c403c84b833114e02c004c8f07af";
+/// FDICT set with the DICTID of `b"fleetwire"`, then raw deflate of `b"hello, fleetwire"`
+/// that refers to no dictionary, and its Adler-32: valid but for the FDICT bit.
+pub(super) const Z_PRESET_DICT_UNUSED: &str =
+    "78bb12c403c8cb48cdc9c9d75148cb494d2d29cf2c4a050032f20628";
 /// `c = zlib.compressobj(6, zlib.DEFLATED, -15); c.compress(b"hello, fleetwire") + c.flush()`
 pub(super) const Z_RAW_DEFLATE: &str = "cb48cdc9c9d75148cb494d2d29cf2c4a0500";
 /// `c = zlib.compressobj(6, zlib.DEFLATED, 31); c.compress(b"hello, fleetwire") + c.flush()`

@@ -508,6 +508,23 @@ pub(super) fn sources(v: &mut Vec<Vector>) {
         t,
         End::Error("SOURCE_FORGED"),
     ));
+    // §7.4 src.reserved holds for every packet that carries a Source Node, ERROR too
+    let about = Raw::data(0).route(8, 0, 0).bytes();
+    let err_ffff = Raw::ctl(ERROR, 0)
+        .src(0xFFFF)
+        .packet(&error_payload(0x0100, &about, b""));
+    let t = start(&trusted, &proxy_peer)
+        .recv(&err_ffff)
+        .sent(vec![goaway("SOURCE_FORGED")]);
+    v.push(tx(
+        "source.reserved-ffff-error",
+        "7.4",
+        &["src.reserved"],
+        "a trusted proxy forwards an ERROR stamped with Source Node 0xFFFF: SOURCE_FORGED, as for DATA",
+        &trusted,
+        t,
+        End::Error("SOURCE_FORGED"),
+    ));
     let t = start(&n, &node_peer)
         .recv(&data(1, 0, b"n"))
         .events(vec![data_ev(5, 1, 0, b"n")]);

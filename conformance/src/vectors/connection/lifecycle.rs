@@ -657,6 +657,25 @@ pub(super) fn limits(v: &mut Vec<Vector>) {
         t,
         End::Error("FLOOD"),
     ));
+    // §6.3: the §11 limits come before delivery, so an empty DATA that cannot be
+    // routed still counts; 32 delivered, then one for another node
+    let lenient = Local::node().limit("max_packet_errors", 100);
+    let run = (0..32)
+        .flat_map(|_| data(0, 0, b""))
+        .chain(data(42, 0, b""))
+        .collect::<Vec<u8>>();
+    let t = start(&lenient, &client_hello())
+        .recv(&run)
+        .sent_ignoring(vec![goaway("FLOOD")], &["ERROR", "CREDIT"]);
+    v.push(tx(
+        "limit.empty-run.before-route",
+        "6.3",
+        &["limit.empty-run", "state.data-order"],
+        "32 empty DATA packets delivered, then an empty one for node 42 (no route): the run is counted before routing, FLOOD, not NO_ROUTE",
+        &lenient,
+        t,
+        End::Error("FLOOD"),
+    ));
     let small = Local::node().limit("max_payload", 1024);
     let t = start(&small, &client_hello())
         .recv(&data(0, 0, &[1; 1024]))

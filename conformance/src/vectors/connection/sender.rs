@@ -337,6 +337,22 @@ fn check_order(v: &mut Vec<Vector>) {
         t,
         End::Error("SOURCE_FORGED"),
     ));
+    // DATA after the peer's GOAWAY that also exceeds the credit: the kind check (1)
+    // comes before the credit check (3), so never FLOW_CONTROL
+    let late = [data(0, 0, b"a"), goaway_pkt(0, 0, b""), data(0, 0, b"b")].concat();
+    let t = start(&n, &client_hello()).recv(&late);
+    v.push(tx(
+        "state.order.permitted-before-credit",
+        "6.3",
+        &["state.order", "state.permitted"],
+        "initial_credit_packets 1, one DATA, the peer's GOAWAY, then a second DATA: UNEXPECTED_PACKET (check 1) before FLOW_CONTROL (check 3), or, if the receiver answered at once and closed without processing the rest, closed with NO_ERROR",
+        &n,
+        t,
+        End::Either(
+            Box::new(End::Closed("NO_ERROR")),
+            Box::new(End::Error("UNEXPECTED_PACKET")),
+        ),
+    ));
     // DATA over the credit with a malformed compressed payload: FLOW_CONTROL
     let bad_zip = Raw {
         cod: 2,
