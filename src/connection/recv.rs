@@ -57,7 +57,9 @@ impl Connection {
     /// As [`handle_input`](Connection::handle_input), from bytes the caller already
     /// holds as [`Bytes`]: the payloads of the complete packets in `input` are slices of
     /// it, not copies (zero-copy receive; they keep `input`'s allocation alive as long
-    /// as they live).
+    /// as they live) — when they make up at least half of it. Small payloads in a large
+    /// input are copied, so that a few bytes never pin a whole read buffer (§11
+    /// `[[limit.buffer]]`).
     ///
     /// ```
     /// use std::time::Duration;
@@ -68,13 +70,14 @@ impl Connection {
     /// let mut pair = Pair::client_server();
     /// pair.drive();
     /// while pair.b.poll_event().is_some() {}
-    /// pair.a.send_data(Route::new(0, 1, 0), b"hello", Default::default()).unwrap();
+    /// let hello = [7u8; 1000];
+    /// pair.a.send_data(Route::new(0, 1, 0), &hello, Default::default()).unwrap();
     /// let mut wire = Vec::new();
     /// pair.a.poll_transmit(&mut wire);
     /// let wire = Bytes::from(wire);
     /// pair.b.handle_input_bytes(Duration::ZERO, wire.clone());
     /// let Some(Event::Data { payload, .. }) = pair.b.poll_event() else { panic!() };
-    /// assert_eq!(&payload[..], b"hello");
+    /// assert_eq!(&payload[..], &hello[..]);
     /// // the payload points into the received bytes
     /// assert!(wire.as_ptr_range().contains(&payload.as_ptr()));
     /// ```
