@@ -155,6 +155,8 @@ pub struct Connection {
     events: VecDeque<Queued>,
     /// Queued events that hold no credit (bounded by `config.max_queued_events`).
     uncredited: u32,
+    /// Payload bytes of the queued DATA and forwarded packets ([`Connection::queued_bytes`]).
+    queued_bytes: usize,
     /// PINGs answered in the current one-second window, and when it began (§11).
     pings_in_window: u32,
     ping_window: Duration,
@@ -230,6 +232,7 @@ impl Connection {
             tx: Vec::new(),
             events: VecDeque::new(),
             uncredited: 0,
+            queued_bytes: 0,
             pings_in_window: 0,
             ping_window: now,
             empty_run: 0,
@@ -312,6 +315,7 @@ impl Connection {
     /// ```
     pub fn poll_event(&mut self) -> Option<Event> {
         let Queued { event, credit } = self.events.pop_front()?;
+        self.queued_bytes -= held_bytes(&event);
         if let Some(len) = credit {
             self.recv_credit.consumed(len);
             self.grant_credit();
@@ -352,6 +356,83 @@ impl Connection {
     /// ```
     pub fn pending_transmit(&self) -> usize {
         self.tx.len()
+    }
+
+    /// Payload bytes of the DATA and forwarded packets received and not yet taken with
+    /// [`poll_event`](Connection::poll_event): what this connection holds for its peer
+    /// besides one incomplete packet ([`buffered`](Connection::buffered)). Bounded by
+    /// the credit granted (§8) — a driver serving many connections bounds their sum
+    /// (§11 `[[limit.global-budget]]`).
+    ///
+    /// ```
+    /// use fleetwire::connection::{Event, Pair};
+    /// use fleetwire::Route;
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// while pair.b.poll_event().is_some() {}
+    /// pair.a.send_data(Route::new(0, 1, 0), &[1; 300], Default::default()).unwrap();
+    /// pair.drive();
+    /// assert_eq!(pair.b.queued_bytes(), 300);
+    /// assert!(matches!(pair.b.poll_event(), Some(Event::Data { .. })));
+    /// assert_eq!(pair.b.queued_bytes(), 0);
+    /// ```
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Closes with a connection error the driver detected itself (§6.4
+    /// `[[close.on-error]]`): FLOOD for a peer that holds more than its share of a memory
+    /// budget (§11 `[[limit.global-budget]]`), for example. The DATA and forwarded
+    /// packets not yet taken with [`poll_event`](Connection::poll_event) are discarded
+    /// and not counted in the GOAWAY's `delivered` (§5.5 `[[goaway.delivered]]`: the
+    /// peer learns which of its packets were processed); [`Event::Closed`] is the next
+    /// event. A code that is not a connection error that can be sent (`0x0001`–`0x00FF`
+    /// but CONNECTION_LOST, §12.4) is replaced by INTERNAL_ERROR. Does nothing once
+    /// closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fleetwire::connection::{Event, Pair};
+    /// use fleetwire::{ErrorCode, Route};
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// while pair.b.poll_event().is_some() {}
+    /// for _ in 0..3 {
+    ///     pair.a.send_data(Route::new(0, 1, 0), b"request", Default::default()).unwrap();
+    /// }
+    /// pair.drive();
+    /// assert!(matches!(pair.b.poll_event(), Some(Event::Data { .. })));
+    /// pair.b.abort(Duration::ZERO, ErrorCode::FLOOD, "over budget");
+    /// assert!(matches!(pair.b.poll_event(), Some(Event::Closed { code: ErrorCode::FLOOD, .. })));
+    /// pair.drive();
+    /// // the peer learns that one of its three packets was processed
+    /// let last = std::iter::from_fn(|| pair.a.poll_event()).last();
+    /// assert!(matches!(last, Some(Event::Closed { code: ErrorCode::FLOOD, delivered: Some(1), .. })));
+    /// ```
+    pub fn abort(&mut self, now: Duration, code: ErrorCode, reason: &str) {
+        self.now = self.now.max(now);
+        if self.state == State::Closed {
+            return;
+        }
+        let sendable = code != ErrorCode::NO_ERROR
+            && code != ErrorCode::CONNECTION_LOST
+            && code.is_connection_error();
+        let code = if sendable {
+            code
+        } else {
+            ErrorCode::INTERNAL_ERROR
+        };
+        let mut discarded = 0;
+        self.events.retain(|q| {
+            let packet = matches!(q.event, Event::Data { .. } | Event::Forward { .. });
+            // a DATA packet (the only events that hold credit) counted in `delivered`
+            discarded += u64::from(q.credit.is_some());
+            !packet
+        });
+        self.queued_bytes = 0;
+        self.uncredited = self.events.iter().filter(|q| q.credit.is_none()).count() as u32;
+        self.delivered -= discarded;
+        self.fail(code, reason);
     }
 
     /// Queues a CREDIT when enough has been consumed (§8 `[[flow.grant]]`).
@@ -658,5 +739,14 @@ impl Connection {
     /// Whether a destination node means this endpoint (§7.2). `0xFFFF` never does.
     fn is_local(&self, node: u16) -> bool {
         node == 0 || (node == self.own_id() && node != RESERVED_NODE)
+    }
+}
+
+/// Payload bytes an event holds for [`Connection::queued_bytes`].
+fn held_bytes(event: &Event) -> usize {
+    match event {
+        Event::Data { payload, .. } => payload.len(),
+        Event::Forward { packet, .. } => packet.payload.len(),
+        _ => 0,
     }
 }

@@ -768,6 +768,7 @@ impl Connection {
 
     fn push(&mut self, event: Event, credit: Option<u16>) {
         let closing = matches!(event, Event::Closed { .. });
+        self.queued_bytes += super::held_bytes(&event);
         self.events.push_back(Queued { event, credit });
         if credit.is_some() {
             return;
