@@ -1064,3 +1064,69 @@ fn thousand_data_then_goaway_through_the_proxy_get_every_echo() {
     stop.trigger();
     node.join().unwrap();
 }
+
+/// Spec §11 `[[limit.global-budget]]`: a client that sends requests and then reads
+/// nothing (it grants no credit back) holds the answers meant for it; once they fill
+/// the proxy's budget for answers to clients, it is closed with FLOOD after the stall
+/// timeout, and the other clients carry on.
+// trace: limit.global-budget
+#[test]
+fn clients_that_read_nothing_while_their_answers_fill_the_budget_are_closed_with_flood() {
+    let (node_addr, stop, t) = echo_node(2);
+    let mut config = ProxyConfig::new(PROXY_ID, local());
+    config.routes.insert(2, node_addr);
+    config.engine = EngineConfig::default()
+        .with_global_forward_bytes(256 * 1024)
+        .with_forward_share_bytes(64 * 1024)
+        .with_stall_timeout(Duration::from_millis(300));
+    let proxy = Proxy::start(config).unwrap();
+    // the proxy may send each of them one window of 64 KiB, and no more
+    let mut hoarder_config = Config::client();
+    hoarder_config.limits.initial_credit_bytes = 65_535;
+    let mut hoarders: Vec<Raw> = (0..4)
+        .map(|_| {
+            let sock = TcpStream::connect(proxy.local_addr()).unwrap();
+            let mut h = Raw::new(sock, hoarder_config.clone());
+            h.event(|e| matches!(e, Event::Established { .. }));
+            for _ in 0..200 {
+                let to = Route::new(2, 1, 0);
+                h.conn
+                    .send_data(to, &[7; 1000], SendOptions::default())
+                    .unwrap();
+            }
+            h.flush();
+            h
+        })
+        .collect();
+    let started = Instant::now();
+    // another client's round trip works meanwhile
+    let (engine, conn) = engine_client(proxy.local_addr());
+    assert_eq!(
+        numbered_round_trip(&engine, conn, 2, 10),
+        (0..10).collect::<Vec<_>>()
+    );
+    // the hoarders read now: the answers in their one window, then GOAWAY FLOOD for
+    // those closed while the budget was full (once they are gone, it is not: the rest
+    // hold only their share and may stay)
+    let mut flooded = 0;
+    for h in &mut hoarders {
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until && !h.conn.is_closed() {
+            h.pump();
+        }
+        let last = std::iter::from_fn(|| h.conn.poll_event()).last();
+        if let Some(Event::Closed { code, by_peer, .. }) = last {
+            assert_eq!((code, by_peer), (ErrorCode::FLOOD, true));
+            flooded += 1;
+        }
+    }
+    assert!(flooded >= 1, "none closed");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        numbered_round_trip(&engine, conn, 2, 10),
+        (0..10).collect::<Vec<_>>()
+    );
+    proxy.shutdown(Duration::from_secs(1));
+    stop.trigger();
+    t.join().unwrap();
+}

@@ -1013,3 +1013,164 @@ fn drop_returns_promptly_once_both_sides_have_closed() {
         );
     }
 }
+
+/// A raw client over a blocking socket: its sans-IO connection (which wrote the preface
+/// and HELLO) and `count` DATA packets of `size` bytes after them, all within the
+/// server's credit.
+fn raw_flood(count: usize, size: usize) -> (Connection, Vec<u8>) {
+    let mut conn = Connection::new(Config::client(), Duration::ZERO);
+    let mut wire = Vec::new();
+    conn.poll_transmit(&mut wire);
+    for i in 0..count {
+        let mut p = vec![0x5A; size];
+        p[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        fleetwire::Packet::data(Route::new(0, 1, 0), p.into()).encode_to_vec(&mut wire);
+    }
+    (conn, wire)
+}
+
+/// Spec §11 `[[limit.global-budget]]`: many clients that each send up to their credit
+/// while the application takes nothing cost no more than the input budget (plus what
+/// one round of reads may add), not the sum of their credits; none of them is failed,
+/// and once the application takes its messages every packet arrives.
+// trace: limit.global-budget
+#[test]
+fn clients_within_credit_stay_within_the_input_budget() {
+    let _fds = shared();
+    const CLIENTS: usize = 8;
+    const PACKETS: usize = 1000;
+    const INPUT: usize = 256 * 1024;
+    let mut sc = EngineConfig::default()
+        .with_recv_budget_bytes(32 * 1024)
+        .with_global_recv_budget_bytes(64 * 1024)
+        .with_global_input_bytes(INPUT);
+    sc.server.limits.initial_credit_bytes = 1024 * 1024;
+    let server = Engine::new(sc).unwrap();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let mut s = TcpStream::connect(l.local_addr).unwrap();
+            std::thread::spawn(move || {
+                s.write_all(&raw_flood(PACKETS, 1000).1).unwrap();
+                s // held open, never read
+            })
+        })
+        .collect();
+    // the application takes nothing for a while: the writers' bytes stay in the kernel
+    std::thread::sleep(Duration::from_millis(1500));
+    let (held, high) = server.held_input_bytes();
+    // one round of the connection that crossed the budget (up to 128 KiB and one read
+    // of 64 KiB) and one small read of each of the others
+    let bound = INPUT + 192 * 1024 + CLIENTS * 16 * 1024;
+    assert!(high <= bound, "held {high} bytes, bound {bound}");
+    assert!(held > INPUT / 2, "the budget was used: {held}");
+    // every connection within its credit: none failed; everything arrives in order
+    let mut next = std::collections::HashMap::<ConnId, u64>::new();
+    let (mut got, mut batch) = (0, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got < CLIENTS * PACKETS {
+        assert!(Instant::now() < deadline, "only {got} messages");
+        server.recv_batch(&mut batch, Duration::from_millis(50));
+        for e in batch.drain(..) {
+            match e {
+                AppEvent::Message(m) => {
+                    let next = next.entry(m.conn).or_default();
+                    assert_eq!(&m.payload[..8], &next.to_be_bytes());
+                    *next += 1;
+                    got += 1;
+                }
+                AppEvent::Closed { code, reason, .. } => panic!("closed: {code} {reason}"),
+                _ => {}
+            }
+        }
+    }
+    for w in writers {
+        drop(w.join().unwrap());
+    }
+    assert!(server.held_input_bytes().1 <= bound);
+}
+
+/// Spec §11 `[[limit.global-budget]]`: over the budget, a client whose packets wait and
+/// that reads nothing we send is closed with FLOOD after the stall timeout; its GOAWAY's
+/// `delivered` counts exactly the packets the application got.
+// trace: limit.global-budget
+#[test]
+fn a_stalled_client_over_the_input_budget_is_closed_with_flood() {
+    let _fds = shared();
+    let mut sc = EngineConfig::default()
+        .with_recv_budget_bytes(32 * 1024)
+        .with_global_recv_budget_bytes(32 * 1024)
+        .with_global_input_bytes(64 * 1024)
+        .with_write_high_water(64 * 1024)
+        .with_stall_timeout(Duration::from_millis(300));
+    sc.server.limits.initial_credit_bytes = 1024 * 1024;
+    let server = Engine::new(sc).unwrap();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let (mut client, wire) = raw_flood(900, 1000);
+    let mut s = TcpStream::connect(l.local_addr).unwrap();
+    let writer = {
+        let mut s = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = s.write_all(&wire); // fails once the server closes: that is the test
+        })
+    };
+    // (the messages that come with `Connected` count too)
+    let (mut conn, mut taken, mut batch) = (None, 0u64, Vec::new());
+    while conn.is_none() {
+        server.recv_batch(&mut batch, Duration::from_secs(10));
+        for e in batch.drain(..) {
+            match e {
+                AppEvent::Connected { conn: c, .. } => conn = Some(c),
+                AppEvent::Message(_) => taken += 1,
+                _ => {}
+            }
+        }
+    }
+    let conn = conn.unwrap();
+    // the application answers with more than the client will read (loopback's socket
+    // buffers take megabytes), and takes none of the client's messages for now
+    for _ in 0..250 {
+        let payload = Bytes::from(vec![1; 60_000]);
+        let _ = server.send(conn, Route::new(0, 1, 0), payload, SendFlags::default());
+    }
+    // the stall timeout passes while the application takes nothing
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut closed, deadline) = (None, Instant::now() + Duration::from_secs(10));
+    while closed.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "not closed; {taken} messages, held {:?}, {:?}",
+            server.held_input_bytes(),
+            server.stats(conn)
+        );
+        server.recv_batch(&mut batch, Duration::from_millis(50));
+        for e in batch.drain(..) {
+            match e {
+                AppEvent::Message(_) => taken += 1,
+                AppEvent::Closed { code, by_peer, .. } => closed = Some((code, by_peer)),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(closed, Some((ErrorCode::FLOOD, false)));
+    assert!(taken < 900, "the flood was cut short: {taken}");
+    // the client reads everything now: the answers, then GOAWAY FLOOD with `delivered`
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        client.handle_input(Duration::ZERO, &buf[..n]);
+    }
+    let last = std::iter::from_fn(|| client.poll_event()).last();
+    let Some(fleetwire::connection::Event::Closed {
+        code, delivered, ..
+    }) = last
+    else {
+        panic!("{last:?}")
+    };
+    assert_eq!((code, delivered), (ErrorCode::FLOOD, Some(taken)));
+    writer.join().unwrap();
+}

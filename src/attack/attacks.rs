@@ -208,7 +208,7 @@ fn flood_data(ctx: &Ctx) -> Found {
 /// link's egress queue; each must get only its share of it, the well-behaved client its
 /// own (issue 11: no client behind a proxy can deny service to the others).
 fn flood_data_in_credit(ctx: &Ctx) -> Found {
-    let conns = if ctx.long { 32 } else { 16 };
+    let conns = if ctx.long { 96 } else { 32 };
     let credit = 4 << 20; // the proxy's initial_credit_bytes
     let packet = wire::data(echo_route(ctx), &[0x5A; 1000]);
     let chunk = Arc::new(packet.repeat(credit / packet.len() - 1));

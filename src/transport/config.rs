@@ -78,6 +78,21 @@ pub struct EngineConfig {
     /// link's queue (`send_queue_bytes`, of which the clients that already have packets
     /// waiting fill seven eighths), and waits for room rather than being refused.
     pub global_forward_bytes: usize,
+    /// Bytes of received packets held for all connections together because their
+    /// destination (the application's queue, a native handler's output, another
+    /// connection's queue) has no room yet (spec §11 `[[limit.global-budget]]`): the
+    /// credits granted may add up to more than this. Beyond it, a client connection whose
+    /// packets wait is not read until they move on (TCP's flow control holds the peer
+    /// back; nobody within its credit is failed), the others read a little per round.
+    /// Links to nodes and proxies are always read.
+    pub global_input_bytes: usize,
+    /// How long a client connection may hold part of a full budget — its packets
+    /// waiting over `global_input_bytes`, or (proxy) answers waiting for it while the
+    /// answers to clients fill `global_forward_bytes` but its reserve — while its peer
+    /// reads nothing (the socket refuses our bytes, or the peer's credit is used up),
+    /// before it is closed with FLOOD (spec §11 `[[limit.global-budget]]`); its packets
+    /// not yet processed are discarded and not counted in the GOAWAY's `delivered`.
+    pub stall_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -104,6 +119,8 @@ impl Default for EngineConfig {
             write_high_water: 1024 * 1024,
             forward_share_bytes: 2 * 1024 * 1024,
             global_forward_bytes: 96 * 1024 * 1024,
+            global_input_bytes: 32 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -124,6 +141,8 @@ crate::setters::setters!(EngineConfig {
     with_write_high_water => write_high_water: usize,
     with_forward_share_bytes => forward_share_bytes: usize,
     with_global_forward_bytes => global_forward_bytes: usize,
+    with_global_input_bytes => global_input_bytes: usize,
+    with_stall_timeout => stall_timeout: Duration,
 });
 
 impl EngineConfig {
@@ -146,6 +165,9 @@ impl EngineConfig {
         }
         if self.global_recv_budget_bytes < self.recv_budget_bytes {
             return Err("global_recv_budget_bytes below recv_budget_bytes");
+        }
+        if self.global_input_bytes == 0 {
+            return Err("global_input_bytes is zero");
         }
         if self.read_buffer < 1024 {
             return Err("read_buffer below 1024");

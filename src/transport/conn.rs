@@ -32,6 +32,11 @@ const MAX_READS: usize = 16;
 /// parsing (issue 11: a flooder's 1 MiB rounds put the well-behaved client's echo p99
 /// through a proxy above 10 ms).
 const READ_ROUND_BYTES: usize = 128 * 1024;
+/// While the engine's input budget is full (spec §11 `[[limit.global-budget]]`): what a
+/// connection with no packets waiting may read per round, so that however many
+/// connections each read once and then find their destination full, what they add
+/// stays small.
+const OVER_BUDGET_READ: usize = 16 * 1024;
 /// Plaintext reads of at least `read_buffer / ZERO_COPY_DIVISOR` bytes are handed to
 /// the connection without a copy (their payloads keep the read buffer's allocation
 /// alive, at most this many times the bytes read); smaller ones are copied.
@@ -170,6 +175,18 @@ pub(crate) struct ConnIo {
     stalled: Option<Forwarded>,
     /// Reading stopped: our output to this peer is above the high-water mark.
     output_bound: bool,
+    /// Payload bytes of received packets this connection held at the end of its last
+    /// round (its destination had no room), as counted in `Inner::held_input`.
+    held: usize,
+    /// Reading stopped: this connection holds packets and the engine's input budget is
+    /// full (spec §11 `[[limit.global-budget]]`).
+    input_bound: bool,
+    /// Since when this client has held part of a full budget (its packets over the
+    /// input budget, or answers waiting for it) while reading nothing we send it:
+    /// closed with FLOOD after `stall_timeout` (spec §11 `[[limit.global-budget]]`).
+    unread_since: Option<Duration>,
+    /// Sends wait: the peer's credit is used up (it has not consumed what we sent).
+    credit_bound: bool,
 }
 
 impl ConnIo {
@@ -252,13 +269,21 @@ impl ConnIo {
             forward_bound: false,
             stalled: None,
             output_bound: false,
+            held: 0,
+            input_bound: false,
+            unread_since: None,
+            credit_bound: false,
         }
     }
 
     /// Work left over from the last round (reads or sends cut short for fairness).
     pub(crate) fn again(&self) -> bool {
         let live = !self.connecting && self.phase != Phase::Dead;
-        let reads = self.readable && !self.eof && self.broken.is_none() && !self.output_bound;
+        let reads = self.readable
+            && !self.eof
+            && self.broken.is_none()
+            && !self.output_bound
+            && !self.input_bound;
         live && (reads || self.more_sends)
     }
 
@@ -266,6 +291,10 @@ impl ConnIo {
     pub(crate) fn settle(&mut self, inner: &Inner) {
         if std::mem::take(&mut self.owes) {
             inner.owing.fetch_sub(1, Ordering::SeqCst);
+        }
+        let held = std::mem::take(&mut self.held);
+        if held > 0 {
+            inner.held_input.fetch_sub(held, Ordering::SeqCst);
         }
     }
 
@@ -328,7 +357,7 @@ impl ConnIo {
             Phase::Open => {}
         }
         if self.readable && !self.eof && self.broken.is_none() {
-            self.read(s, ctx.now, ctx.inner.config.write_high_water);
+            self.read(s, ctx);
         }
         self.timers(ctx);
         self.drain_sends(s, ctx);
@@ -382,6 +411,8 @@ impl ConnIo {
             // closed, its last bytes written and its FIN sent: only the peer's EOF is
             // awaited now, which nothing needs to wait for (Engine::shutdown)
             self.settle(ctx.inner);
+        } else {
+            self.publish_held(ctx);
         }
         self.shared.stats.publish(&self.counters);
         // after the counters: whoever waits for room (a blocked send, a Sink's close)
@@ -405,7 +436,10 @@ impl ConnIo {
                 Some(idle) => idle.max(self.last_app_send) + answer_quiet,
                 None => ctx.now + APP_POLL.min(answer_quiet),
             });
-        for extra in [self.next_ping, self.close_by, quiet, app] {
+        let stall = self
+            .unread_since
+            .map(|since| since + ctx.inner.config.stall_timeout);
+        for extra in [self.next_ping, self.close_by, quiet, app, stall] {
             d = match (d, extra) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -423,6 +457,69 @@ impl ConnIo {
             d = Some(d.map_or(retry, |x| x.min(retry)));
         }
         self.deadline = d;
+    }
+
+    /// Counts what this connection holds after its round in the engine's input budget
+    /// (spec §11 `[[limit.global-budget]]`): the packets its destination had no room
+    /// for. Decides whether it may read next round, and whether its peer, reading
+    /// nothing, holds part of a full budget.
+    fn publish_held(&mut self, ctx: &Ctx<'_>) {
+        let cfg = &ctx.inner.config;
+        let waiting = self.stalled.as_ref().map_or(0, |f| f.packet.payload.len());
+        let now = self.conn.as_ref().map_or(0, Connection::queued_bytes) + waiting;
+        let all = match now.cmp(&self.held) {
+            std::cmp::Ordering::Equal => ctx.inner.held_input.load(Ordering::SeqCst),
+            std::cmp::Ordering::Greater => {
+                let all = ctx
+                    .inner
+                    .held_input
+                    .fetch_add(now - self.held, Ordering::SeqCst)
+                    + (now - self.held);
+                ctx.inner.held_high.fetch_max(all, Ordering::Relaxed);
+                all
+            }
+            std::cmp::Ordering::Less => {
+                ctx.inner
+                    .held_input
+                    .fetch_sub(self.held - now, Ordering::SeqCst)
+                    - (self.held - now)
+            }
+        };
+        self.held = now;
+        let over = all > cfg.global_input_bytes;
+        // read again next round unless still holding packets over the budget: what
+        // holds them (a full egress queue, the application's budget) wakes us
+        self.input_bound = self.input_bound && over && now > 0;
+        // the peer reads nothing: the socket refused our last bytes (its window is shut),
+        // or sends wait for credit it does not grant
+        let refused = (!self.writable && self.unwritten() > 0) || self.credit_bound;
+        // (the lock of `hoards_answers` only for a peer that reads nothing)
+        let unread = refused && !self.is_link() && ((over && now > 0) || self.hoards_answers(ctx));
+        self.unread_since = match (unread, self.unread_since) {
+            (false, _) => None,
+            (true, since) => Some(since.unwrap_or(ctx.now)),
+        };
+    }
+
+    /// (Proxy.) Whether answers wait for this client while the proxy's budget for
+    /// answers to clients is nearly used up (the reserve of `global_forward_bytes`
+    /// reached): a client that reads nothing then holds what the others need.
+    fn hoards_answers(&self, ctx: &Ctx<'_>) -> bool {
+        let global = ctx.inner.config.global_forward_bytes;
+        ctx.inner.routes.is_some()
+            && self.attributed != 0
+            && ctx.inner.to_clients.load(Ordering::Relaxed) + usize::from(u16::MAX)
+                > global - global / 8
+            && lock(&self.shared.sendq).bytes > 0
+    }
+
+    /// Whether the peer is a node or a proxy (a link, always read: two endpoints that
+    /// both stopped reading while writing to each other would never resume).
+    fn is_link(&self) -> bool {
+        self.conn
+            .as_ref()
+            .and_then(Connection::peer)
+            .is_some_and(|p| p.role != Role::Client)
     }
 
     /// (Proxy.) Adds this round's forwarded packets to the route's counters.
@@ -471,23 +568,40 @@ impl ConnIo {
     /// is not read either, so what it makes us hold stays bounded; reading resumes
     /// once the socket drains. (A node or proxy link is always read: two endpoints
     /// that both stopped reading while writing to each other would never resume.)
-    fn read(&mut self, s: &mut Scratch, now: Duration, high_water: usize) {
-        let link = self
-            .conn
-            .as_ref()
-            .and_then(Connection::peer)
-            .is_some_and(|p| p.role != Role::Client);
+    /// Likewise while the engine's input budget is full (spec §11
+    /// `[[limit.global-budget]]`): a client whose packets wait is not read, the others
+    /// read at most `OVER_BUDGET_READ` per round.
+    fn read(&mut self, s: &mut Scratch, ctx: &Ctx<'_>) {
+        let (now, cfg) = (ctx.now, &ctx.inner.config);
+        let link = self.is_link();
+        let over = !link && ctx.inner.held_input.load(Ordering::Relaxed) > cfg.global_input_bytes;
+        self.input_bound = over && self.held > 0;
+        if self.input_bound {
+            self.counters.pauses += 1;
+            return;
+        }
+        let share = if over {
+            OVER_BUDGET_READ
+        } else {
+            READ_ROUND_BYTES
+        };
         let mut taken = 0;
         for _ in 0..MAX_READS {
-            if taken >= READ_ROUND_BYTES {
+            if taken >= share {
                 return; // the round's share: `again` brings us back next round
             }
-            self.output_bound = !link && self.unwritten() > high_water;
+            self.output_bound = !link && self.unwritten() > cfg.write_high_water;
             if self.output_bound {
                 self.counters.pauses += 1;
                 return;
             }
-            match self.sock.read(s.read_room()) {
+            let room = s.read_room();
+            let room = if over {
+                &mut room[..OVER_BUDGET_READ]
+            } else {
+                room
+            };
+            match self.sock.read(room) {
                 Ok(0) => {
                     self.eof = true;
                     self.readable = false;
@@ -565,6 +679,20 @@ impl ConnIo {
         if conn.poll_timeout().is_some_and(|d| d <= now) {
             conn.handle_timeout(now);
         }
+        // spec §11 [[limit.global-budget]]: a client that keeps packets waiting over the
+        // budget and reads nothing we send
+        if self
+            .unread_since
+            .is_some_and(|since| now >= since + ctx.inner.config.stall_timeout)
+        {
+            self.unread_since = None;
+            self.stalled = None;
+            conn.abort(
+                now,
+                ErrorCode::FLOOD,
+                "over the memory budget while the peer reads nothing",
+            );
+        }
         if let Some(every) = ctx.inner.config.ping_interval {
             if conn.is_established() && !conn.is_draining() {
                 match self.next_ping {
@@ -611,6 +739,7 @@ impl ConnIo {
             return;
         };
         let bounced = self.take_queue(&conn);
+        self.credit_bound = false; // the encoders say again
         if self.head < self.pending.len() {
             self.last_app_send = ctx.now;
         }
@@ -692,11 +821,11 @@ impl ConnIo {
                     self.route_bytes += p.payload.len() as u64;
                 }
                 Ok(()) => {}
-                Err(
-                    ConnSendError::NoCredit
-                    | ConnSendError::NotEstablished
-                    | ConnSendError::Closing,
-                ) => break,
+                Err(ConnSendError::NoCredit) => {
+                    self.credit_bound = true;
+                    break;
+                }
+                Err(ConnSendError::NotEstablished | ConnSendError::Closing) => break,
                 // spec §7.3 [[route.no-route]]: the next hop cannot take it (larger than
                 // its max_payload): back to the ingress, answered UNREACHABLE
                 Err(_) => refused.push(self.forwards[self.fhead].clone()),
@@ -748,11 +877,11 @@ impl ConnIo {
                 Ok(()) => count_sent(&mut self.counters, &mut self.data_sent, o),
                 // wait for CREDIT or the handshake; a closing connection reports the
                 // rest as undelivered
-                Err(
-                    ConnSendError::NoCredit
-                    | ConnSendError::NotEstablished
-                    | ConnSendError::Closing,
-                ) => break,
+                Err(ConnSendError::NoCredit) => {
+                    self.credit_bound = true;
+                    break;
+                }
+                Err(ConnSendError::NotEstablished | ConnSendError::Closing) => break,
                 Err(error) => s.out.push(AppEvent::SendFailed {
                     conn: self.id,
                     route: o.route,
@@ -1127,7 +1256,7 @@ impl ConnIo {
         self.transmit(s);
         self.shut_when_flushed();
         if self.readable && !self.eof && self.broken.is_none() {
-            self.read(s, ctx.now, ctx.inner.config.write_high_water);
+            self.read(s, ctx);
         }
         if self.eof || self.broken.is_some() || ctx.now >= until {
             self.phase = Phase::Dead;

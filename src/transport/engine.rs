@@ -106,6 +106,8 @@ impl Engine {
             forwarding: Arc::new(AtomicUsize::new(0)),
             to_clients: Arc::new(AtomicUsize::new(0)),
             global_paused: AtomicBool::new(false),
+            held_input: AtomicUsize::new(0),
+            held_high: AtomicUsize::new(0),
             io,
             next_id: AtomicU64::new(1),
             open_sockets: AtomicUsize::new(0),
@@ -510,6 +512,21 @@ impl Engine {
         (
             self.inner.app_bytes.load(Ordering::SeqCst),
             self.inner.app_high.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Bytes of received packets the connections hold now because their destination
+    /// has no room yet, and the most ever, all connections
+    /// ([`EngineConfig::global_input_bytes`]).
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// assert_eq!(Engine::new(EngineConfig::default()).unwrap().held_input_bytes(), (0, 0));
+    /// ```
+    pub fn held_input_bytes(&self) -> (usize, usize) {
+        (
+            self.inner.held_input.load(Ordering::SeqCst),
+            self.inner.held_high.load(Ordering::SeqCst),
         )
     }
 

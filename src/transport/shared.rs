@@ -133,6 +133,10 @@ pub(crate) struct Inner {
     /// (Proxy.) Of those, the bytes of answers waiting in client connections' queues.
     pub(crate) to_clients: Arc<AtomicUsize>,
     pub(crate) global_paused: AtomicBool,
+    /// Bytes of received packets that connections hold because their destination has
+    /// no room (`EngineConfig::global_input_bytes`), and the most ever.
+    pub(crate) held_input: AtomicUsize,
+    pub(crate) held_high: AtomicUsize,
     pub(crate) io: Vec<IoHandle>,
     pub(crate) next_id: AtomicU64,
     /// Sockets owned by IO threads (connections, lingering ones and listeners).
