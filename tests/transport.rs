@@ -1174,3 +1174,48 @@ fn a_stalled_client_over_the_input_budget_is_closed_with_flood() {
     assert_eq!((code, delivered), (ErrorCode::FLOOD, Some(taken)));
     writer.join().unwrap();
 }
+
+/// Spec §11 `[[limit.global-budget]]`: peers that read nothing cost the engine at most
+/// the output budget plus a small high-water mark each, not `write_high_water` each.
+// trace: limit.global-budget
+#[test]
+fn peers_that_read_nothing_stay_within_the_output_budget() {
+    let _fds = shared();
+    const PEERS: usize = 8;
+    const OUTPUT: usize = 512 * 1024;
+    let config = EngineConfig::default()
+        .with_global_output_bytes(OUTPUT)
+        .with_write_high_water(1024 * 1024);
+    let server = Engine::new(config).unwrap();
+    let l = server.listen(local(), TlsOptions::Plaintext).unwrap();
+    let mut peers = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..PEERS {
+        let mut s = TcpStream::connect(l.local_addr).unwrap();
+        // a HELLO that grants us far more credit than the peer's socket will take
+        let mut c = Config::client();
+        c.limits.initial_credit_bytes = 64 * 1024 * 1024;
+        let mut hello = Connection::new(c, Duration::ZERO);
+        let mut wire = Vec::new();
+        hello.poll_transmit(&mut wire);
+        s.write_all(&wire).unwrap();
+        peers.push(s);
+        let ev = recv_until(&server, 10, |e| matches!(e, AppEvent::Connected { .. }));
+        conns.push(ev.last().unwrap().conn());
+    }
+    for &conn in &conns {
+        for _ in 0..160 {
+            let payload = Bytes::from(vec![3; 60_000]);
+            let _ = server.send(conn, Route::new(0, 1, 0), payload, SendFlags::default());
+        }
+    }
+    // one round of each (up to 256 KiB) above the lowered mark of 64 KiB
+    let bound = OUTPUT + PEERS * (64 + 256 + 64) * 1024;
+    let (mut high, until) = (0, Instant::now() + Duration::from_millis(1500));
+    while Instant::now() < until {
+        high = high.max(server.unwritten_bytes());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(high > OUTPUT / 2, "the peers' sockets filled: {high}");
+    assert!(high <= bound, "{high} bytes unwritten, bound {bound}");
+}

@@ -86,6 +86,11 @@ pub struct EngineConfig {
     /// back; nobody within its credit is failed), the others read a little per round.
     /// Links to nodes and proxies are always read.
     pub global_input_bytes: usize,
+    /// Bytes written by the engine and not yet taken by the sockets, all connections
+    /// together (spec §11 `[[limit.global-budget]]`): beyond it, the high-water mark of
+    /// every connection is `write_high_water` or 64 KiB, whichever is lower, so that
+    /// many peers that read nothing cannot each hold `write_high_water`.
+    pub global_output_bytes: usize,
     /// How long a client connection may hold part of a full budget — its packets
     /// waiting over `global_input_bytes`, or (proxy) answers waiting for it while the
     /// answers to clients fill `global_forward_bytes` but its reserve — while its peer
@@ -120,6 +125,7 @@ impl Default for EngineConfig {
             forward_share_bytes: 2 * 1024 * 1024,
             global_forward_bytes: 96 * 1024 * 1024,
             global_input_bytes: 32 * 1024 * 1024,
+            global_output_bytes: 64 * 1024 * 1024,
             stall_timeout: Duration::from_secs(2),
         }
     }
@@ -142,6 +148,7 @@ crate::setters::setters!(EngineConfig {
     with_forward_share_bytes => forward_share_bytes: usize,
     with_global_forward_bytes => global_forward_bytes: usize,
     with_global_input_bytes => global_input_bytes: usize,
+    with_global_output_bytes => global_output_bytes: usize,
     with_stall_timeout => stall_timeout: Duration,
 });
 

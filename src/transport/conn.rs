@@ -37,6 +37,9 @@ const READ_ROUND_BYTES: usize = 128 * 1024;
 /// connections each read once and then find their destination full, what they add
 /// stays small.
 const OVER_BUDGET_READ: usize = 16 * 1024;
+/// While the engine's output budget is full: the high-water mark of every connection
+/// (when `write_high_water` is not lower).
+const OVER_BUDGET_HIGH_WATER: usize = 64 * 1024;
 /// Plaintext reads of at least `read_buffer / ZERO_COPY_DIVISOR` bytes are handed to
 /// the connection without a copy (their payloads keep the read buffer's allocation
 /// alive, at most this many times the bytes read); smaller ones are copied.
@@ -178,6 +181,9 @@ pub(crate) struct ConnIo {
     /// Payload bytes of received packets this connection held at the end of its last
     /// round (its destination had no room), as counted in `Inner::held_input`.
     held: usize,
+    /// Unwritten bytes of ours at the end of the last round, as counted in
+    /// `Inner::unwritten`.
+    out_held: usize,
     /// Reading stopped: this connection holds packets and the engine's input budget is
     /// full (spec §11 `[[limit.global-budget]]`).
     input_bound: bool,
@@ -270,6 +276,7 @@ impl ConnIo {
             stalled: None,
             output_bound: false,
             held: 0,
+            out_held: 0,
             input_bound: false,
             unread_since: None,
             credit_bound: false,
@@ -295,6 +302,10 @@ impl ConnIo {
         let held = std::mem::take(&mut self.held);
         if held > 0 {
             inner.held_input.fetch_sub(held, Ordering::SeqCst);
+        }
+        let out = std::mem::take(&mut self.out_held);
+        if out > 0 {
+            inner.unwritten.fetch_sub(out, Ordering::SeqCst);
         }
     }
 
@@ -379,7 +390,7 @@ impl ConnIo {
         self.shut_when_flushed();
         if std::mem::take(&mut self.write_bound)
             && !self.tls_blocked
-            && self.wbuf.len() - self.wpos <= ctx.inner.config.write_high_water
+            && self.wbuf.len() - self.wpos <= high_water(ctx)
         {
             self.more_sends = true;
         }
@@ -412,7 +423,7 @@ impl ConnIo {
             // awaited now, which nothing needs to wait for (Engine::shutdown)
             self.settle(ctx.inner);
         } else {
-            self.publish_held(ctx);
+            self.publish_budgets(ctx);
         }
         self.shared.stats.publish(&self.counters);
         // after the counters: whoever waits for room (a blocked send, a Sink's close)
@@ -459,11 +470,11 @@ impl ConnIo {
         self.deadline = d;
     }
 
-    /// Counts what this connection holds after its round in the engine's input budget
-    /// (spec §11 `[[limit.global-budget]]`): the packets its destination had no room
-    /// for. Decides whether it may read next round, and whether its peer, reading
-    /// nothing, holds part of a full budget.
-    fn publish_held(&mut self, ctx: &Ctx<'_>) {
+    /// Counts what this connection holds after its round in the engine's budgets (spec
+    /// §11 `[[limit.global-budget]]`): the packets its destination had no room for, and
+    /// its unwritten output. Decides whether it may read next round, and whether its
+    /// peer, reading nothing, holds part of a full budget.
+    fn publish_budgets(&mut self, ctx: &Ctx<'_>) {
         let cfg = &ctx.inner.config;
         let waiting = self.stalled.as_ref().map_or(0, |f| f.packet.payload.len());
         let now = self.conn.as_ref().map_or(0, Connection::queued_bytes) + waiting;
@@ -486,6 +497,17 @@ impl ConnIo {
             }
         };
         self.held = now;
+        let out = self.wbuf.len() - self.wpos;
+        if out > self.out_held {
+            ctx.inner
+                .unwritten
+                .fetch_add(out - self.out_held, Ordering::SeqCst);
+        } else if out < self.out_held {
+            ctx.inner
+                .unwritten
+                .fetch_sub(self.out_held - out, Ordering::SeqCst);
+        }
+        self.out_held = out;
         let over = all > cfg.global_input_bytes;
         // read again next round unless still holding packets over the budget: what
         // holds them (a full egress queue, the application's budget) wakes us
@@ -590,7 +612,7 @@ impl ConnIo {
             if taken >= share {
                 return; // the round's share: `again` brings us back next round
             }
-            self.output_bound = !link && self.unwritten() > cfg.write_high_water;
+            self.output_bound = !link && self.unwritten() > high_water(ctx);
             if self.output_bound {
                 self.counters.pauses += 1;
                 return;
@@ -797,7 +819,7 @@ impl ConnIo {
             self.more_sends = true;
             return true;
         }
-        if self.tls_blocked || self.wbuf.len() - self.wpos > ctx.inner.config.write_high_water {
+        if self.tls_blocked || self.wbuf.len() - self.wpos > high_water(ctx) {
             self.write_bound = true;
             return true;
         }
@@ -1467,4 +1489,15 @@ fn app_has_answered(
     }
     let idle = *idle_since.get_or_insert(now);
     now >= idle.max(last_send) + quiet
+}
+
+/// The high-water mark of unwritten output for a connection now: `write_high_water`,
+/// lowered while the engine's output budget is full (spec §11 `[[limit.global-budget]]`).
+fn high_water(ctx: &Ctx<'_>) -> usize {
+    let cfg = &ctx.inner.config;
+    if ctx.inner.unwritten.load(Ordering::Relaxed) > cfg.global_output_bytes {
+        cfg.write_high_water.min(OVER_BUDGET_HIGH_WATER)
+    } else {
+        cfg.write_high_water
+    }
 }

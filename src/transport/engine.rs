@@ -108,6 +108,7 @@ impl Engine {
             global_paused: AtomicBool::new(false),
             held_input: AtomicUsize::new(0),
             held_high: AtomicUsize::new(0),
+            unwritten: AtomicUsize::new(0),
             io,
             next_id: AtomicU64::new(1),
             open_sockets: AtomicUsize::new(0),
@@ -528,6 +529,17 @@ impl Engine {
             self.inner.held_input.load(Ordering::SeqCst),
             self.inner.held_high.load(Ordering::SeqCst),
         )
+    }
+
+    /// Bytes the engine has written that the sockets have not taken yet, all
+    /// connections ([`EngineConfig::global_output_bytes`]).
+    ///
+    /// ```
+    /// use fleetwire::transport::{Engine, EngineConfig};
+    /// assert_eq!(Engine::new(EngineConfig::default()).unwrap().unwritten_bytes(), 0);
+    /// ```
+    pub fn unwritten_bytes(&self) -> usize {
+        self.inner.unwritten.load(Ordering::SeqCst)
     }
 
     /// Closes every connection gracefully, waits up to `timeout` for them to finish

@@ -137,6 +137,9 @@ pub(crate) struct Inner {
     /// no room (`EngineConfig::global_input_bytes`), and the most ever.
     pub(crate) held_input: AtomicUsize,
     pub(crate) held_high: AtomicUsize,
+    /// Bytes written by the engine that the sockets have not taken yet
+    /// (`EngineConfig::global_output_bytes`).
+    pub(crate) unwritten: AtomicUsize,
     pub(crate) io: Vec<IoHandle>,
     pub(crate) next_id: AtomicU64,
     /// Sockets owned by IO threads (connections, lingering ones and listeners).
