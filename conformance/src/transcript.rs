@@ -80,6 +80,11 @@ fn set_limit(config: &mut Config, key: &str, value: &Value) -> Result<(), String
         config.max_ping_rate = u32v()?;
         return Ok(());
     }
+    if key == "max_error_rate" {
+        // §5.7 error.rate: likewise local
+        config.max_error_rate = u32v()?;
+        return Ok(());
+    }
     let l = &mut config.limits;
     match key {
         "max_payload" => {
