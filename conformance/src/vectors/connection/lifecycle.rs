@@ -101,7 +101,7 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
     v.push(tx(
         "close.reason-257",
         "5.5",
-        &["goaway.reason", "close.on-error"],
+        &["goaway.reason", "close.on-error", "close.on-error-goaway"],
         "a 257-byte reason is BAD_CONTROL",
         &n,
         t,
@@ -142,7 +142,7 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
     v.push(tx(
         "close.error-while-draining",
         "6.4",
-        &["close.on-error"],
+        &["close.on-error", "close.on-error-goaway"],
         "a connection error in DRAINING: a second GOAWAY, with the error code",
         &n,
         t,
