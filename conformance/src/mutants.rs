@@ -119,6 +119,14 @@ mutants! {
         "Closes with FLOOD only after max_empty_run + 2 consecutive empty DATA packets.";
     ErrorBudgetOffByOne = "error-budget-off-by-one", "err.budget",
         "Closes with TOO_MANY_ERRORS one packet error late.";
+    PingRateOffByOne = "ping-rate-off-by-one", "limit.ping-rate",
+        "Answers max_ping_rate + 1 PINGs per second before closing with FLOOD.";
+    PingRateIgnored = "ping-rate-ignored", "limit.ping-rate",
+        "Answers every PING, whatever max_ping_rate is configured.";
+    ErrorRateOffByOne = "error-rate-off-by-one", "error.rate",
+        "Accepts max_error_rate + 1 ERROR packets per second before closing with FLOOD.";
+    ErrorRateIgnored = "error-rate-ignored", "error.rate",
+        "Accepts every ERROR packet, whatever max_error_rate is configured.";
     TimeoutOffByOne = "timeout-off-by-one", "timeout.boundary",
         "Handshake, header and packet timers expire 1 ms late (at t0 + T + 1).";
     PongLate = "pong-late", "ping.order",

@@ -438,7 +438,7 @@ fn replay_wire(probe: &Probe, result: &Value) -> Result<Wire, String> {
 
 /// Whether `patterns` match `sent` once a GOAWAY with an error code is left out of the
 /// patterns, and `sent` has no GOAWAY: a connection error closed without GOAWAY, which
-/// §6.4 `[[close.on-error]]` makes a SHOULD.
+/// §6.4 `[[close.on-error-goaway]]` makes a SHOULD.
 fn matches_without_error_goaway(patterns: &[Value], sent: &[Value]) -> bool {
     let is_error_goaway =
         |p: &Value| p["kind"] == "GOAWAY" && p.get("code").is_some_and(|c| c != 0);
@@ -532,7 +532,7 @@ fn check_steps(
                     return Err(e);
                 }
                 finding.get_or_insert((
-                    format!("[[close.on-error]] steps[{i}]: closed on a connection error without sending GOAWAY"),
+                    format!("[[close.on-error-goaway]] steps[{i}]: closed on a connection error without sending GOAWAY"),
                     Level::Should,
                 ));
             }

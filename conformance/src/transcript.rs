@@ -56,6 +56,15 @@ fn config_from(c: &Value, mutant: Option<Mutant>) -> Result<Config, String> {
         }
     }
     config.validate()?;
+    match mutant {
+        // §11 limit.ping-rate: the configured rate shifted, or no limit at all (0)
+        Some(Mutant::PingRateOffByOne) if config.max_ping_rate > 0 => config.max_ping_rate += 1,
+        Some(Mutant::PingRateIgnored) => config.max_ping_rate = 0,
+        // §5.7 error.rate: likewise
+        Some(Mutant::ErrorRateOffByOne) if config.max_error_rate > 0 => config.max_error_rate += 1,
+        Some(Mutant::ErrorRateIgnored) => config.max_error_rate = 0,
+        _ => {}
+    }
     let l = &mut config.limits;
     match mutant {
         Some(Mutant::EmptyRunOffByOne) => l.max_empty_run += 1,
@@ -78,6 +87,11 @@ fn set_limit(config: &mut Config, key: &str, value: &Value) -> Result<(), String
     if key == "max_ping_rate" {
         // §11 limit.ping-rate: a local limit of the connection, not of the HELLO
         config.max_ping_rate = u32v()?;
+        return Ok(());
+    }
+    if key == "max_error_rate" {
+        // §5.7 error.rate: likewise local
+        config.max_error_rate = u32v()?;
         return Ok(());
     }
     let l = &mut config.limits;

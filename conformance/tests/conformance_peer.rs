@@ -188,7 +188,7 @@ fn opts(addr: String, case: &[&str]) -> PeerOptions {
     o
 }
 
-// trace: close.on-error, ping.answer
+// trace: close.on-error-goaway, ping.answer
 #[test]
 fn broken_server_that_closes_without_goaway_is_caught() {
     let cases = [
@@ -203,7 +203,7 @@ fn broken_server_that_closes_without_goaway_is_caught() {
     let get = |id: &str| v.iter().find(|(i, _)| i == id).unwrap().1;
     assert_eq!(get("peer.server.ping.answer"), Verdict::Failed);
     assert_eq!(get("peer.server.stream.coalesced"), Verdict::Failed);
-    // a connection error closed without GOAWAY: the SHOULD of close.on-error
+    // a connection error closed without GOAWAY: close.on-error-goaway, a SHOULD
     assert_eq!(get("peer.server.header.reserved-bit-2"), Verdict::NonStrict);
     // a GOAWAY NO_ERROR left unanswered: the MUST of close.answer
     assert_eq!(get("peer.server.goaway.answer"), Verdict::Failed);

@@ -10,7 +10,7 @@ use fleetwire_conformance::peer::{live_kill_matrix, live_kills, LiveMutant, Peer
 // trace: flow.exceed, comp.cap, limit.empty-run, err.budget, timeout.close, ping.answer,
 // trace: ping.order, hdr.hint-send, hdr.version-send, hello.reserved, flow.send,
 // trace: hdr.length-send, comp.send-negotiated, comp.send-cap, comp.send-format,
-// trace: comp.never, goaway.delivered, close.no-data-after, close.answer, close.on-error,
+// trace: comp.never, goaway.delivered, close.no-data-after, close.answer, close.on-error, close.on-error-goaway,
 // trace: error.route, neg.keepalive, close.answer-drain, tls.alpn
 #[test]
 fn every_live_mutant_is_killed() {

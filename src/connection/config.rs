@@ -249,6 +249,16 @@ pub struct Config {
     /// assert!(c.validate().is_ok());
     /// ```
     pub max_ping_rate: u32,
+    /// ERROR packets accepted per second (spec §5.7 `[[error.rate]]`: an ERROR takes no
+    /// flow-control credit), counted in windows of one second like
+    /// [`Config::max_ping_rate`]: the ERROR that exceeds it closes the connection with
+    /// FLOOD. 0 for no limit. Default [`Config::MAX_ERROR_RATE`].
+    ///
+    /// ```
+    /// let c = fleetwire::connection::Config::node(1).with_max_error_rate(100);
+    /// assert!(c.validate().is_ok());
+    /// ```
+    pub max_error_rate: u32,
     /// Events that hold no flow-control credit (ERROR reports, PONGs, HELLO, …) that
     /// may wait to be polled: one more closes the connection with FLOOD (an ERROR takes
     /// no credit, spec §5.7 `[[error.rate]]`, so without this bound a peer could queue
@@ -306,6 +316,7 @@ crate::setters::setters!(Config {
     with_services => services: Option<ServiceSet>,
     with_compress_threshold => compress_threshold: usize,
     with_max_ping_rate => max_ping_rate: u32,
+    with_max_error_rate => max_error_rate: u32,
     with_max_queued_events => max_queued_events: u32,
 });
 
@@ -345,6 +356,14 @@ impl Config {
     /// ```
     pub const MAX_PING_RATE: u32 = 100_000;
 
+    /// The default [`Config::max_error_rate`]: far above what packet errors on a
+    /// healthy link produce, far below what a flooding peer sends.
+    ///
+    /// ```
+    /// assert_eq!(fleetwire::connection::Config::MAX_ERROR_RATE, 100_000);
+    /// ```
+    pub const MAX_ERROR_RATE: u32 = 100_000;
+
     /// The default [`Config::max_queued_events`] (each at most a few hundred bytes).
     ///
     /// ```
@@ -367,6 +386,7 @@ impl Config {
             services: None,
             compress_threshold: Config::COMPRESS_THRESHOLD,
             max_ping_rate: Config::MAX_PING_RATE,
+            max_error_rate: Config::MAX_ERROR_RATE,
             max_queued_events: Config::MAX_QUEUED_EVENTS,
         }
     }

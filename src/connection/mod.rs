@@ -160,6 +160,9 @@ pub struct Connection {
     /// PINGs answered in the current one-second window, and when it began (§11).
     pings_in_window: u32,
     ping_window: Duration,
+    /// ERROR packets accepted in the current one-second window, and when it began (§5.7).
+    errors_in_window: u32,
+    error_window: Duration,
     empty_run: u32,
     packet_errors: u32,
     /// DATA packets of the peer processed before our GOAWAY (§5.5).
@@ -235,6 +238,8 @@ impl Connection {
             queued_bytes: 0,
             pings_in_window: 0,
             ping_window: now,
+            errors_in_window: 0,
+            error_window: now,
             empty_run: 0,
             packet_errors: 0,
             delivered: 0,

@@ -640,6 +640,7 @@ impl Connection {
     fn on_error(&mut self, packet: Packet) -> Result<(), Error> {
         // spec §5.7 [[error.layout]]
         let report = ErrorReport::parse(&packet.payload)?;
+        self.count_error()?;
         let source = self.source_of(&packet.header);
         if packet.header.route.node == RESERVED_NODE {
             // spec §7.3: 0xFFFF never names a node; an ERROR is discarded silently (§5.7)
@@ -748,19 +749,29 @@ impl Connection {
     /// spec §11 [[limit.ping-rate]]: at most `max_ping_rate` PINGs answered per
     /// one-second window; the one beyond is a connection error FLOOD.
     fn count_ping(&mut self) -> Result<(), Error> {
-        let rate = self.config.max_ping_rate;
-        if rate == 0 {
-            return Ok(());
-        }
-        if self.now.saturating_sub(self.ping_window) >= Duration::from_secs(1) {
-            self.ping_window = self.now;
-            self.pings_in_window = 0;
-        }
-        self.pings_in_window += 1;
-        if self.pings_in_window > rate {
+        let (rate, now) = (self.config.max_ping_rate, self.now);
+        if over_rate(rate, now, &mut self.ping_window, &mut self.pings_in_window) {
             return Err(err(
                 ErrorCode::FLOOD,
                 "PING rate above the configured limit",
+            ));
+        }
+        Ok(())
+    }
+
+    /// spec §5.7 [[error.rate]]: at most `max_error_rate` ERROR packets accepted per
+    /// one-second window; the one beyond is a connection error FLOOD.
+    fn count_error(&mut self) -> Result<(), Error> {
+        let (rate, now) = (self.config.max_error_rate, self.now);
+        if over_rate(
+            rate,
+            now,
+            &mut self.error_window,
+            &mut self.errors_in_window,
+        ) {
+            return Err(err(
+                ErrorCode::FLOOD,
+                "ERROR rate above the configured limit",
             ));
         }
         Ok(())
@@ -783,4 +794,18 @@ impl Connection {
             self.fail(ErrorCode::FLOOD, "events not consumed: too many queued");
         }
     }
+}
+
+/// Counts one packet in a one-second window that starts with the first packet after the
+/// previous window ended; true for a packet beyond `rate` (0: no limit).
+fn over_rate(rate: u32, now: Duration, window: &mut Duration, count: &mut u32) -> bool {
+    if rate == 0 {
+        return false;
+    }
+    if now.saturating_sub(*window) >= Duration::from_secs(1) {
+        *window = now;
+        *count = 0;
+    }
+    *count = count.saturating_add(1);
+    *count > rate
 }

@@ -414,7 +414,7 @@ fn expect_timeout(s: &mut Session, t0: Instant, t: Duration) -> Outcome {
 pub(super) fn catalogue() -> Vec<Def> {
     vec![
         // ---- §3 preface ---------------------------------------------------------
-        case!("preface.bad-byte", Both, Any, "3", ["preface.check", "close.on-error"],
+        case!("preface.bad-byte", Both, Any, "3", ["preface.check", "close.on-error", "close.on-error-goaway"],
             "a preface with byte 1 changed: GOAWAY BAD_PREFACE, close",
             |c| {
                 let mut p = PREFACE.to_vec();
@@ -567,7 +567,7 @@ pub(super) fn catalogue() -> Vec<Def> {
                 Ok(s.expect_close(ErrorCode::UNSUPPORTED_VERSION))
             }),
         // ---- §4 header ------------------------------------------------------------
-        case!("header.reserved-bit-2", Both, Any, "4.8", ["hdr.reserved", "close.on-error"],
+        case!("header.reserved-bit-2", Both, Any, "4.8", ["hdr.reserved", "close.on-error", "close.on-error-goaway"],
             "DATA with R bit 0x04: GOAWAY RESERVED_BIT",
             |c| conn_err(c, |_| Ok(bad_data(0, 0x04)), ErrorCode::RESERVED_BIT)),
         case!("header.reserved-bit-3", Both, Any, "4.8", ["hdr.reserved"],
@@ -616,7 +616,7 @@ pub(super) fn catalogue() -> Vec<Def> {
         case!("header.control-route-channel", Both, Any, "4.6", ["hdr.control-route"],
             "a PING with Channel 1: GOAWAY BAD_CONTROL",
             |c| conn_err(c, |_| { let mut p = ping_packet(); p[7] = 1; Ok(p) }, ErrorCode::BAD_CONTROL)),
-        case!("header.oversize", Both, Any, "4.5", ["hdr.length-max", "close.on-error"],
+        case!("header.oversize", Both, Any, "4.5", ["hdr.length-max", "close.on-error", "close.on-error-goaway"],
             "a DATA header with Payload Length max_payload + 1 (no payload sent): GOAWAY PAYLOAD_TOO_LARGE",
             |c| conn_err(c, |s| {
                 let Some(len) = s.th.max_payload.checked_add(1) else {
@@ -669,7 +669,7 @@ pub(super) fn catalogue() -> Vec<Def> {
             "a second HELLO with an R bit: RESERVED_BIT (header checks before state checks)",
             |c| conn_err(c, |s| { let mut h = super::session::hello_packet(&s.ours); h[1] |= 0x04; Ok(h) }, ErrorCode::RESERVED_BIT)),
         // ---- §6.3 states --------------------------------------------------------
-        case!("state.second-hello", Both, Any, "6.3", ["state.permitted", "close.on-error"],
+        case!("state.second-hello", Both, Any, "6.3", ["state.permitted", "close.on-error", "close.on-error-goaway"],
             "a second HELLO: GOAWAY UNEXPECTED_PACKET",
             |c| conn_err(c, |s| Ok(super::session::hello_packet(&s.ours)), ErrorCode::UNEXPECTED_PACKET)),
         case!("state.data-before-hello", Both, Any, "6.3", ["state.permitted"],
@@ -737,7 +737,7 @@ pub(super) fn catalogue() -> Vec<Def> {
         case!("control.credit-7", Both, Any, "5.6", ["ctl.malformed"],
             "a CREDIT of 7 bytes: BAD_CONTROL",
             |c| conn_err(c, |_| Ok(raw_control(Kind::Credit, &[0, 0, 0, 1, 0, 0, 1])), ErrorCode::BAD_CONTROL)),
-        case!("control.credit-zero", Both, Any, "5.6", ["credit.zero", "close.on-error"],
+        case!("control.credit-zero", Both, Any, "5.6", ["credit.zero", "close.on-error", "close.on-error-goaway"],
             "a CREDIT with both increments zero: BAD_CONTROL",
             |c| conn_err(c, |_| Ok(raw_control(Kind::Credit, &[0; 8])), ErrorCode::BAD_CONTROL)),
         case!("control.credit-packets-only", Both, Any, "5.6", ["credit.zero"],
@@ -1501,7 +1501,7 @@ pub(super) fn catalogue() -> Vec<Def> {
                 let sent = s.send_data(6, 0, &empties)?;
                 Ok(s.expect_echoes(&sent))
             }),
-        case!("flood.empty-33", Both, Any, "11", ["limit.empty-run", "close.on-error"],
+        case!("flood.empty-33", Both, Any, "11", ["limit.empty-run", "close.on-error", "close.on-error-goaway"],
             "33 empty DATA: GOAWAY FLOOD",
             |c| {
                 let mut s = c.std()?;

@@ -150,7 +150,7 @@ live_mutants! {
         "Repeats the last DATA it sent after its GOAWAY.";
     GoawayNotAnswered = "live-goaway-not-answered", "close.answer",
         "Does not send its GOAWAY NO_ERROR answer.";
-    ErrorGoawayDropped = "live-error-goaway-dropped", "close.on-error",
+    ErrorGoawayDropped = "live-error-goaway-dropped", "close.on-error-goaway",
         "Closes on a connection error without sending GOAWAY.";
     ErrorMisrouted = "live-error-misrouted", "error.route",
         "Sends its ERROR packets to Destination Node 5.";

@@ -803,8 +803,8 @@ impl Session {
         }
     }
 
-    /// A connection error: GOAWAY `code` (SHOULD, §6.4 `[[close.on-error]]`) and close
-    /// (MUST). A GOAWAY with another code fails the case.
+    /// A connection error: GOAWAY `code` (SHOULD, §6.4 `[[close.on-error-goaway]]`) and
+    /// close (MUST, `[[close.on-error]]`). A GOAWAY with another code fails the case.
     pub(super) fn expect_close(&mut self, code: ErrorCode) -> Outcome {
         let c = self.until_close(self.deadline());
         grade_close(&c, code, self.timeout)
@@ -1138,7 +1138,7 @@ pub(super) fn grade_close(c: &Closing, code: ErrorCode, timeout: Duration) -> Ou
             "closed",
         ),
         (None, None) => should(
-            format!("closed without GOAWAY {code} (§6.4 [[close.on-error]])"),
+            format!("closed without GOAWAY {code} (§6.4 [[close.on-error-goaway]])"),
             format!("GOAWAY {code}, close"),
             "closed",
         ),

@@ -68,6 +68,8 @@ fn config_from(c: &Value) -> Result<Config, String> {
         match key.as_str() {
             // §11 limit.ping-rate: a local limit of the connection, not of the HELLO
             "max_ping_rate" => config.max_ping_rate = small(n)?,
+            // §5.7 error.rate: likewise local
+            "max_error_rate" => config.max_error_rate = small(n)?,
             "max_payload" => {
                 l.max_payload = u16::try_from(n).map_err(|_| "max_payload out of range")?
             }

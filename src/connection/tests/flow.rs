@@ -252,6 +252,29 @@ fn queued_events_without_credit_at_limit_kept_and_one_more_is_flood() {
     assert!(!c.is_closed());
 }
 
+// trace: error.rate
+#[test]
+fn error_rate_at_limit_accepted_and_one_more_is_flood() {
+    let config = Config {
+        max_error_rate: 20,
+        ..Config::node(1)
+    };
+    let mut c = open_with(config.clone(), Role::Node, 2);
+    c.handle_input(T0, &error_to_us().repeat(20));
+    assert_eq!(
+        events(&mut c).len(),
+        20,
+        "every ERROR within the rate reported"
+    );
+    // a new one-second window starts over
+    c.handle_input(Duration::from_secs(1), &error_to_us().repeat(20));
+    assert_eq!(events(&mut c).len(), 20);
+    assert!(!c.is_closed());
+    let mut c = open_with(config, Role::Node, 2);
+    c.handle_input(T0, &error_to_us().repeat(20));
+    assert_closes(c, &error_to_us(), ErrorCode::FLOOD);
+}
+
 #[test]
 fn small_payload_does_not_pin_its_read() {
     // one 1-byte DATA among 60 KiB of PINGs, in one read

@@ -294,6 +294,9 @@ def transcript_config(c: dict) -> Config:
         if k == "max_ping_rate":  # §11 limit.ping-rate: PINGs answered per second
             cfg.ping_rate_limit = int(val)
             continue
+        if k == "max_error_rate":  # §5.7 error.rate: ERROR packets accepted per second
+            cfg.error_rate_limit = int(val)
+            continue
         if k not in _LIMITS:
             raise BadRequest(f"unknown limit {k!r}")
         setattr(cfg, k, int(val))

@@ -133,7 +133,7 @@ pub(super) fn handshake(v: &mut Vec<Vector>) {
     v.push(tx(
         "negotiation.no-common-version",
         "6.2",
-        &["neg.version", "close.on-error"],
+        &["neg.version", "close.on-error", "close.on-error-goaway"],
         "the peer supports only versions 2..3",
         &n,
         t,
@@ -326,7 +326,7 @@ pub(super) fn handshake(v: &mut Vec<Vector>) {
         v.push(tx(
             id,
             "3",
-            &["preface.check", "close.on-error"],
+            &["preface.check", "close.on-error", "close.on-error-goaway"],
             desc,
             &n,
             t,
@@ -379,7 +379,7 @@ pub(super) fn states(v: &mut Vec<Vector>) {
     v.push(tx(
         "state.unknown-kind-established",
         "4.3",
-        &["hdr.kind", "close.on-error"],
+        &["hdr.kind", "close.on-error", "close.on-error-goaway"],
         "an unknown kind once established; the PING after it is not answered",
         &n,
         t,

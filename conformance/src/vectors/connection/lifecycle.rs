@@ -101,7 +101,7 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
     v.push(tx(
         "close.reason-257",
         "5.5",
-        &["goaway.reason", "close.on-error"],
+        &["goaway.reason", "close.on-error", "close.on-error-goaway"],
         "a 257-byte reason is BAD_CONTROL",
         &n,
         t,
@@ -142,7 +142,7 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
     v.push(tx(
         "close.error-while-draining",
         "6.4",
-        &["close.on-error"],
+        &["close.on-error", "close.on-error-goaway"],
         "a connection error in DRAINING: a second GOAWAY, with the error code",
         &n,
         t,
@@ -589,8 +589,67 @@ fn ping_rate(v: &mut Vec<Vector>) {
     ));
 }
 
+/// §5.7 `[[error.rate]]` with a configured rate (`max_error_rate`, a local limit): ERROR
+/// packets for us at the rate are all reported, one past it is FLOOD, and the same
+/// number again in a later second is reported.
+fn error_rate(v: &mut Vec<Vector>) {
+    let n = Local::node().limit("max_error_rate", 20);
+    let hdr = Raw::data(0).route(5, 0, 0).bytes();
+    let one = Raw::ctl(ERROR, 0).packet(&error_payload(0x0100, &hdr, b""));
+    let errors = |k: usize| one.repeat(k);
+    let reported = |k: usize| {
+        let e = json!({ "event": "packet_error", "code": code_of("NO_ROUTE"), "source": 0, "header": hex(&hdr) });
+        vec![e; k]
+    };
+    let t = start(&n, &client_hello())
+        .recv(&errors(20))
+        .events(reported(20))
+        .open();
+    v.push(tx(
+        "limit.error-rate.at-limit",
+        "5.7",
+        &["error.rate"],
+        "max_error_rate 20: 20 ERRORs for us in one read are all reported",
+        &n,
+        t,
+        End::Open,
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&errors(20))
+        .events(reported(20))
+        .open()
+        .recv(&errors(1))
+        .sent(vec![goaway("FLOOD")]);
+    v.push(tx(
+        "limit.error-rate.over-limit",
+        "5.7",
+        &["error.rate"],
+        "max_error_rate 20: the 21st ERROR within the second: FLOOD",
+        &n,
+        t,
+        End::Error("FLOOD"),
+    ));
+    let t = start(&n, &client_hello())
+        .recv(&errors(20))
+        .events(reported(20))
+        .at(2500)
+        .recv(&errors(20))
+        .events(reported(20))
+        .open();
+    v.push(tx(
+        "limit.error-rate.later-second",
+        "5.7",
+        &["error.rate"],
+        "max_error_rate 20: 20 ERRORs at 0 ms and 20 more at 2500 ms are all reported",
+        &n,
+        t,
+        End::Open,
+    ));
+}
+
 pub(super) fn limits(v: &mut Vec<Vector>) {
     ping_rate(v);
+    error_rate(v);
     let n = Local::node();
     let empties = |k: usize| (0..k).flat_map(|_| data(0, 0, b"")).collect::<Vec<u8>>();
     let t = start(&n, &client_hello()).recv(&empties(32)).open();

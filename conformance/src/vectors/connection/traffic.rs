@@ -290,6 +290,18 @@ pub(super) fn flow(v: &mut Vec<Vector>) {
         t,
         End::Error("FLOW_CONTROL"),
     ));
+    let t = start(&n, &granted)
+        .recv(&[to_max.clone(), credit(1, 0), ping(3, 4)].concat())
+        .sent(vec![goaway("FLOW_CONTROL")]);
+    v.push(tx(
+        "close.no-input-after-payload-error",
+        "6.4",
+        &["close.on-error", "close.on-error-goaway", "flow.overflow"],
+        "a CREDIT over 2^32 - 1 (an error found in a complete packet) and a PING in one read: no PONG after the GOAWAY",
+        &n,
+        t,
+        End::Error("FLOW_CONTROL"),
+    ));
     let one = HelloFields {
         credit_packets: 1,
         ..client_hello()
