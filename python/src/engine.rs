@@ -158,7 +158,12 @@ impl PyListener {
 
 /// One DATA packet received: `conn`, `source`, `route` = (node, service, channel),
 /// `payload` (a zero-copy `Payload`), `never_compress`.
-#[pyclass(frozen, module = "fleetwire._native", name = "Message")]
+#[pyclass(
+    frozen,
+    freelist = 4096,
+    module = "fleetwire._native",
+    name = "Message"
+)]
 pub(crate) struct PyMessage {
     #[pyo3(get)]
     conn: u64,
