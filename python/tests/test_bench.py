@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -54,6 +55,14 @@ def test_ping_and_native_rows(tmp_path):
     ]
     assert set(report["ping"]) == {"ours", "asyncio", "ours-idle"}
     assert all(r["baseline"] is None and r["ratio"] is None for r in report["summary"][2:])
+
+
+def test_hold_tick_keeps_the_gil_without_cpu(monkeypatch):
+    monkeypatch.setattr(bench, "TICK", "hold")
+    c0, t0 = time.thread_time(), time.perf_counter()
+    bench.spin(0.02)
+    assert time.perf_counter() - t0 >= 0.02
+    assert time.thread_time() - c0 < 0.015
 
 
 def test_a_missing_baseline_is_reported_not_measured(monkeypatch):

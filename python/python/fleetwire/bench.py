@@ -43,8 +43,18 @@ NATIVE_SERVICE = 9
 WARMUP = 0.3
 
 
+TICK = "spin"  # how the ping servers' game tick holds the GIL (--tick)
+
+
 def spin(seconds: float) -> None:
-    """Holds the GIL for ``seconds`` (a game tick's work)."""
+    """Holds the GIL for ``seconds`` (a game tick's work): busy (``--tick spin``, the
+    default), or asleep in a C call that keeps the GIL (``--tick hold``: the GIL is
+    taken but no CPU, which tells the lock's effect from the core's)."""
+    if TICK == "hold":
+        import ctypes
+
+        ctypes.PyDLL(None).usleep(int(seconds * 1e6))  # PyDLL: the GIL stays held
+        return
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
@@ -479,7 +489,7 @@ def child_args(
     return [
         sys.executable, "-m", "fleetwire.bench", "--role", role, "--impl", impl, "--mode", mode,
         "--size", str(size), "--duration", str(ns.duration), "--port", str(port),
-        "--secrets", ns.secrets,
+        "--secrets", ns.secrets, "--tick", ns.tick,
     ] + (["--tls"] if tls else []) + (["--native"] if native else []) + (["--idle"] if idle else [])
 
 
@@ -615,7 +625,8 @@ def ping_group(ns: argparse.Namespace, impls: List[str], skipped: Dict[str, str]
     rows = alternate(
         ns, names, lambda n: run_one(ns, "ours", "ping", 64, False, idle=True) if n == "ours-idle" else run_one(ns, n, "ping", 64, False)
     )
-    print("\n## ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms (plaintext)")
+    how = "spinning" if ns.tick == "spin" else "asleep in a C call (--tick hold)"
+    print(f"\n## ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms, {how} (plaintext)")
     print(f"{'impl':9} {'p50 ms':>8} {'p99 ms':>8} {'samples':>8}")
     for impl in impls + ["ours-idle"]:
         if impl in skipped:
@@ -676,6 +687,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="write every run's figures to this file, and under 'summary' the medians and ratios against each "
         "baseline in the shape of `fleetwire bench --json` (what `fleetwire bench --python` reads)",
     )
+    p.add_argument(
+        "--tick",
+        choices=["spin", "hold"],
+        default="spin",
+        help="the ping rows' game tick: spin (busy, GIL held; default) or hold (GIL held asleep, no CPU)",
+    )
     p.add_argument("--verbose", action="store_true", help="show the child processes' errors")
     # internal: the child processes
     p.add_argument("--role", choices=["server", "client"], help=argparse.SUPPRESS)
@@ -691,6 +708,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     unknown = [i for i in ns.impls.split(",") if i not in SERVERS]
     if unknown:
         p.error(f"--impls: unknown {', '.join(unknown)} (expected some of {', '.join(SERVERS)})")
+    global TICK
+    TICK = ns.tick
     if ns.role:
         with open(ns.secrets) as f:
             secrets = json.load(f)
