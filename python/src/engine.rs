@@ -924,7 +924,13 @@ fn bench_load(
             .map_err(|e| PyOSError::new_err(e.to_string()));
     }
     py.detach(move || -> std::io::Result<u64> {
-        let engine = Engine::new(EngineConfig::default())?;
+        // The window the plaintext generator grants too: the server's echoes are not
+        // paced by this side's credit (the default, 1,024 packets, is the bound of a
+        // 64 B echo run otherwise).
+        let mut config = EngineConfig::default();
+        config.client.limits.initial_credit_packets = 1 << 20;
+        config.client.limits.initial_credit_bytes = i32::MAX as u32;
+        let engine = Engine::new(config)?;
         let conn = engine.connect(addr, opts)?;
         let sender = engine
             .sender(conn)
