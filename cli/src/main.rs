@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 mod attack;
 #[cfg(feature = "transport-bench")]
 mod bench;
+#[cfg(feature = "transport-bench")]
+mod bench_python;
 mod capture;
 mod cluster;
 mod conformance;
@@ -84,8 +86,9 @@ enum Command {
     /// trip p50/p99 the clients measure. Runs until --seconds, Ctrl-C or the end of
     /// standard input.
     Cluster(cluster::ClusterArgs),
-    /// The transport engine against tokio + tokio-util (build with
-    /// `--release -p fleetwire-cli --features transport-bench`).
+    /// The transport engine against tokio + tokio-util, and with --python the Python
+    /// package against asyncio, uvloop and pyzmq (build with `--release -p
+    /// fleetwire-cli --features transport-bench`).
     #[cfg(feature = "transport-bench")]
     Bench(bench::BenchArgs),
     /// The hostile-load suite: runs this executable's node and proxy as child processes

@@ -61,3 +61,43 @@ fn bench_refuses_an_unknown_section() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("expected throughput, pairs, scaling, ping, memory or proxy"));
 }
+
+#[test]
+fn bench_python_group_is_skipped_when_the_interpreter_cannot_run_it() {
+    let dir = std::env::temp_dir().join(format!("fleetwire-bench-py-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = fleetwire()
+        .args([
+            "bench",
+            "--only",
+            "python",
+            "--python",
+            "/nonexistent/python",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        table.lines().count(),
+        2,
+        "header and the skipped row:\n{table}"
+    );
+    assert!(
+        table.contains("skipped: cannot run /nonexistent/python"),
+        "{table}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]["ours"].is_null() && rows[0]["ratio"].is_null());
+    assert!(rows[0]["skipped"].as_str().unwrap().contains("cannot run"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -14,6 +14,12 @@ use fleetwire::{Deframer, Kind, Limits, Packet, Route, PREFACE};
 /// DATA packets per prebuilt chunk.
 const CHUNK: u64 = 256;
 
+/// How many `size`-byte packets `packets` and `bytes` of credit allow, up to [`CHUNK`].
+fn credited(packets: u64, bytes: u64, size: usize) -> u64 {
+    let by_bytes = bytes.checked_div(size as u64).unwrap_or(u64::MAX);
+    packets.min(by_bytes).min(CHUNK)
+}
+
 fn proto(e: fleetwire::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e))
 }
@@ -70,11 +76,15 @@ pub(crate) fn blast(addr: SocketAddr, size: usize, route: Route, run: Duration) 
             wbuf.clear();
             wpos = 0;
             wbuf.append(&mut ctl);
-            if cp >= CHUNK && cb >= CHUNK * size as u64 {
-                cp -= CHUNK;
-                cb -= CHUNK * size as u64;
-                wbuf.extend_from_slice(&chunk);
-                sent += CHUNK;
+            // As many packets as the credit allows, up to a chunk: waiting for a whole
+            // chunk's credit stalls when the peer's window is about a chunk (1 KiB
+            // echo: credit comes back only as the echoes are written).
+            let k = credited(cp, cb, size);
+            if k > 0 {
+                cp -= k;
+                cb -= k * size as u64;
+                wbuf.extend_from_slice(&chunk[..chunk.len() / CHUNK as usize * k as usize]);
+                sent += k;
             }
         }
         if wpos < wbuf.len() {
@@ -116,7 +126,7 @@ pub(crate) fn blast(addr: SocketAddr, size: usize, route: Route, run: Duration) 
                         _ => {}
                     }
                 }
-                if got >= 4096 {
+                if got >= 256 {
                     Control::Credit(Credit {
                         packets: got,
                         bytes: got_bytes.max(1),
@@ -133,4 +143,18 @@ pub(crate) fn blast(addr: SocketAddr, size: usize, route: Route, run: Duration) 
         }
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_allows_up_to_a_chunk() {
+        assert_eq!(credited(1 << 20, u64::MAX, 64), CHUNK);
+        assert_eq!(credited(10, 1 << 30, 64), 10);
+        assert_eq!(credited(1000, 5 * 1024 + 3, 1024), 5);
+        assert_eq!(credited(1000, 100, 0), CHUNK);
+        assert_eq!(credited(0, 1 << 30, 64), 0);
+    }
 }

@@ -51,6 +51,21 @@ def test_send_many_returns_at_once_and_echo_with_payload_objects(pair):
     assert all(m.conn == client for m in messages(ev))
 
 
+def test_messages_kept_across_batches_stay_intact(pair):
+    """Message objects come from a free list: ones kept while later batches are taken
+    and dropped must not change."""
+    eng, client, _ = pair
+    kept = []
+    for round_ in range(3):
+        eng.send_many(client, [((0, 1, 0), f"{round_}:{i}".encode()) for i in range(500)])
+        got = of(collect(eng, lambda ev: len(of(ev, fleetwire.Message)) >= 500), fleetwire.Message)
+        kept.extend(got[:5])
+        del got
+        gc.collect()
+    assert [bytes(m.payload) for m in kept] == [f"{r}:{i}".encode() for r in range(3) for i in range(5)]
+    assert all(m.route == (0, 1, 0) for m in kept)
+
+
 def test_errors_carry_the_spec_codes(pair):
     eng, client, _ = pair
     with pytest.raises(fleetwire.UnknownConnection) as e:

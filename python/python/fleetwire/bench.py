@@ -36,15 +36,25 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 ROUTE = (0, 1, 0)
 NATIVE_SERVICE = 9
 WARMUP = 0.3
 
 
+TICK = "spin"  # how the ping servers' game tick holds the GIL (--tick)
+
+
 def spin(seconds: float) -> None:
-    """Holds the GIL for ``seconds`` (a game tick's work)."""
+    """Holds the GIL for ``seconds`` (a game tick's work): busy (``--tick spin``, the
+    default), or asleep in a C call that keeps the GIL (``--tick hold``: the GIL is
+    taken but no CPU, which tells the lock's effect from the core's)."""
+    if TICK == "hold":
+        import ctypes
+
+        ctypes.PyDLL(None).usleep(int(seconds * 1e6))  # PyDLL: the GIL stays held
+        return
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
@@ -162,7 +172,8 @@ def tick_loop_ours(eng: Any, args: argparse.Namespace) -> None:
     Message = fleetwire.Message
     end = time.perf_counter() + args.duration + 5
     while time.perf_counter() < end:
-        spin(0.005)  # the game tick, GIL held
+        if not args.idle:
+            spin(0.005)  # the game tick, GIL held
         t = time.perf_counter() + 0.005
         while time.perf_counter() < t:  # the rest of the 10 ms: network work
             for e in eng.recv_batch(max(0.0, t - time.perf_counter())):
@@ -446,33 +457,51 @@ def client_zmq(args: argparse.Namespace) -> None:
 
 SERVERS = {"ours": server_ours, "asyncio": server_asyncio, "uvloop": server_asyncio, "zmq": server_zmq}
 CLIENTS = {"ours": client_ours, "asyncio": client_stream, "uvloop": client_stream, "zmq": client_zmq}
+# The optional contenders: the module each imports and the package that provides it.
+OPTIONAL = {"uvloop": ("uvloop", "uvloop"), "zmq": ("zmq", "pyzmq")}
+# Throughput figures summarised against each baseline: (label, key, unit, higher is better).
+FIGURES = (
+    ("in msg/s", "in_per_s", "msg/s", True),
+    ("py-cpu", "thread_cpu_us_per_msg", "us/msg", False),
+)
+PING_FIGURES = (("p50", "p50_ms"), ("p99", "p99_ms"))
+
+
+def missing(impl: str) -> Optional[str]:
+    """Why ``impl`` cannot run here (e.g. ``"uvloop not installed"``), or None."""
+    if impl not in OPTIONAL:
+        return None
+    module, package = OPTIONAL[impl]
+    try:
+        __import__(module)
+        return None
+    except ImportError:
+        return f"{package} not installed"
 
 
 def available(impl: str) -> bool:
-    mod = {"uvloop": "uvloop", "zmq": "zmq"}.get(impl)
-    if mod is None:
-        return True
-    try:
-        __import__(mod)
-        return True
-    except ImportError:
-        return False
+    return missing(impl) is None
 
 
-def child_args(ns: argparse.Namespace, role: str, impl: str, mode: str, size: int, tls: bool, native: bool, port: int = 0) -> List[str]:
+def child_args(
+    ns: argparse.Namespace, role: str, impl: str, mode: str, size: int, tls: bool, native: bool, port: int = 0, idle: bool = False
+) -> List[str]:
     return [
         sys.executable, "-m", "fleetwire.bench", "--role", role, "--impl", impl, "--mode", mode,
         "--size", str(size), "--duration", str(ns.duration), "--port", str(port),
-        "--secrets", ns.secrets,
-    ] + (["--tls"] if tls else []) + (["--native"] if native else [])
+        "--secrets", ns.secrets, "--tick", ns.tick,
+    ] + (["--tls"] if tls else []) + (["--native"] if native else []) + (["--idle"] if idle else [])
 
 
-def run_one(ns: argparse.Namespace, impl: str, mode: str, size: int, tls: bool, native: bool = False) -> Optional[Dict[str, Any]]:
+def run_one(
+    ns: argparse.Namespace, impl: str, mode: str, size: int, tls: bool, native: bool = False, idle: bool = False
+) -> Optional[Dict[str, Any]]:
     """One measurement: server and generator processes; returns the measuring side's
-    RESULT (the server's, or the pinger's for ping)."""
+    RESULT (the server's, or the pinger's for ping). ``idle``: the ping server runs no
+    game tick (the control row)."""
     quiet = None if ns.verbose else subprocess.DEVNULL  # killed children's tracebacks
     server = subprocess.Popen(
-        child_args(ns, "server", impl, mode, size, tls, native), stdout=subprocess.PIPE, stderr=quiet, text=True
+        child_args(ns, "server", impl, mode, size, tls, native, idle=idle), stdout=subprocess.PIPE, stderr=quiet, text=True
     )
     client = None
     try:
@@ -503,6 +532,16 @@ def run_one(ns: argparse.Namespace, impl: str, mode: str, size: int, tls: bool, 
                 p.wait()
 
 
+def alternate(ns: argparse.Namespace, names: List[str], run: Callable[[str], Optional[Dict[str, Any]]]) -> Dict[str, List[Dict[str, Any]]]:
+    """``ns.rounds`` rounds of ``run(name)`` for every name, the order reversed every
+    other round; a failed run counts as ``{}``."""
+    rows: Dict[str, List[Dict[str, Any]]] = {n: [] for n in names}
+    for r in range(ns.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            rows[name].append(run(name) or {})
+    return rows
+
+
 def median(rows: List[Dict[str, Any]], key: str) -> Optional[float]:
     vals = [r[key] for r in rows if r and r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -512,59 +551,123 @@ def fmt(v: Optional[float], spec: str = ",.0f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def orchestrate(ns: argparse.Namespace) -> int:
-    impls = [i for i in ns.impls.split(",") if available(i)]
-    skipped = [i for i in ns.impls.split(",") if i not in impls]
+def summary(name: str, unit: str, ours: Optional[float], baseline: Optional[float], higher_is_better: bool, skipped: Optional[str] = None) -> Dict[str, Any]:
+    """One row in the shape of ``fleetwire bench --json``: ``ratio`` is how many times
+    better ours is (None when either side has no figure); ``skipped`` says why the
+    baseline did not run."""
+    ratio = None
+    if ours and baseline:
+        ratio = ours / baseline if higher_is_better else baseline / ours
+    row = {"name": name, "unit": unit, "ours": ours, "baseline": baseline, "ratio": ratio}
+    if skipped:
+        row["skipped"] = skipped
+    return row
+
+
+def against_baselines(
+    prefix: str, figures: Any, rows: Dict[str, List[Dict[str, Any]]], baselines: List[str], skipped: Dict[str, str]
+) -> List[Dict[str, Any]]:
+    """Summary rows of ours against every baseline asked for, one per figure; a
+    baseline that could not run gives a row that says so (no figure is made up)."""
+    out = []
+    for label, key, unit, higher in figures:
+        ours = median(rows.get("ours", []), key)
+        for b in baselines:
+            name = f"{prefix} {label} vs {b}"
+            if b in skipped:
+                out.append(summary(name, unit, ours, None, higher, skipped=skipped[b]))
+            else:
+                out.append(summary(name, unit, ours, median(rows.get(b, []), key), higher))
+    return out
+
+
+def print_throughput(title: str, impls: List[str], rows: Dict[str, List[Dict[str, Any]]], skipped: Dict[str, str]) -> None:
+    print(f"\n## {title}")
+    print(f"{'impl':9} {'in msg/s':>12} {'out msg/s':>12} {'py-thread us/msg':>17} {'process us/msg':>15} {'in ratio':>9} {'cpu ratio':>9}")
+    base_in = median(rows.get("ours", []), "in_per_s")
+    base_cpu = median(rows.get("ours", []), "thread_cpu_us_per_msg")
+    for impl in impls:
+        if impl in skipped:
+            print(f"{impl:9} skipped: {skipped[impl]}")
+            continue
+        i = median(rows[impl], "in_per_s")
+        c = median(rows[impl], "thread_cpu_us_per_msg")
+        ratio = (base_in / i) if (base_in and i) else None
+        cratio = (c / base_cpu) if (base_cpu and c) else None
+        print(
+            f"{impl:9} {fmt(i):>12} {fmt(median(rows[impl], 'out_per_s')):>12} {fmt(c, '.3f'):>17} "
+            f"{fmt(median(rows[impl], 'process_cpu_us_per_msg'), '.3f'):>15} "
+            f"{('ours ' + format(ratio, '.2f') + 'x') if ratio and impl != 'ours' else '':>9} "
+            f"{(format(cratio, '.1f') + 'x') if cratio and impl != 'ours' else '':>9}"
+        )
+
+
+def throughput_group(ns: argparse.Namespace, impls: List[str], skipped: Dict[str, str], results: Dict[str, Any]) -> None:
+    """Messages/s into (and out of) the Python thread and its CPU per message."""
     sizes = [int(s) for s in ns.sizes.split(",")]
     tlss = {"plain": [False], "tls": [True], "both": [False, True]}[ns.security]
-    modes = ns.modes.split(",")
-    print(f"# fleetwire.bench: {ns.rounds} alternating rounds, {ns.duration}s per measurement, cpus={os.cpu_count()}")
-    print("# (the machine may be shared: read the ratios, which come from the same rounds)")
-    if skipped:
-        print(f"# skipped (not installed): {', '.join(skipped)}")
-    results: Dict[str, Any] = {"throughput": [], "ping": [], "native": []}
-    for mode in [m for m in modes if m in ("oneway", "echo")]:
+    baselines = [i for i in ns.impls.split(",") if i != "ours"]
+    runnable = [i for i in impls if i not in skipped]
+    for mode in [m for m in ns.modes.split(",") if m in ("oneway", "echo")]:
         for tls in tlss:
             for size in sizes:
-                rows: Dict[str, List[Dict[str, Any]]] = {i: [] for i in impls}
-                for r in range(ns.rounds):
-                    order = impls if r % 2 == 0 else impls[::-1]
-                    for impl in order:
-                        rows[impl].append(run_one(ns, impl, mode, size, tls) or {})
-                print(f"\n## {mode}, {size} B, {'TLS (zmq: CURVE)' if tls else 'plaintext'}")
-                print(f"{'impl':9} {'in msg/s':>12} {'out msg/s':>12} {'py-thread us/msg':>17} {'process us/msg':>15} {'in ratio':>9} {'cpu ratio':>9}")
-                base_in = median(rows["ours"], "in_per_s") if "ours" in rows else None
-                base_cpu = median(rows["ours"], "thread_cpu_us_per_msg") if "ours" in rows else None
-                for impl in impls:
-                    i = median(rows[impl], "in_per_s")
-                    c = median(rows[impl], "thread_cpu_us_per_msg")
-                    ratio = (base_in / i) if (base_in and i) else None
-                    cratio = (c / base_cpu) if (base_cpu and c) else None
-                    print(
-                        f"{impl:9} {fmt(i):>12} {fmt(median(rows[impl], 'out_per_s')):>12} {fmt(c, '.3f'):>17} "
-                        f"{fmt(median(rows[impl], 'process_cpu_us_per_msg'), '.3f'):>15} "
-                        f"{('ours ' + format(ratio, '.2f') + 'x') if ratio and impl != 'ours' else '':>9} "
-                        f"{(format(cratio, '.1f') + 'x') if cratio and impl != 'ours' else '':>9}"
-                    )
+                rows = alternate(ns, runnable, lambda impl: run_one(ns, impl, mode, size, tls))
+                print_throughput(f"{mode}, {size} B, {'TLS (zmq: CURVE)' if tls else 'plaintext'}", impls, rows, skipped)
                 results["throughput"].append({"mode": mode, "size": size, "tls": tls, "runs": rows})
+                prefix = f"py {mode} {size}B {'tls' if tls else 'plaintext'}"
+                results["summary"].extend(against_baselines(prefix, FIGURES, rows, baselines, skipped))
+
+
+def ping_group(ns: argparse.Namespace, impls: List[str], skipped: Dict[str, str], results: Dict[str, Any]) -> None:
+    """Ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms;
+    ``ours-idle`` (no tick) is the control: what this machine gives without the tick."""
+    names = [i for i in impls if i not in skipped] + ["ours-idle"]
+    rows = alternate(
+        ns, names, lambda n: run_one(ns, "ours", "ping", 64, False, idle=True) if n == "ours-idle" else run_one(ns, n, "ping", 64, False)
+    )
+    how = "spinning" if ns.tick == "spin" else "asleep in a C call (--tick hold)"
+    print(f"\n## ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms, {how} (plaintext)")
+    print(f"{'impl':9} {'p50 ms':>8} {'p99 ms':>8} {'samples':>8}")
+    for impl in impls + ["ours-idle"]:
+        if impl in skipped:
+            print(f"{impl:9} skipped: {skipped[impl]}")
+            continue
+        print(f"{impl:9} {fmt(median(rows[impl], 'p50_ms'), '.3f'):>8} {fmt(median(rows[impl], 'p99_ms'), '.3f'):>8} {fmt(median(rows[impl], 'samples'), '.0f'):>8}")
+    print("(ours-idle: ours with no tick, the control)")
+    results["ping"] = rows
+    baselines = [i for i in ns.impls.split(",") if i != "ours"]
+    figures = [(f"{p} ms", key, "ms", False) for p, key in PING_FIGURES]
+    results["summary"].extend(against_baselines("py ping GIL-tick", figures, rows, baselines, skipped))
+    results["summary"].append(summary("py ping no-tick p99 (control)", "ms", median(rows["ours-idle"], "p99_ms"), None, False))
+
+
+def native_group(ns: argparse.Namespace, results: Dict[str, Any]) -> None:
+    """Messages/s through a native route on the IO threads, the Python thread idle."""
+    sizes = [int(s) for s in ns.sizes.split(",")]
+    print("\n## native routes on the IO threads, Python thread idle (ours only)")
+    print(f"{'route':9} {'size':>6} {'msg/s':>12} {'process us/msg':>15}")
+    for mode, name in (("oneway", "count"), ("echo", "echo")):
+        for size in sizes:
+            rs = [run_one(ns, "ours", mode, size, False, native=True) or {} for _ in range(ns.rounds)]
+            print(f"{name:9} {size:>6} {fmt(median(rs, 'in_per_s')):>12} {fmt(median(rs, 'process_cpu_us_per_msg'), '.3f'):>15}")
+            results["native"].append({"route": name, "size": size, "runs": rs})
+            results["summary"].append(summary(f"py native {name} {size}B, Python idle", "msg/s", median(rs, "in_per_s"), None, True))
+
+
+def orchestrate(ns: argparse.Namespace) -> int:
+    impls = ns.impls.split(",")
+    skipped = {i: why for i in impls for why in [missing(i)] if why}
+    print(f"# fleetwire.bench: {ns.rounds} alternating rounds, {ns.duration}s per measurement, cpus={os.cpu_count()}")
+    print("# (the machine may be shared: read the ratios, which come from the same rounds)")
+    for impl, why in skipped.items():
+        print(f"# {impl}: skipped: {why}")
+    results: Dict[str, Any] = {"throughput": [], "ping": {}, "native": [], "skipped": skipped, "summary": []}
+    modes = ns.modes.split(",")
+    throughput_group(ns, impls, skipped, results)
     if "ping" in modes:
-        rows = {i: [] for i in impls}
-        for r in range(ns.rounds):
-            for impl in impls if r % 2 == 0 else impls[::-1]:
-                rows[impl].append(run_one(ns, impl, "ping", 64, False) or {})
-        print("\n## ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms (plaintext)")
-        print(f"{'impl':9} {'p50 ms':>8} {'p99 ms':>8} {'samples':>8}")
-        for impl in impls:
-            print(f"{impl:9} {fmt(median(rows[impl], 'p50_ms'), '.3f'):>8} {fmt(median(rows[impl], 'p99_ms'), '.3f'):>8} {fmt(median(rows[impl], 'samples'), '.0f'):>8}")
-        results["ping"] = rows
+        ping_group(ns, impls, skipped, results)
     if "native" in modes:
-        print("\n## native routes on the IO threads, Python thread idle (ours only)")
-        print(f"{'route':9} {'size':>6} {'msg/s':>12} {'process us/msg':>15}")
-        for mode, name in (("oneway", "count"), ("echo", "echo")):
-            for size in sizes:
-                rs = [run_one(ns, "ours", mode, size, False, native=True) or {} for _ in range(ns.rounds)]
-                print(f"{name:9} {size:>6} {fmt(median(rs, 'in_per_s')):>12} {fmt(median(rs, 'process_cpu_us_per_msg'), '.3f'):>15}")
-                results["native"].append({"route": name, "size": size, "runs": rs})
+        native_group(ns, results)
     if ns.json:
         with open(ns.json, "w") as f:
             json.dump(results, f, indent=1)
@@ -579,7 +682,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--security", choices=["plain", "tls", "both"], default="both")
     p.add_argument("--modes", default="oneway,echo,ping,native")
     p.add_argument("--impls", default="ours,asyncio,uvloop,zmq")
-    p.add_argument("--json", help="write every run's figures to this file")
+    p.add_argument(
+        "--json",
+        help="write every run's figures to this file, and under 'summary' the medians and ratios against each "
+        "baseline in the shape of `fleetwire bench --json` (what `fleetwire bench --python` reads)",
+    )
+    p.add_argument(
+        "--tick",
+        choices=["spin", "hold"],
+        default="spin",
+        help="the ping rows' game tick: spin (busy, GIL held; default) or hold (GIL held asleep, no CPU)",
+    )
     p.add_argument("--verbose", action="store_true", help="show the child processes' errors")
     # internal: the child processes
     p.add_argument("--role", choices=["server", "client"], help=argparse.SUPPRESS)
@@ -589,8 +702,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--tls", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--native", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--idle", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--secrets", help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
+    unknown = [i for i in ns.impls.split(",") if i not in SERVERS]
+    if unknown:
+        p.error(f"--impls: unknown {', '.join(unknown)} (expected some of {', '.join(SERVERS)})")
+    global TICK
+    TICK = ns.tick
     if ns.role:
         with open(ns.secrets) as f:
             secrets = json.load(f)
