@@ -640,7 +640,10 @@ impl Connection {
     fn on_error(&mut self, packet: Packet) -> Result<(), Error> {
         // spec §5.7 [[error.layout]]
         let report = ErrorReport::parse(&packet.payload)?;
-        self.count_error()?;
+        // spec §5.7 [[error.rate]]: a client's ERRORs; a node or proxy relays others'
+        if self.peer.is_none_or(|p| p.role == Role::Client) {
+            self.count_error()?;
+        }
         let source = self.source_of(&packet.header);
         if packet.header.route.node == RESERVED_NODE {
             // spec §7.3: 0xFFFF never names a node; an ERROR is discarded silently (§5.7)

@@ -259,7 +259,7 @@ fn error_rate_at_limit_accepted_and_one_more_is_flood() {
         max_error_rate: 20,
         ..Config::node(1)
     };
-    let mut c = open_with(config.clone(), Role::Node, 2);
+    let mut c = open_with(config.clone(), Role::Client, 0);
     c.handle_input(T0, &error_to_us().repeat(20));
     assert_eq!(
         events(&mut c).len(),
@@ -270,9 +270,15 @@ fn error_rate_at_limit_accepted_and_one_more_is_flood() {
     c.handle_input(Duration::from_secs(1), &error_to_us().repeat(20));
     assert_eq!(events(&mut c).len(), 20);
     assert!(!c.is_closed());
-    let mut c = open_with(config, Role::Node, 2);
+    let mut c = open_with(config.clone(), Role::Client, 0);
     c.handle_input(T0, &error_to_us().repeat(20));
     assert_closes(c, &error_to_us(), ErrorCode::FLOOD);
+    // spec §5.7: not from a node, which relays others' reports (a proxy's UNREACHABLE
+    // for every answer a client does not read would close the link otherwise)
+    let mut c = open_with(config, Role::Node, 2);
+    c.handle_input(T0, &error_to_us().repeat(100));
+    assert_eq!(events(&mut c).len(), 100);
+    assert!(!c.is_closed());
 }
 
 #[test]

@@ -754,10 +754,12 @@ class Connection:
     # ---- ERROR (spec §5.7)
     def _on_error(self, p: Packet, now_ms: int) -> None:
         e = ErrorPayload.decode(p.payload)  # error.layout
-        # error.rate: ERROR takes no credit; at most `error_rate_limit` per window
-        self._error_window_start, self._error_window_count = _count_in_window(
-            self.config.error_rate_limit, self._error_window_start, self._error_window_count,
-            now_ms, "ERROR rate exceeded")
+        # error.rate: ERROR takes no credit; at most `error_rate_limit` per window from
+        # a client (a node or proxy relays others' reports, §5.7)
+        if self.peer_hello is None or self.peer_hello.role == ROLE_CLIENT:
+            self._error_window_start, self._error_window_count = _count_in_window(
+                self.config.error_rate_limit, self._error_window_start,
+                self._error_window_count, now_ms, "ERROR rate exceeded")
         h = p.header
         if not self._is_local(h.dst):
             # A non-proxy has no route; an undeliverable ERROR is discarded silently

@@ -343,7 +343,7 @@ class ErrorPacketTests(unittest.TestCase):  # §5.7
 
     def test_error_rate_at_limit_accepted_and_one_more_is_flood(self):  # error.rate
         err = make_packet(Kind.ERROR, ErrorPayload(E.NO_SERVICE, encode_header(Kind.DATA, 1, 4, 2)).encode())
-        conn = established(Config(error_rate_limit=40))
+        conn = established(Config(error_rate_limit=40), role=ROLE_CLIENT, node_id=0)
         ev = conn.receive_data(err * 40, 10)
         self.assertEqual(len([e for e in ev if isinstance(e, ErrorReceived)]), 40)
         conn.receive_data(err * 40, 1010)  # a new window
@@ -352,11 +352,19 @@ class ErrorPacketTests(unittest.TestCase):  # §5.7
         assert_closed(self, conn, E.FLOOD)
 
     def test_error_rate_counts_silently_discarded_errors(self):  # error.rate
-        conn = established(Config(node_id=7, error_rate_limit=5, max_packet_errors=100))
+        conn = established(Config(node_id=7, error_rate_limit=5, max_packet_errors=100),
+                           role=ROLE_CLIENT, node_id=0)
         conn.receive_data(make_packet(Kind.ERROR, bytes(10), dst=9) * 5, 1)
         self.assertEqual(conn.state, State.ESTABLISHED)
         conn.receive_data(make_packet(Kind.ERROR, bytes(10), dst=9), 2)
         assert_closed(self, conn, E.FLOOD)
+
+    def test_error_rate_not_limited_from_a_node(self):  # error.rate: a node relays reports
+        err = make_packet(Kind.ERROR, ErrorPayload(E.NO_SERVICE, encode_header(Kind.DATA, 1, 4, 2)).encode())
+        conn = established(Config(error_rate_limit=5), role=ROLE_NODE, node_id=2)
+        ev = conn.receive_data(err * 50, 10)
+        self.assertEqual(len([e for e in ev if isinstance(e, ErrorReceived)]), 50)
+        self.assertEqual(conn.state, State.ESTABLISHED)
 
     def test_error_rate_limited_by_default(self):  # error.rate
         self.assertEqual(Config().error_rate_limit, DEFAULT_ERROR_RATE_LIMIT)

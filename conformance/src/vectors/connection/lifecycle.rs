@@ -629,6 +629,32 @@ fn error_rate(v: &mut Vec<Vector>) {
         t,
         End::Error("FLOOD"),
     ));
+    // not from a node or proxy (authenticated, §7.4): they relay others' reports
+    let proxy_peer = HelloFields {
+        role: 3,
+        node_id: 8,
+        idle_timeout_ms: 0,
+        ..HelloFields::default()
+    };
+    let link = Local {
+        trust_source: true,
+        ..n.clone()
+    };
+    // (X = 0: the source is the proxy's own id)
+    let from_proxy = json!({ "event": "packet_error", "code": code_of("NO_ROUTE"), "source": 8, "header": hex(&hdr) });
+    let t = start(&link, &proxy_peer)
+        .recv(&errors(40))
+        .events(vec![from_proxy; 40])
+        .open();
+    v.push(tx(
+        "limit.error-rate.not-from-a-proxy",
+        "5.7",
+        &["error.rate"],
+        "max_error_rate 20: 40 ERRORs in one read from a trusted proxy link are all reported (a proxy relays others' reports)",
+        &link,
+        t,
+        End::Open,
+    ));
     let t = start(&n, &client_hello())
         .recv(&errors(20))
         .events(reported(20))
