@@ -1043,7 +1043,9 @@ fn clients_within_credit_stay_within_the_input_budget() {
     let mut sc = EngineConfig::default()
         .with_recv_budget_bytes(32 * 1024)
         .with_global_recv_budget_bytes(64 * 1024)
-        .with_global_input_bytes(INPUT);
+        .with_global_input_bytes(INPUT)
+        // reads smaller than the 16 KiB an over-budget connection may read
+        .with_read_buffer(4096);
     sc.server.limits.initial_credit_bytes = 1024 * 1024;
     let server = Engine::new(sc).unwrap();
     let l = server.listen(local(), TlsOptions::Plaintext).unwrap();

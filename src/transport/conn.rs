@@ -619,7 +619,8 @@ impl ConnIo {
             }
             let room = s.read_room();
             let room = if over {
-                &mut room[..OVER_BUDGET_READ]
+                let n = room.len().min(OVER_BUDGET_READ);
+                &mut room[..n]
             } else {
                 room
             };
