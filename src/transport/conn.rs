@@ -709,7 +709,11 @@ impl ConnIo {
             .is_some_and(|since| now >= since + ctx.inner.config.stall_timeout)
         {
             self.unread_since = None;
-            self.stalled = None;
+            // the packet that waited for room was counted as processed: it is now,
+            // with an ERROR (UNREACHABLE never counts against the peer, §12.3)
+            if let Some(f) = self.stalled.take() {
+                conn.report_unroutable(&f.received, ErrorCode::UNREACHABLE);
+            }
             conn.abort(
                 now,
                 ErrorCode::FLOOD,
