@@ -630,16 +630,7 @@ fn error_rate(v: &mut Vec<Vector>) {
         End::Error("FLOOD"),
     ));
     // not from a node or proxy (authenticated, §7.4): they relay others' reports
-    let proxy_peer = HelloFields {
-        role: 3,
-        node_id: 8,
-        idle_timeout_ms: 0,
-        ..HelloFields::default()
-    };
-    let link = Local {
-        trust_source: true,
-        ..n.clone()
-    };
+    let (proxy_peer, link) = trusted_proxy_link(&n);
     // (X = 0: the source is the proxy's own id)
     let from_proxy = json!({ "event": "packet_error", "code": code_of("NO_ROUTE"), "source": 8, "header": hex(&hdr) });
     let t = start(&link, &proxy_peer)
@@ -912,8 +903,8 @@ pub(super) fn pings(v: &mut Vec<Vector>) {
     ));
 }
 
-/// Limits counted per source on a trusted proxy link (§11 `[[limit.per-source]]`).
-pub(super) fn per_source(v: &mut Vec<Vector>) {
+/// A proxy peer (node id 8) and `local` configured to trust it (§7.4 `[[src.trust]]`).
+fn trusted_proxy_link(local: &Local) -> (HelloFields, Local) {
     let proxy_peer = HelloFields {
         role: 3,
         node_id: 8,
@@ -922,8 +913,14 @@ pub(super) fn per_source(v: &mut Vec<Vector>) {
     };
     let link = Local {
         trust_source: true,
-        ..Local::node()
+        ..local.clone()
     };
+    (proxy_peer, link)
+}
+
+/// Limits counted per source on a trusted proxy link (§11 `[[limit.per-source]]`).
+pub(super) fn per_source(v: &mut Vec<Vector>) {
+    let (proxy_peer, link) = trusted_proxy_link(&Local::node());
     let empty = |source: u16| Raw::data(0).src(source).packet(b"");
     let t = start(&link, &proxy_peer)
         .recv(&empty(40_000).repeat(32))
