@@ -8,14 +8,18 @@ fn fleetwire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fleetwire"))
 }
 
-#[test]
-fn bench_json_has_the_documented_fields() {
-    let dir = std::env::temp_dir().join(format!("fleetwire-bench-{}", std::process::id()));
+/// Runs `fleetwire bench ARGS --json FILE` (FILE in a fresh directory named after
+/// `tag`, removed afterwards) with `env` set; checks it succeeded and returns the table
+/// it printed and the JSON report.
+fn run_bench(tag: &str, args: &[&str], env: &[(&str, &str)]) -> (String, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("fleetwire-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let out = fleetwire()
-        .args(["bench", "--quick", "--only", "proxy", "--json"])
-        .env("FLEETWIRE_BENCH_DIVIDE", "50")
+        .arg("bench")
+        .args(args)
+        .envs(env.iter().copied())
+        .arg("--json")
         .arg(&json)
         .output()
         .unwrap();
@@ -24,13 +28,23 @@ fn bench_json_has_the_documented_fields() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let table = String::from_utf8(out.stdout).unwrap();
+    let report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (String::from_utf8(out.stdout).unwrap(), report)
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let (table, v) = run_bench(
+        "bench",
+        &["--quick", "--only", "proxy"],
+        &[("FLEETWIRE_BENCH_DIVIDE", "50")],
+    );
     assert_eq!(
         table.lines().count(),
         3,
         "header and two proxy rows:\n{table}"
     );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let rows = v["results"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     for r in rows {
@@ -48,7 +62,6 @@ fn bench_json_has_the_documented_fields() {
         assert!((ratio - ours / base).abs() < 1e-9 * ratio.max(1.0), "{r}");
         assert_eq!(r["unit"], "msg/s/core");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -64,27 +77,11 @@ fn bench_refuses_an_unknown_section() {
 
 #[test]
 fn bench_python_group_is_skipped_when_the_interpreter_cannot_run_it() {
-    let dir = std::env::temp_dir().join(format!("fleetwire-bench-py-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("bench.json");
-    let out = fleetwire()
-        .args([
-            "bench",
-            "--only",
-            "python",
-            "--python",
-            "/nonexistent/python",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (table, v) = run_bench(
+        "bench-py",
+        &["--only", "python", "--python", "/nonexistent/python"],
+        &[],
     );
-    let table = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         table.lines().count(),
         2,
@@ -94,10 +91,8 @@ fn bench_python_group_is_skipped_when_the_interpreter_cannot_run_it() {
         table.contains("skipped: cannot run /nonexistent/python"),
         "{table}"
     );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let rows = v["results"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
     assert!(rows[0]["ours"].is_null() && rows[0]["ratio"].is_null());
     assert!(rows[0]["skipped"].as_str().unwrap().contains("cannot run"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
