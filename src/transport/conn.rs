@@ -1,6 +1,7 @@
 //! One connection as its IO thread drives it: socket, optional TLS endpoint (a BIO
 //! pair, spec §10), the sans-IO [`Connection`], and its buffers and queues.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
@@ -128,11 +129,11 @@ pub(crate) struct ConnIo {
     /// once `transmit` has written it out, another round must take them up (no socket
     /// event will come if the socket took everything).
     write_bound: bool,
-    pending: Vec<Outgoing>,
-    head: usize,
-    /// (Proxy.) Forwarded packets taken from the queue, from `fhead` on still unwritten.
-    forwards: Vec<Forwarded>,
-    fhead: usize,
+    /// The application's messages taken from the queue and not yet encoded; each is
+    /// dropped as it is encoded.
+    pending: VecDeque<Outgoing>,
+    /// (Proxy.) Forwarded packets taken from the queue and not yet encoded.
+    forwards: VecDeque<Forwarded>,
     /// (Proxy.) When a forwarded packet was last written to this connection: a client's
     /// half-close is answered once the nodes' answers have stopped coming (spec §6.4).
     last_forward: Duration,
@@ -143,7 +144,7 @@ pub(crate) struct ConnIo {
     route: Option<Arc<RouteCell>>,
     route_packets: u64,
     route_bytes: u64,
-    replies: std::collections::VecDeque<Outgoing>,
+    replies: VecDeque<Outgoing>,
     done_packets: usize,
     done_bytes: usize,
     more_sends: bool,
@@ -244,10 +245,8 @@ impl ConnIo {
             wpos: 0,
             tls_blocked: false,
             write_bound: false,
-            pending: Vec::new(),
-            head: 0,
-            forwards: Vec::new(),
-            fhead: 0,
+            pending: VecDeque::new(),
+            forwards: VecDeque::new(),
             last_forward: now,
             attributed,
             route,
@@ -742,8 +741,8 @@ impl ConnIo {
                 ctx.inner.config.answer_quiet,
             );
         }
-        let drained = self.head == self.pending.len()
-            && self.fhead == self.forwards.len()
+        let drained = self.pending.is_empty()
+            && self.forwards.is_empty()
             && self.stalled.is_none()
             && self.replies.is_empty()
             && !self.sched
@@ -767,7 +766,7 @@ impl ConnIo {
         };
         let bounced = self.take_queue(&conn);
         self.credit_bound = false; // the encoders say again
-        if self.head < self.pending.len() {
+        if !self.pending.is_empty() {
             self.last_app_send = ctx.now;
         }
         // (Proxy.) spec §7.3 [[route.egress-closed]]: packets we forwarded whose egress
@@ -794,26 +793,8 @@ impl ConnIo {
         let mut q = lock(&self.shared.sendq);
         q.scheduled = false;
         std::mem::swap(&mut bounced, &mut q.bounced);
-        // What was written goes first: kept behind the unwritten rest, a sender that
-        // never catches up would hold every packet it ever sent (issue 11: a node link
-        // behind 96 flooding clients held 160 MiB of written packets, their charges and
-        // the read buffers they pin)
-        if self.head == self.pending.len() {
-            self.pending.clear();
-            self.head = 0;
-            std::mem::swap(&mut self.pending, &mut q.items);
-        } else {
-            self.pending.drain(..std::mem::take(&mut self.head));
-            self.pending.append(&mut q.items);
-        }
-        if self.fhead == self.forwards.len() {
-            self.forwards.clear();
-            self.fhead = 0;
-            std::mem::swap(&mut self.forwards, &mut q.forwards);
-        } else {
-            self.forwards.drain(..std::mem::take(&mut self.fhead));
-            self.forwards.append(&mut q.forwards);
-        }
+        take_behind(&mut self.pending, &mut q.items);
+        take_behind(&mut self.forwards, &mut q.forwards);
         bounced
     }
 
@@ -834,8 +815,9 @@ impl ConnIo {
     /// (Proxy.) Forwarded packets, header and payload as they are (§7.3), in order.
     fn encode_forwards(&mut self, conn: &mut Connection, ctx: &Ctx<'_>, round: &mut usize) {
         let mut refused = Vec::new();
-        while self.fhead < self.forwards.len() && !self.round_full(*round, ctx) {
-            let p = &self.forwards[self.fhead].packet;
+        while !self.forwards.is_empty() && !self.round_full(*round, ctx) {
+            let f = &self.forwards[0];
+            let p = &f.packet;
             let written = conn.forward(p);
             if written.is_ok() {
                 self.last_forward = ctx.now;
@@ -855,16 +837,12 @@ impl ConnIo {
                 Err(ConnSendError::NotEstablished | ConnSendError::Closing) => break,
                 // spec §7.3 [[route.no-route]]: the next hop cannot take it (larger than
                 // its max_payload): back to the ingress, answered UNREACHABLE
-                Err(_) => refused.push(self.forwards[self.fhead].clone()),
+                Err(_) => refused.push(f.clone()),
             }
             *round += p.payload.len() + 16;
             self.done_packets += 1;
             self.done_bytes += p.payload.len() + QUEUE_ENTRY_OVERHEAD;
-            self.fhead += 1;
-        }
-        if self.fhead == self.forwards.len() {
-            self.forwards.clear();
-            self.fhead = 0;
+            self.forwards.pop_front();
         }
         if !refused.is_empty() {
             let bounced = bounce(ctx.inner, refused);
@@ -898,8 +876,8 @@ impl ConnIo {
         ctx: &Ctx<'_>,
         round: &mut usize,
     ) {
-        while self.head < self.pending.len() && !self.round_full(*round, ctx) {
-            let o = &self.pending[self.head];
+        while !self.pending.is_empty() && !self.round_full(*round, ctx) {
+            let o = &self.pending[0];
             match conn.send_data(o.route, &o.payload, o.flags.options()) {
                 Ok(()) => count_sent(&mut self.counters, &mut self.data_sent, o),
                 // wait for CREDIT or the handshake; a closing connection reports the
@@ -918,11 +896,7 @@ impl ConnIo {
             *round += o.payload.len() + 16;
             self.done_packets += 1;
             self.done_bytes += o.payload.len() + QUEUE_ENTRY_OVERHEAD;
-            self.head += 1;
-        }
-        if self.head == self.pending.len() {
-            self.pending.clear();
-            self.head = 0;
+            self.pending.pop_front();
         }
     }
 
@@ -1337,7 +1311,7 @@ impl ConnIo {
             let mut q = lock(&self.shared.sendq);
             q.closed = true;
             let waker = q.waker.take();
-            let n = q.items.len() + (self.pending.len() - self.head);
+            let n = q.items.len() + self.pending.len();
             let forwards = std::mem::take(&mut q.forwards);
             drop(q);
             self.shared.send_cv.notify_all();
@@ -1349,10 +1323,8 @@ impl ConnIo {
         // (Proxy.) spec §7.3 [[route.egress-closed]]: forwarded packets never written
         // go back to their ingress connections, to be answered UNREACHABLE; no more
         // are accepted (the queue is closed)
-        let unwritten = self.forwards.drain(self.fhead..).chain(forwards);
+        let unwritten = self.forwards.drain(..).chain(forwards);
         let bounced = bounce(ctx.inner, unwritten);
-        self.forwards.clear();
-        self.fhead = 0;
         if let (true, Some(cell)) = (bounced > 0, &self.route) {
             cell.add_unreachable(bounced);
         }
@@ -1498,11 +1470,50 @@ fn app_has_answered(
 
 /// The high-water mark of unwritten output for a connection now: `write_high_water`,
 /// lowered while the engine's output budget is full (spec §11 `[[limit.global-budget]]`).
+/// Moves what the application queued (`from`) behind what the IO thread still holds
+/// (`to`). Written items are dropped as they are encoded, so nothing written is held
+/// (issue 11: a node link behind 96 flooding clients once held 160 MiB of written
+/// packets, their charges and the read buffers they pin), and what is unwritten is
+/// never moved again: each item is copied at most once (an empty `to` takes `from`'s
+/// allocation and gives its own back).
+fn take_behind<T>(to: &mut VecDeque<T>, from: &mut Vec<T>) {
+    if to.is_empty() {
+        let empty = std::mem::replace(to, VecDeque::from(std::mem::take(from)));
+        *from = Vec::from(empty);
+    } else {
+        to.extend(from.drain(..));
+    }
+}
+
 fn high_water(ctx: &Ctx<'_>) -> usize {
     let cfg = &ctx.inner.config;
     if ctx.inner.unwritten.load(Ordering::Relaxed) > cfg.global_output_bytes {
         cfg.write_high_water.min(OVER_BUDGET_HIGH_WATER)
     } else {
         cfg.write_high_water
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taken_items_queue_behind_the_unwritten_ones_in_order() {
+        let mut held = VecDeque::new();
+        let mut queued: Vec<u32> = Vec::with_capacity(64);
+        queued.extend([1, 2, 3]);
+        let allocation = queued.as_ptr();
+        take_behind(&mut held, &mut queued);
+        // nothing was held: the queue's allocation moved over, no item was copied
+        assert_eq!(held, [1, 2, 3]);
+        assert!(queued.is_empty());
+        assert_eq!(held.as_slices().0.as_ptr(), allocation);
+        // one written and dropped, two more queued: behind the unwritten ones
+        held.pop_front();
+        queued.extend([4, 5]);
+        take_behind(&mut held, &mut queued);
+        assert_eq!(held, [2, 3, 4, 5]);
+        assert!(queued.is_empty());
     }
 }
