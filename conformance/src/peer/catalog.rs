@@ -1728,6 +1728,23 @@ pub(super) fn catalogue() -> Vec<Def> {
                 }
                 Ok(Outcome::Ok)
             }),
+        case!("tls.handshake-stall", Both, Tls, "6.5", ["timeout.tls-handshake"],
+            "the runner never completes the TLS handshake (as a client it sends no ClientHello; as a server it answers none): the testee closes within the handshake timer",
+            |c| {
+                let t = c.opts.timers.handshake;
+                too_long(c, t)?;
+                let (mut w, _) = c.connect(&TlsPlan::Skip)?;
+                let t0 = Instant::now();
+                let (_, closed) = w.read_raw(t0 + t + grace(t));
+                if closed {
+                    return Ok(Outcome::Ok);
+                }
+                Ok(should(
+                    format!("the TLS handshake was not bounded by the handshake timer ({} ms, §6.5 [[timeout.tls-handshake]])", t.as_millis()),
+                    "close",
+                    format!("open after {} ms", (t + grace(t)).as_millis()),
+                ))
+            }),
         case!("tls.client-cert.node-match", Server, Tls, "10.2", ["tls.node-binding", "src.auth"],
             "a client certificate naming fleetwire:node:7 and a node HELLO with id 7: accepted",
             |c| {
