@@ -19,20 +19,44 @@ fn every_live_mutant_is_killed() {
     assert_eq!(matrix.len(), LiveMutant::ALL.len());
     // the TLS setup mutants, each by the case written for its tag
     for (m, case) in [
-        ("live-tls-falls-back-to-plaintext", "peer.server.tls.plaintext-preface"),
-        ("live-plaintext-preface-no-alert", "peer.server.tls.plaintext-preface"),
-        ("live-skips-tls-record", "peer.server.preface.tls-record-on-plaintext"),
-        ("live-tls-handshake-from-first-byte", "peer.server.tls.handshake-stall"),
+        (
+            "live-tls-falls-back-to-plaintext",
+            "peer.server.tls.plaintext-preface",
+        ),
+        (
+            "live-plaintext-preface-no-alert",
+            "peer.server.tls.plaintext-preface",
+        ),
+        (
+            "live-skips-tls-record",
+            "peer.server.preface.tls-record-on-plaintext",
+        ),
+        (
+            "live-tls-handshake-from-first-byte",
+            "peer.server.tls.handshake-stall",
+        ),
         ("live-tls-handshake-late", "peer.server.tls.handshake-stall"),
         ("live-tls-front-allows-tls12", "peer.server.tls.only-tls12"),
         ("live-client-allows-tls12", "peer.client.tls.only-tls12"),
-        ("live-client-accepts-any-cert", "peer.client.tls.server-untrusted-cert"),
-        ("live-client-ignores-server-name", "peer.client.tls.server-wrong-name"),
-        ("live-client-falls-back-to-plaintext", "peer.client.tls.server-plaintext"),
+        (
+            "live-client-accepts-any-cert",
+            "peer.client.tls.server-untrusted-cert",
+        ),
+        (
+            "live-client-ignores-server-name",
+            "peer.client.tls.server-wrong-name",
+        ),
+        (
+            "live-client-falls-back-to-plaintext",
+            "peer.client.tls.server-plaintext",
+        ),
     ] {
         let mutant: LiveMutant = m.parse().unwrap();
         let kills = matrix[&mutant].as_ref().unwrap();
-        assert!(kills.iter().any(|k| k == case), "{m} not killed by {case}: {kills:?}");
+        assert!(
+            kills.iter().any(|k| k == case),
+            "{m} not killed by {case}: {kills:?}"
+        );
     }
     let mut survivors = Vec::new();
     for (m, kills) in &matrix {

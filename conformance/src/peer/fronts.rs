@@ -82,9 +82,13 @@ impl ServerCertVerifier for Lax {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         use rustls::{CertificateError as C, Error as E};
-        let got =
-            self.inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        let got = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
         match (got, self.check) {
             (Ok(v), _) => Ok(v),
             (Err(_), ServerCheck::None) => Ok(ServerCertVerified::assertion()),

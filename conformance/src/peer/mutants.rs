@@ -620,7 +620,10 @@ fn start_node(
     listener: TcpListener,
     security: NodeSecurity,
     mutant: LiveMutant,
-) -> (fleetwire::node::Shutdown, thread::JoinHandle<std::io::Result<()>>) {
+) -> (
+    fleetwire::node::Shutdown,
+    thread::JoinHandle<std::io::Result<()>>,
+) {
     let mut node = reference_node_options(security);
     mutant.configure(&mut node.config);
     let shutdown = node.shutdown.clone();
@@ -676,7 +679,9 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
                 nodes.push(start_node(node_l, tls_node(alpn)?, mutant));
                 node_addr
             }
-            M::TlsFallsBackToPlaintext | M::PlaintextPrefaceNoAlert | M::TlsHandshakeFromFirstByte => {
+            M::TlsFallsBackToPlaintext
+            | M::PlaintextPrefaceNoAlert
+            | M::TlsHandshakeFromFirstByte => {
                 nodes.push(start_node(node_l, tls_node(alpn)?, mutant));
                 let (plain_l, plain_addr) = bind()?;
                 nodes.push(start_node(plain_l, NodeSecurity::Plaintext, mutant));
@@ -801,7 +806,12 @@ pub fn run_client_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
     } else {
         let stop = stop.clone();
         let f = thread::spawn(move || interpose_client(front, runner_addr, mutant, stop));
-        (ClientSecurity::Plaintext, PeerSecurity::Plaintext, front_addr, Some(f))
+        (
+            ClientSecurity::Plaintext,
+            PeerSecurity::Plaintext,
+            front_addr,
+            Some(f),
+        )
     };
     let client = {
         let stop = stop.clone();
@@ -922,7 +932,11 @@ pub fn live_kill_matrix(
                 let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
                 let Some(m) = next else { return };
                 // the record's run (server role): each mutant in its home role
-                let role = if role == PeerRole::Server { m.home() } else { role };
+                let role = if role == PeerRole::Server {
+                    m.home()
+                } else {
+                    role
+                };
                 let kills = live_kills(m, role, &[]);
                 if let Ok(mut r) = results.lock() {
                     r.insert(m, kills);
