@@ -1493,8 +1493,8 @@ pub(super) fn catalogue() -> Vec<Def> {
                 Ok(Outcome::Ok)
             }),
         // ---- §11 floods --------------------------------------------------------------
-        case!("flood.empty-32", Both, Any, "11", ["limit.empty-run"],
-            "32 empty DATA: accepted (the limit itself)",
+        case!("flood.empty-32", Both, Any, "11", ["limit.empty-run", "limit.empty-run-floor"],
+            "32 empty DATA: accepted (no receiver configures max_empty_run below 32); the echoes are no longer run",
             |c| {
                 let mut s = c.std()?;
                 let empties: Vec<Vec<u8>> = vec![Vec::new(); 32];
@@ -1509,8 +1509,8 @@ pub(super) fn catalogue() -> Vec<Def> {
                 s.send_data(6, 0, &empties)?;
                 Ok(s.expect_close(ErrorCode::FLOOD))
             }),
-        case!("flood.empty-reset-by-data", Both, Any, "11", ["limit.empty-run"],
-            "32 empty DATA, one non-empty, 32 empty: accepted (non-empty DATA resets the count)",
+        case!("flood.empty-reset-by-data", Both, Any, "11", ["limit.empty-run", "limit.empty-run-floor"],
+            "32 empty DATA, one non-empty, 32 empty: accepted (non-empty DATA resets the count; max_empty_run is at least 32)",
             |c| {
                 let mut s = c.std()?;
                 let mut ps: Vec<Vec<u8>> = vec![Vec::new(); 32];

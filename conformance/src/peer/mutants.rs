@@ -186,6 +186,10 @@ live_mutants! {
     // plaintext
     SkipsTlsRecord = "live-skips-tls-record", "preface.misconfig",
         "A plaintext endpoint that skips a TLS record where the preface belongs, instead of BAD_PREFACE.";
+    EmptyRunBelowFloor = "live-empty-run-below-floor", "limit.empty-run-floor",
+        "Closes with FLOOD at 32 consecutive empty DATA, as if max_empty_run were 31.";
+    RepeatsEmptyData = "live-repeats-empty-data", "limit.empty-run-floor",
+        "Sends every empty DATA twice: its runs of empty DATA are twice as long as the ones it echoes.";
 }
 
 impl std::str::FromStr for LiveMutant {
@@ -302,7 +306,8 @@ impl LiveMutant {
             | M::IgnoresPeerCaps
             | M::NoKeepalive
             | M::ClosesAtOnceAfterAnswer
-            | M::SkipsTlsRecord => (true, false),
+            | M::SkipsTlsRecord
+            | M::EmptyRunBelowFloor => (true, false),
             M::LengthLimitAbove | M::CreditUnchecked | M::CapsWithPeerLimits => (false, true),
             M::EmptyRunOffByOne
             | M::ErrorBudgetOffByOne
@@ -346,6 +351,8 @@ struct Filter {
     buf: Vec<u8>,
     preface_done: bool,
     packets: u64,
+    /// Consecutive empty DATA seen (`live-empty-run-below-floor`).
+    empty_run: u32,
     /// A PONG held back until the next DATA (`live-pong-late`).
     held: Vec<u8>,
     last_data: Vec<u8>,
@@ -372,6 +379,7 @@ impl Filter {
             buf: Vec::new(),
             preface_done: false,
             packets: 0,
+            empty_run: 0,
             held: Vec::new(),
             last_data: Vec::new(),
             sent_goaway: false,
@@ -494,6 +502,17 @@ impl Filter {
                 }
             }
             (M::IdleRestartedByPacketsOnly, true) => {}
+            // the 32nd empty DATA of a run is seen twice: FLOOD at 32, not at 33
+            (M::EmptyRunBelowFloor, true) if kind == 0 && p.len() == hl => {
+                self.empty_run += 1;
+                if self.empty_run == 32 {
+                    p.extend_from_slice(&p.clone());
+                }
+            }
+            (M::EmptyRunBelowFloor, true) if kind == 0 => self.empty_run = 0,
+            (M::RepeatsEmptyData, false) if kind == 0 && p.len() == hl => {
+                p.extend_from_slice(&p.clone());
+            }
             // everything after the peer's GOAWAY is lost to the reference
             (M::ClosesAtOnceAfterAnswer, true) if self.sent_goaway => return Vec::new(),
             (M::ClosesAtOnceAfterAnswer, true) if kind == 4 => self.sent_goaway = true,
