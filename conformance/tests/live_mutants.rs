@@ -13,12 +13,13 @@ use fleetwire_conformance::peer::{live_kill_matrix, live_kills, LiveMutant, Peer
 // trace: comp.never, goaway.delivered, close.no-data-after, close.answer, close.on-error, close.on-error-goaway,
 // trace: error.route, neg.keepalive, close.answer-drain, tls.alpn, layer.no-fallback,
 // trace: preface.misconfig, timeout.tls-handshake, tls.version, tls.server-auth,
-// trace: limit.empty-run-floor
+// trace: limit.empty-run-floor, route.reflector
 #[test]
 fn every_live_mutant_is_killed() {
     let matrix = live_kill_matrix(PeerRole::Server, 8);
     assert_eq!(matrix.len(), LiveMutant::ALL.len());
-    // the TLS setup and empty-run floor mutants, each by a case written for its tag
+    // the TLS setup, empty-run floor and reflector mutants, each by a case written for
+    // its tag
     for (m, case) in [
         (
             "live-tls-falls-back-to-plaintext",
@@ -53,6 +54,14 @@ fn every_live_mutant_is_killed() {
         ),
         ("live-empty-run-below-floor", "peer.server.flood.empty-32"),
         ("live-repeats-empty-data", "peer.server.flood.empty-32"),
+        (
+            "live-echoes-nodes",
+            "peer.server.tls.client-cert.node-not-answered",
+        ),
+        (
+            "live-answers-proxy-id",
+            "peer.server.tls.client-cert.proxy-id-not-answered",
+        ),
     ] {
         let mutant: LiveMutant = m.parse().unwrap();
         let kills = matrix[&mutant].as_ref().unwrap();

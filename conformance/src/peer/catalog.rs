@@ -1751,6 +1751,12 @@ pub(super) fn catalogue() -> Vec<Def> {
                 let mut s = c.open(Plan { tls: TlsPlan::ClientCert(vec!["fleetwire:node:7".into()]), hello: HelloPlan::Edit(|h| { h.role = Role::Node; h.node_id = 7; }), ..Plan::default() })?;
                 Ok(s.expect_pong())
             }),
+        case!("tls.client-cert.node-not-answered", Server, Tls, "14.6", ["route.reflector"],
+            "an authenticated node (fleetwire:node:7) sends DATA and a PING: the PONG, and no answer to the DATA (the testee echoes, an answer without an application decision, which it should give clients only)",
+            |c| not_answered(c, "fleetwire:node:7", Role::Node, 7)),
+        case!("tls.client-cert.proxy-id-not-answered", Server, Tls, "14.6", ["route.reflector"],
+            "an authenticated proxy (fleetwire:proxy:9) sends DATA with X = 0 (its own id, a node id, is the source) and a PING: the PONG, and no answer to the DATA",
+            |c| not_answered(c, "fleetwire:proxy:9", Role::Proxy, 9)),
         case!("tls.client-cert.node-mismatch", Server, Tls, "10.2", ["tls.node-binding"],
             "a client certificate naming fleetwire:node:7 and a node HELLO with id 8: BAD_HELLO",
             |c| cert_hello(c, &["fleetwire:node:7"], Role::Node, 8, Some(ErrorCode::BAD_HELLO))),
@@ -1849,6 +1855,71 @@ fn raw_control_routed(kind: Kind, payload: &[u8]) -> Vec<u8> {
     let mut h = h;
     h.kind = kind;
     packet(&h, payload)
+}
+
+/// §14.6 `[[route.reflector]]`: a peer authenticated by `uri` with `role` and `id`
+/// sends DATA (with X = 0: the source is its own id, a node id) and a PING; the PONG
+/// comes and the DATA is not answered (the testee's echo is an answer without an
+/// application decision).
+fn not_answered(c: &mut Ctx<'_>, uri: &str, role: Role, id: u16) -> R {
+    let mut s = c.open(Plan {
+        tls: TlsPlan::ClientCert(vec![uri.to_owned()]),
+        hello: HelloPlan::None,
+        read_hello: false,
+        ..Plan::default()
+    })?;
+    let mut h = s.ours;
+    h.role = role;
+    h.node_id = id;
+    s.ours = h;
+    s.send(&super::session::hello_packet(&h))?;
+    s.read_hello_pub()?;
+    s.take_credit(&[4])?;
+    let mut b = data(1, 3, b"node");
+    let (ping, pb) = s.ping_bytes();
+    b.extend(pb);
+    s.send(&b)?;
+    let answer = |p: &fleetwire::Packet| {
+        should(
+            format!("the DATA of {uri} was answered (§14.6 [[route.reflector]]: an automatic answer goes to clients only)"),
+            "no answer",
+            describe(p),
+        )
+    };
+    let deadline = s.deadline();
+    loop {
+        match s.next(deadline) {
+            Event::Packet(p, _) if p.header.kind == Kind::Data => return Ok(answer(&p)),
+            Event::Packet(p, _)
+                if p.header.kind == Kind::Pong
+                    && fleetwire::control::Pong::parse(&p.payload)
+                        .is_ok_and(|x| x.id == ping.id) =>
+            {
+                break
+            }
+            Event::Packet(p, _) if p.header.kind == Kind::Goaway => {
+                return Ok(must(
+                    format!("the peer authenticated by {uri} was refused"),
+                    "no error",
+                    describe(&p),
+                ));
+            }
+            Event::Packet(..) => {}
+            other => {
+                return Ok(must(
+                    "no PONG from the testee",
+                    "PONG",
+                    format!("{other:?}"),
+                ))
+            }
+        }
+    }
+    // an answer may follow the PONG (the PING is answered as it is read)
+    let late = s.expect_quiet(Duration::from_millis(200), "after the PONG")?;
+    Ok(late
+        .iter()
+        .find(|p| p.header.kind == Kind::Data)
+        .map_or(Outcome::Ok, answer))
 }
 
 /// A TLS setup the testee must refuse: no Fleetwire bytes, the connection ends.

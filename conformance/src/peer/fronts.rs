@@ -33,21 +33,46 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// A server configuration from PEM with `versions` and the ALPN ids `alpn`.
+fn roots(pem: &str) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(roots)
+}
+
+/// A server configuration from PEM with `versions` and the ALPN ids `alpn`; with
+/// `client_ca`, client certificates from that CA are verified when presented.
 pub(super) fn server_config(
     cert_pem: &str,
     key_pem: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: Vec<Vec<u8>>,
+    client_ca: Option<&str>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
     let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots(pem)?),
+                provider(),
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| e.to_string())?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = alpn;
@@ -130,12 +155,7 @@ pub(super) fn client_security(
     versions: &[&'static rustls::SupportedProtocolVersion],
     check: ServerCheck,
 ) -> Result<ClientSecurity, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots
-            .add(c.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
+    let roots = roots(ca_pem)?;
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?;

@@ -190,6 +190,11 @@ live_mutants! {
         "Closes with FLOOD at 32 consecutive empty DATA, as if max_empty_run were 31.";
     RepeatsEmptyData = "live-repeats-empty-data", "limit.empty-run-floor",
         "Sends every empty DATA twice: its runs of empty DATA are twice as long as the ones it echoes.";
+    // behind a TLS front that verifies client certificates
+    EchoesNodes = "live-echoes-nodes", "route.reflector",
+        "Its echo answers every peer, an authenticated node too (it reads every peer's HELLO as a client's).";
+    AnswersProxyId = "live-answers-proxy-id", "route.reflector",
+        "Its echo takes every source on a proxy link for a client, the proxy's own id too (client ids 1-65534).";
 }
 
 impl std::str::FromStr for LiveMutant {
@@ -223,6 +228,8 @@ impl LiveMutant {
                 | M::TlsHandshakeFromFirstByte
                 | M::TlsHandshakeLate
                 | M::TlsFrontAllowsTls12
+                | M::EchoesNodes
+                | M::AnswersProxyId
         ) || self.client_only()
     }
 
@@ -307,7 +314,8 @@ impl LiveMutant {
             | M::NoKeepalive
             | M::ClosesAtOnceAfterAnswer
             | M::SkipsTlsRecord
-            | M::EmptyRunBelowFloor => (true, false),
+            | M::EmptyRunBelowFloor
+            | M::EchoesNodes => (true, false),
             M::LengthLimitAbove | M::CreditUnchecked | M::CapsWithPeerLimits => (false, true),
             M::EmptyRunOffByOne
             | M::ErrorBudgetOffByOne
@@ -462,6 +470,7 @@ impl Filter {
                     | M::CreditUnchecked
                     | M::CapsWithPeerLimits
                     | M::HelloFlagsSet
+                    | M::EchoesNodes
             )
         {
             self.transparent = true;
@@ -528,6 +537,11 @@ impl Filter {
                 set_u32(&mut p, hl + 12, 16 << 20);
             }
             (M::NoKeepalive, true) if first && kind == 1 => set_u32(&mut p, hl + 24, 0),
+            // every peer a client: role 1, node id 0
+            (M::EchoesNodes, true) if first && kind == 1 => {
+                p[hl + 2] = 1;
+                p[hl + 4..hl + 6].copy_from_slice(&[0, 0]);
+            }
             // the reference's own HELLO, announcing other limits than it enforces
             (M::LengthLimitAbove, false) if first && kind == 1 => {
                 p[hl + 10..hl + 12].copy_from_slice(&4096u16.to_be_bytes());
@@ -645,6 +659,9 @@ fn start_node(
 ) {
     let mut node = reference_node_options(security);
     mutant.configure(&mut node.config);
+    if mutant == LiveMutant::AnswersProxyId {
+        node.client_sources = 1..=65534;
+    }
     let shutdown = node.shutdown.clone();
     (shutdown, thread::spawn(move || serve(listener, node)))
 }
@@ -673,16 +690,22 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
     let (target, security) = if mutant.tls() {
         let ca = super::pki::RunnerPki::new()?;
         let (cert, key) = ca.issue(&["localhost"], &[])?;
+        // client certificates for the node identities of route.reflector
+        let client_ca = if matches!(mutant, M::EchoesNodes | M::AnswersProxyId) {
+            Some(Arc::new(super::pki::RunnerPki::new()?))
+        } else {
+            None
+        };
         let security = PeerSecurity::TlsClient {
             ca_pem: ca.ca_cert_pem.clone().into_bytes(),
             server_name: "localhost".into(),
             identity: None,
-            client_ca: None,
+            client_ca: client_ca.clone(),
         };
         let alpn = vec![fleetwire::tls::ALPN.to_vec()];
         let tls_node = |alpn: Vec<Vec<u8>>| -> Result<NodeSecurity, String> {
             Ok(NodeSecurity::Tls {
-                config: fronts::server_config(&cert, &key, fronts::TLS13, alpn)?,
+                config: fronts::server_config(&cert, &key, fronts::TLS13, alpn, None)?,
                 mutual: false,
             })
         };
@@ -717,6 +740,39 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
                 }));
                 front_addr
             }
+            M::AnswersProxyId => {
+                // mutual TLS (certificates optional), as the built-in run
+                let pem = client_ca.as_ref().map(|c| c.ca_cert_pem.clone());
+                let config =
+                    fronts::server_config(&cert, &key, fronts::TLS13, alpn, pem.as_deref())?;
+                nodes.push(start_node(
+                    node_l,
+                    NodeSecurity::Tls {
+                        config,
+                        mutual: true,
+                    },
+                    mutant,
+                ));
+                node_addr
+            }
+            M::EchoesNodes => {
+                // a TLS front that verifies client certificates, the filter, the node
+                nodes.push(start_node(node_l, NodeSecurity::Plaintext, mutant));
+                let (filter_l, filter_addr) = bind()?;
+                let stop2 = stop.clone();
+                let filter = thread::spawn(move || interpose(filter_l, node_addr, mutant, stop2));
+                let client_ca = client_ca.map(|c| c.ca_cert_pem.clone());
+                let config =
+                    fronts::server_config(&cert, &key, fronts::TLS13, alpn, client_ca.as_deref())?;
+                let stop = stop.clone();
+                front = Some(thread::spawn(move || {
+                    fronts::accept_each(&front_l, &stop, move |s| {
+                        fronts::terminate(s, filter_addr, config.clone(), TIMERS.handshake);
+                    });
+                    let _ = filter.join();
+                }));
+                front_addr
+            }
             _ => {
                 // a TLS-terminating front before the plaintext node
                 nodes.push(start_node(node_l, NodeSecurity::Plaintext, mutant));
@@ -724,7 +780,7 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
                     M::TlsFrontAllowsTls12 => (fronts::TLS13_12, TIMERS.handshake),
                     _ => (fronts::TLS13, TIMERS.handshake * 3),
                 };
-                let config = fronts::server_config(&cert, &key, versions, alpn)?;
+                let config = fronts::server_config(&cert, &key, versions, alpn, None)?;
                 let stop = stop.clone();
                 front = Some(thread::spawn(move || {
                     fronts::accept_each(&front_l, &stop, move |s| {
