@@ -72,11 +72,13 @@ enum Mode {
         /// Only list the mutants.
         #[arg(long)]
         list: bool,
-        /// The live-peer mutants instead: the reference node (or, with `--client`, the
-        /// reference client) with one bug, against every live case.
+        /// The live-peer mutants instead: the reference node or client with one bug,
+        /// each in its home role (the TLS client mutants in the client role, all others
+        /// in the server role; TLS mutants against the tls.* cases).
         #[arg(long)]
         live: bool,
-        /// With --live: the client role instead of the server role.
+        /// With --live: every mutant that runs in the client role, in the client role
+        /// (printed, not recorded).
         #[arg(long, requires = "live")]
         client: bool,
         /// The Python implementation's mutants instead (source patches listed in
@@ -397,7 +399,7 @@ fn live_mutants(list: bool, client: bool, save: Save) -> u8 {
     }
     let killed = rows.iter().filter(|r| r.is_killed()).count();
     let code = print_rate(killed, matrix.len(), "live mutants");
-    // the record holds the server role, where every live mutant runs
+    // the record holds each mutant in its home role
     let save = if client {
         Save {
             record: false,

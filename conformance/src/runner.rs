@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::cases::{Case, Level, Probe};
+use std::collections::BTreeMap;
+
+use super::cases::{tag_levels, Case, Level, Probe};
 use super::forms::unhex;
 use super::minimize::minimise;
 use super::monitor::{Monitor, MonitorOptions, Violation};
@@ -436,9 +438,25 @@ fn replay_wire(probe: &Probe, result: &Value) -> Result<Wire, String> {
     Ok(Wire { sent, violations })
 }
 
+/// The level at which a connection error closed without its GOAWAY is graded: that of
+/// §6.4 `[[close.on-error-goaway]]` in `levels` (a SHOULD in the spec). A spec without
+/// that tag has the GOAWAY in the MUST that closes the connection: MUST.
+fn missing_error_goaway_level(levels: &BTreeMap<String, Level>) -> Level {
+    levels
+        .get("close.on-error-goaway")
+        .copied()
+        .unwrap_or(Level::Must)
+}
+
+/// [`missing_error_goaway_level`] in the spec in force, for the codec runner and the
+/// live peer.
+pub(crate) fn error_goaway_level() -> Level {
+    missing_error_goaway_level(&tag_levels())
+}
+
 /// Whether `patterns` match `sent` once a GOAWAY with an error code is left out of the
-/// patterns, and `sent` has no GOAWAY: a connection error closed without GOAWAY, which
-/// §6.4 `[[close.on-error-goaway]]` makes a SHOULD.
+/// patterns, and `sent` has no GOAWAY: a connection error closed without GOAWAY, graded
+/// at the level of §6.4 `[[close.on-error-goaway]]` ([`error_goaway_level`]).
 fn matches_without_error_goaway(patterns: &[Value], sent: &[Value]) -> bool {
     let is_error_goaway =
         |p: &Value| p["kind"] == "GOAWAY" && p.get("code").is_some_and(|c| c != 0);
@@ -528,12 +546,13 @@ fn check_steps(
                 })
                 .collect();
             if let Err(e) = match_list(&format!("steps[{i}]: sent"), p, &sent) {
-                if !matches_without_error_goaway(p, &sent) {
+                let level = error_goaway_level();
+                if level == Level::Must || !matches_without_error_goaway(p, &sent) {
                     return Err(e);
                 }
                 finding.get_or_insert((
-                    format!("[[close.on-error-goaway]] steps[{i}]: closed on a connection error without sending GOAWAY"),
-                    Level::Should,
+                    format!("[[close.on-error-goaway]] ({level}) steps[{i}]: closed on a connection error without sending GOAWAY"),
+                    level,
                 ));
             }
         } else if let Some(p) = s.get("expect_events").and_then(Value::as_array) {
@@ -673,5 +692,36 @@ impl Progress {
             self.done += 1;
             self.flush_group(&mut err);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // trace: close.on-error-goaway
+    #[test]
+    fn a_missing_error_goaway_is_graded_at_its_tags_level() {
+        // the spec makes it a SHOULD
+        assert_eq!(error_goaway_level(), Level::Should);
+        // graded from the tag, not from the shape of the transcript
+        let mut levels = BTreeMap::new();
+        assert_eq!(missing_error_goaway_level(&levels), Level::Must);
+        levels.insert("close.on-error-goaway".to_owned(), Level::Must);
+        assert_eq!(missing_error_goaway_level(&levels), Level::Must);
+        levels.insert("close.on-error-goaway".to_owned(), Level::May);
+        assert_eq!(missing_error_goaway_level(&levels), Level::May);
+    }
+
+    #[test]
+    fn only_a_missing_error_goaway_is_forgiven() {
+        let expected = vec![json!({"kind": "GOAWAY", "code": 14})];
+        assert!(matches_without_error_goaway(&expected, &[]));
+        // a GOAWAY NO_ERROR is not an error's GOAWAY
+        let answer = vec![json!({"kind": "GOAWAY", "code": 0})];
+        assert!(!matches_without_error_goaway(&answer, &[]));
+        // another GOAWAY sent is a wrong code, not a missing one
+        let other = vec![json!({"kind": "GOAWAY", "code": 1})];
+        assert!(!matches_without_error_goaway(&expected, &other));
     }
 }

@@ -11,11 +11,65 @@ use fleetwire_conformance::peer::{live_kill_matrix, live_kills, LiveMutant, Peer
 // trace: ping.order, hdr.hint-send, hdr.version-send, hello.reserved, flow.send,
 // trace: hdr.length-send, comp.send-negotiated, comp.send-cap, comp.send-format,
 // trace: comp.never, goaway.delivered, close.no-data-after, close.answer, close.on-error, close.on-error-goaway,
-// trace: error.route, neg.keepalive, close.answer-drain, tls.alpn
+// trace: error.route, neg.keepalive, close.answer-drain, tls.alpn, layer.no-fallback,
+// trace: preface.misconfig, timeout.tls-handshake, tls.version, tls.server-auth,
+// trace: limit.empty-run-floor, route.reflector
 #[test]
 fn every_live_mutant_is_killed() {
     let matrix = live_kill_matrix(PeerRole::Server, 8);
     assert_eq!(matrix.len(), LiveMutant::ALL.len());
+    // the TLS setup, empty-run floor and reflector mutants, each by a case written for
+    // its tag
+    for (m, case) in [
+        (
+            "live-tls-falls-back-to-plaintext",
+            "peer.server.tls.plaintext-preface",
+        ),
+        (
+            "live-plaintext-preface-no-alert",
+            "peer.server.tls.plaintext-preface",
+        ),
+        (
+            "live-skips-tls-record",
+            "peer.server.preface.tls-record-on-plaintext",
+        ),
+        (
+            "live-tls-handshake-from-first-byte",
+            "peer.server.tls.handshake-stall",
+        ),
+        ("live-tls-handshake-late", "peer.server.tls.handshake-stall"),
+        ("live-tls-front-allows-tls12", "peer.server.tls.only-tls12"),
+        ("live-client-allows-tls12", "peer.client.tls.only-tls12"),
+        (
+            "live-client-accepts-any-cert",
+            "peer.client.tls.server-untrusted-cert",
+        ),
+        (
+            "live-client-ignores-server-name",
+            "peer.client.tls.server-wrong-name",
+        ),
+        (
+            "live-client-falls-back-to-plaintext",
+            "peer.client.tls.server-plaintext",
+        ),
+        ("live-empty-run-below-floor", "peer.server.flood.empty-32"),
+        ("live-repeats-empty-data", "peer.server.flood.empty-32"),
+        (
+            "live-echoes-nodes",
+            "peer.server.tls.client-cert.node-not-answered",
+        ),
+        (
+            "live-answers-proxy-id",
+            "peer.server.tls.client-cert.proxy-id-not-answered",
+        ),
+    ] {
+        let mutant: LiveMutant = m.parse().unwrap();
+        let kills = matrix[&mutant].as_ref().unwrap();
+        assert!(
+            kills.iter().any(|k| k == case),
+            "{m} not killed by {case}: {kills:?}"
+        );
+    }
     let mut survivors = Vec::new();
     for (m, kills) in &matrix {
         match kills {

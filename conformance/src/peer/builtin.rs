@@ -146,30 +146,37 @@ pub(crate) fn echo_client(
     config: Config,
 ) {
     while !stop.load(Ordering::SeqCst) {
-        let mut o = ClientOptions::new(security.clone());
-        o.timeout = Duration::from_secs(20);
-        o.confirm_handshake = false;
-        o.config = config.clone();
-        let Ok(mut c) = connect(addr, o) else {
+        if !echo_once(addr, security.clone(), config.clone()) {
             thread::sleep(Duration::from_millis(5));
-            continue;
-        };
-        loop {
-            match c.recv() {
-                Ok(m) => {
-                    let opts = SendOptions {
-                        codec: Codec::Zlib,
-                        never_compress: m.never_compress,
-                    };
-                    let back = Route::new(0, m.route.service, m.route.channel);
-                    match c.send(back, &m.payload, opts) {
-                        Ok(()) | Err(NodeError::Send(_)) => {}
-                        Err(_) => break,
-                    }
+        }
+    }
+}
+
+/// One connection of the echoing reference client: echoes every DATA until the
+/// connection ends. `false` when it could not connect.
+pub(crate) fn echo_once(addr: SocketAddr, security: ClientSecurity, config: Config) -> bool {
+    let mut o = ClientOptions::new(security);
+    o.timeout = Duration::from_secs(20);
+    o.confirm_handshake = false;
+    o.config = config;
+    let Ok(mut c) = connect(addr, o) else {
+        return false;
+    };
+    loop {
+        match c.recv() {
+            Ok(m) => {
+                let opts = SendOptions {
+                    codec: Codec::Zlib,
+                    never_compress: m.never_compress,
+                };
+                let back = Route::new(0, m.route.service, m.route.channel);
+                match c.send(back, &m.payload, opts) {
+                    Ok(()) | Err(NodeError::Send(_)) => {}
+                    Err(_) => return true,
                 }
-                Err(NodeError::PacketError { .. }) => {}
-                Err(_) => break,
             }
+            Err(NodeError::PacketError { .. }) => {}
+            Err(_) => return true,
         }
     }
 }

@@ -1493,8 +1493,8 @@ pub(super) fn catalogue() -> Vec<Def> {
                 Ok(Outcome::Ok)
             }),
         // ---- §11 floods --------------------------------------------------------------
-        case!("flood.empty-32", Both, Any, "11", ["limit.empty-run"],
-            "32 empty DATA: accepted (the limit itself)",
+        case!("flood.empty-32", Both, Any, "11", ["limit.empty-run", "limit.empty-run-floor"],
+            "32 empty DATA: accepted (no receiver configures max_empty_run below 32); the echoes are no longer run",
             |c| {
                 let mut s = c.std()?;
                 let empties: Vec<Vec<u8>> = vec![Vec::new(); 32];
@@ -1509,8 +1509,8 @@ pub(super) fn catalogue() -> Vec<Def> {
                 s.send_data(6, 0, &empties)?;
                 Ok(s.expect_close(ErrorCode::FLOOD))
             }),
-        case!("flood.empty-reset-by-data", Both, Any, "11", ["limit.empty-run"],
-            "32 empty DATA, one non-empty, 32 empty: accepted (non-empty DATA resets the count)",
+        case!("flood.empty-reset-by-data", Both, Any, "11", ["limit.empty-run", "limit.empty-run-floor"],
+            "32 empty DATA, one non-empty, 32 empty: accepted (non-empty DATA resets the count; max_empty_run is at least 32)",
             |c| {
                 let mut s = c.std()?;
                 let mut ps: Vec<Vec<u8>> = vec![Vec::new(); 32];
@@ -1728,12 +1728,35 @@ pub(super) fn catalogue() -> Vec<Def> {
                 }
                 Ok(Outcome::Ok)
             }),
+        case!("tls.handshake-stall", Both, Tls, "6.5", ["timeout.tls-handshake"],
+            "the runner never completes the TLS handshake (as a client it sends no ClientHello; as a server it answers none): the testee closes within the handshake timer",
+            |c| {
+                let t = c.opts.timers.handshake;
+                too_long(c, t)?;
+                let (mut w, _) = c.connect(&TlsPlan::Skip)?;
+                let t0 = Instant::now();
+                let (_, closed) = w.read_raw(t0 + t + grace(t));
+                if closed {
+                    return Ok(Outcome::Ok);
+                }
+                Ok(should(
+                    format!("the TLS handshake was not bounded by the handshake timer ({} ms, §6.5 [[timeout.tls-handshake]])", t.as_millis()),
+                    "close",
+                    format!("open after {} ms", (t + grace(t)).as_millis()),
+                ))
+            }),
         case!("tls.client-cert.node-match", Server, Tls, "10.2", ["tls.node-binding", "src.auth"],
             "a client certificate naming fleetwire:node:7 and a node HELLO with id 7: accepted",
             |c| {
                 let mut s = c.open(Plan { tls: TlsPlan::ClientCert(vec!["fleetwire:node:7".into()]), hello: HelloPlan::Edit(|h| { h.role = Role::Node; h.node_id = 7; }), ..Plan::default() })?;
                 Ok(s.expect_pong())
             }),
+        case!("tls.client-cert.node-not-answered", Server, Tls, "14.6", ["route.reflector"],
+            "an authenticated node (fleetwire:node:7) sends DATA and a PING: the PONG, and no answer to the DATA (the testee echoes, an answer without an application decision, which it should give clients only)",
+            |c| not_answered(c, "fleetwire:node:7", Role::Node, 7)),
+        case!("tls.client-cert.proxy-id-not-answered", Server, Tls, "14.6", ["route.reflector"],
+            "an authenticated proxy (fleetwire:proxy:9) sends DATA with X = 0 (its own id, a node id, is the source) and a PING: the PONG, and no answer to the DATA",
+            |c| not_answered(c, "fleetwire:proxy:9", Role::Proxy, 9)),
         case!("tls.client-cert.node-mismatch", Server, Tls, "10.2", ["tls.node-binding"],
             "a client certificate naming fleetwire:node:7 and a node HELLO with id 8: BAD_HELLO",
             |c| cert_hello(c, &["fleetwire:node:7"], Role::Node, 8, Some(ErrorCode::BAD_HELLO))),
@@ -1834,19 +1857,88 @@ fn raw_control_routed(kind: Kind, payload: &[u8]) -> Vec<u8> {
     packet(&h, payload)
 }
 
+/// §14.6 `[[route.reflector]]`: a peer authenticated by `uri` with `role` and `id`
+/// sends DATA (with X = 0: the source is its own id, a node id) and a PING; the PONG
+/// comes and the DATA is not answered (the testee's echo is an answer without an
+/// application decision).
+fn not_answered(c: &mut Ctx<'_>, uri: &str, role: Role, id: u16) -> R {
+    let mut s = c.open(Plan {
+        tls: TlsPlan::ClientCert(vec![uri.to_owned()]),
+        hello: HelloPlan::None,
+        read_hello: false,
+        ..Plan::default()
+    })?;
+    let mut h = s.ours;
+    h.role = role;
+    h.node_id = id;
+    s.ours = h;
+    s.send(&super::session::hello_packet(&h))?;
+    s.read_hello_pub()?;
+    s.take_credit(&[4])?;
+    let mut b = data(1, 3, b"node");
+    let (ping, pb) = s.ping_bytes();
+    b.extend(pb);
+    s.send(&b)?;
+    let answer = |p: &fleetwire::Packet| {
+        should(
+            format!("the DATA of {uri} was answered (§14.6 [[route.reflector]]: an automatic answer goes to clients only)"),
+            "no answer",
+            describe(p),
+        )
+    };
+    let deadline = s.deadline();
+    loop {
+        match s.next(deadline) {
+            Event::Packet(p, _) if p.header.kind == Kind::Data => return Ok(answer(&p)),
+            Event::Packet(p, _)
+                if p.header.kind == Kind::Pong
+                    && fleetwire::control::Pong::parse(&p.payload)
+                        .is_ok_and(|x| x.id == ping.id) =>
+            {
+                break
+            }
+            Event::Packet(p, _) if p.header.kind == Kind::Goaway => {
+                return Ok(must(
+                    format!("the peer authenticated by {uri} was refused"),
+                    "no error",
+                    describe(&p),
+                ));
+            }
+            Event::Packet(..) => {}
+            other => {
+                return Ok(must(
+                    "no PONG from the testee",
+                    "PONG",
+                    format!("{other:?}"),
+                ))
+            }
+        }
+    }
+    // an answer may follow the PONG (the PING is answered as it is read)
+    let late = s.expect_quiet(Duration::from_millis(200), "after the PONG")?;
+    Ok(late
+        .iter()
+        .find(|p| p.header.kind == Kind::Data)
+        .map_or(Outcome::Ok, answer))
+}
+
 /// A TLS setup the testee must refuse: no Fleetwire bytes, the connection ends.
 fn tls_refused(c: &mut Ctx<'_>, plan: TlsPlan) -> R {
-    let (mut w, hs) = c.connect(&plan)?;
-    if let Err(_e) = hs {
-        return Ok(Outcome::Ok);
-    }
     if matches!(plan, TlsPlan::Tls12Only) {
-        // §10.1: an earlier version must not even be negotiated
+        // §10.1: an earlier version must not even be negotiated (the runner's own TLS
+        // endpoint would refuse a completed TLS 1.2 handshake itself: rustls alone)
+        if !c.tls12_handshake_completes()? {
+            return Ok(Outcome::Ok);
+        }
         return Ok(must(
             "the testee negotiated TLS 1.2 (§10.1 [[tls.version]]: it must refuse to)",
             "handshake failure",
             "TLS 1.2 handshake completed",
         ));
+    }
+    let (mut w, hs) = c.connect(&plan)?;
+    if hs.is_err() {
+        return Ok(Outcome::Ok);
     }
     // handshake done: the testee must abort right after it, before any application data
     if c.role == super::PeerRole::Server {

@@ -28,6 +28,7 @@
 
 mod builtin;
 mod catalog;
+mod fronts;
 mod mutants;
 mod pki;
 mod run;

@@ -3,7 +3,8 @@
 //! reference (what the reference receives is rewritten so that it misses a fault — a
 //! receiver-side bug — or what it sends is rewritten — a sender-side bug), or a change
 //! of the reference's configuration that its HELLO hides (it enforces other limits or
-//! timers than it announces, or than the runner is told).
+//! timers than it announces, or than the runner is told), or a change of its TLS setup
+//! (its rustls configuration, or a front before it: `super::fronts`).
 //!
 //! Names start with `live-` beside the codec-mode mutants (`conformance mutants`); both
 //! feed the `tag → mutants → killing cases` matrix. Filters that rewrite what the
@@ -163,6 +164,37 @@ live_mutants! {
         "Its TLS server neither requires nor selects ALPN.";
     AlpnWrongId = "live-alpn-wrong-id", "tls.alpn",
         "Its TLS server is configured with the ALPN id fleetwire/2, so it never selects fleetwire/1.";
+    TlsFallsBackToPlaintext = "live-tls-falls-back-to-plaintext", "layer.no-fallback",
+        "Its TLS server serves plaintext Fleetwire (a plaintext node behind the same port) to a peer whose first byte is the preface's 0x89.";
+    PlaintextPrefaceNoAlert = "live-plaintext-preface-no-alert", "preface.misconfig",
+        "Its TLS server closes without a TLS alert when the first byte is the preface's 0x89.";
+    TlsHandshakeFromFirstByte = "live-tls-handshake-from-first-byte", "timeout.tls-handshake",
+        "Its TLS server starts the handshake (and its timer) only at the peer's first byte: a peer that sends nothing holds the connection open.";
+    TlsHandshakeLate = "live-tls-handshake-late", "timeout.tls-handshake",
+        "Its TLS server (a front before the plaintext node) bounds the TLS handshake by three times the handshake timer.";
+    TlsFrontAllowsTls12 = "live-tls-front-allows-tls12", "tls.version",
+        "Its TLS server (a front before the plaintext node) negotiates TLS 1.2 as well as 1.3.";
+    // the reference client's TLS setup (client role)
+    ClientAcceptsAnyCert = "live-client-accepts-any-cert", "tls.server-auth",
+        "The TLS client accepts any server certificate (no chain, no name check).";
+    ClientIgnoresServerName = "live-client-ignores-server-name", "tls.server-auth",
+        "The TLS client checks the server certificate's chain but not its name.";
+    ClientAllowsTls12 = "live-client-allows-tls12", "tls.version",
+        "The TLS client offers TLS 1.2 as well as 1.3.";
+    ClientFallsBackToPlaintext = "live-client-falls-back-to-plaintext", "layer.no-fallback",
+        "The TLS client continues in plaintext Fleetwire when the server answers its ClientHello with the plaintext preface.";
+    // plaintext
+    SkipsTlsRecord = "live-skips-tls-record", "preface.misconfig",
+        "A plaintext endpoint that skips a TLS record where the preface belongs, instead of BAD_PREFACE.";
+    EmptyRunBelowFloor = "live-empty-run-below-floor", "limit.empty-run-floor",
+        "Closes with FLOOD at 32 consecutive empty DATA, as if max_empty_run were 31.";
+    RepeatsEmptyData = "live-repeats-empty-data", "limit.empty-run-floor",
+        "Sends every empty DATA twice: its runs of empty DATA are twice as long as the ones it echoes.";
+    // behind a TLS front that verifies client certificates
+    EchoesNodes = "live-echoes-nodes", "route.reflector",
+        "Its echo answers every peer, an authenticated node too (it reads every peer's HELLO as a client's).";
+    AnswersProxyId = "live-answers-proxy-id", "route.reflector",
+        "Its echo takes every source on a proxy link for a client, the proxy's own id too (client ids 1-65534).";
 }
 
 impl std::str::FromStr for LiveMutant {
@@ -178,9 +210,83 @@ impl std::str::FromStr for LiveMutant {
 }
 
 impl LiveMutant {
-    /// Whether the bug is in the TLS setup (killed by the TLS runs).
+    /// Whether the bug is in the TLS setup (killed by the TLS runs, which for these
+    /// mutants run the `tls.*` cases: every other case sees the same TLS setup).
+    ///
+    /// ```
+    /// use fleetwire_conformance::peer::LiveMutant;
+    /// assert!(LiveMutant::ClientAcceptsAnyCert.tls() && !LiveMutant::PongDropped.tls());
+    /// ```
     pub fn tls(self) -> bool {
-        matches!(self, LiveMutant::IgnoresAlpn | LiveMutant::AlpnWrongId)
+        use LiveMutant as M;
+        matches!(
+            self,
+            M::IgnoresAlpn
+                | M::AlpnWrongId
+                | M::TlsFallsBackToPlaintext
+                | M::PlaintextPrefaceNoAlert
+                | M::TlsHandshakeFromFirstByte
+                | M::TlsHandshakeLate
+                | M::TlsFrontAllowsTls12
+                | M::EchoesNodes
+                | M::AnswersProxyId
+        ) || self.client_only()
+    }
+
+    /// Whether the bug is in the reference client's TLS setup: the mutant runs in the
+    /// client role only.
+    fn client_only(self) -> bool {
+        use LiveMutant as M;
+        matches!(
+            self,
+            M::ClientAcceptsAnyCert
+                | M::ClientIgnoresServerName
+                | M::ClientAllowsTls12
+                | M::ClientFallsBackToPlaintext
+        )
+    }
+
+    /// Whether the mutant runs in `role`: the TLS server mutants in the server role, the
+    /// TLS client mutants in the client role, the filter and configuration mutants in
+    /// both.
+    ///
+    /// ```
+    /// use fleetwire_conformance::peer::{LiveMutant, PeerRole};
+    /// assert!(LiveMutant::ClientAllowsTls12.runs_in(PeerRole::Client));
+    /// assert!(!LiveMutant::ClientAllowsTls12.runs_in(PeerRole::Server));
+    /// assert!(LiveMutant::PongDropped.runs_in(PeerRole::Client));
+    /// ```
+    pub fn runs_in(self, role: PeerRole) -> bool {
+        match role {
+            PeerRole::Server => !self.client_only(),
+            PeerRole::Client => !self.tls() || self.client_only(),
+        }
+    }
+
+    /// The role of the recorded kill matrix: the client role for the TLS client
+    /// mutants, else the server role.
+    ///
+    /// ```
+    /// use fleetwire_conformance::peer::{LiveMutant, PeerRole};
+    /// assert_eq!(LiveMutant::ClientAcceptsAnyCert.home(), PeerRole::Client);
+    /// assert_eq!(LiveMutant::TlsFrontAllowsTls12.home(), PeerRole::Server);
+    /// ```
+    pub fn home(self) -> PeerRole {
+        if self.client_only() {
+            PeerRole::Client
+        } else {
+            PeerRole::Server
+        }
+    }
+
+    /// The cases a run of the mutant selects when none are given: the `tls.*` cases
+    /// of `role` for the TLS mutants, else all.
+    fn default_cases(self, role: PeerRole, case: &[String]) -> Vec<String> {
+        if case.is_empty() && self.tls() {
+            vec![format!("peer.{}.tls.*", role.name())]
+        } else {
+            case.to_vec()
+        }
     }
 
     /// Which filter direction the bug needs: (toward the reference, from it).
@@ -206,7 +312,10 @@ impl LiveMutant {
             | M::CompressesUnannounced
             | M::IgnoresPeerCaps
             | M::NoKeepalive
-            | M::ClosesAtOnceAfterAnswer => (true, false),
+            | M::ClosesAtOnceAfterAnswer
+            | M::SkipsTlsRecord
+            | M::EmptyRunBelowFloor
+            | M::EchoesNodes => (true, false),
             M::LengthLimitAbove | M::CreditUnchecked | M::CapsWithPeerLimits => (false, true),
             M::EmptyRunOffByOne
             | M::ErrorBudgetOffByOne
@@ -214,6 +323,7 @@ impl LiveMutant {
             | M::HeaderTimerEarly
             | M::IgnoresAlpn
             | M::AlpnWrongId => (false, false),
+            _ if self.tls() => (false, false),
             _ => (false, true),
         }
     }
@@ -249,6 +359,8 @@ struct Filter {
     buf: Vec<u8>,
     preface_done: bool,
     packets: u64,
+    /// Consecutive empty DATA seen (`live-empty-run-below-floor`).
+    empty_run: u32,
     /// A PONG held back until the next DATA (`live-pong-late`).
     held: Vec<u8>,
     last_data: Vec<u8>,
@@ -275,6 +387,7 @@ impl Filter {
             buf: Vec::new(),
             preface_done: false,
             packets: 0,
+            empty_run: 0,
             held: Vec::new(),
             last_data: Vec::new(),
             sent_goaway: false,
@@ -288,6 +401,24 @@ impl Filter {
         }
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
+        if self.mutant == LiveMutant::SkipsTlsRecord {
+            // a TLS record where the preface belongs is skipped; then everything passes
+            while self.buf.first() == Some(&0x16) {
+                if self.buf.len() < 5 {
+                    return out;
+                }
+                let total = 5 + usize::from(u16::from_be_bytes([self.buf[3], self.buf[4]]));
+                if self.buf.len() < total {
+                    return out;
+                }
+                self.buf.drain(..total);
+            }
+            if !self.buf.is_empty() {
+                self.transparent = true;
+                out.append(&mut self.buf);
+            }
+            return out;
+        }
         if !self.preface_done {
             if self.buf.len() < PREFACE.len() {
                 return out;
@@ -339,6 +470,7 @@ impl Filter {
                     | M::CreditUnchecked
                     | M::CapsWithPeerLimits
                     | M::HelloFlagsSet
+                    | M::EchoesNodes
             )
         {
             self.transparent = true;
@@ -379,6 +511,17 @@ impl Filter {
                 }
             }
             (M::IdleRestartedByPacketsOnly, true) => {}
+            // the 32nd empty DATA of a run is seen twice: FLOOD at 32, not at 33
+            (M::EmptyRunBelowFloor, true) if kind == 0 && p.len() == hl => {
+                self.empty_run += 1;
+                if self.empty_run == 32 {
+                    p.extend_from_slice(&p.clone());
+                }
+            }
+            (M::EmptyRunBelowFloor, true) if kind == 0 => self.empty_run = 0,
+            (M::RepeatsEmptyData, false) if kind == 0 && p.len() == hl => {
+                p.extend_from_slice(&p.clone());
+            }
             // everything after the peer's GOAWAY is lost to the reference
             (M::ClosesAtOnceAfterAnswer, true) if self.sent_goaway => return Vec::new(),
             (M::ClosesAtOnceAfterAnswer, true) if kind == 4 => self.sent_goaway = true,
@@ -394,6 +537,11 @@ impl Filter {
                 set_u32(&mut p, hl + 12, 16 << 20);
             }
             (M::NoKeepalive, true) if first && kind == 1 => set_u32(&mut p, hl + 24, 0),
+            // every peer a client: role 1, node id 0
+            (M::EchoesNodes, true) if first && kind == 1 => {
+                p[hl + 2] = 1;
+                p[hl + 4..hl + 6].copy_from_slice(&[0, 0]);
+            }
             // the reference's own HELLO, announcing other limits than it enforces
             (M::LengthLimitAbove, false) if first && kind == 1 => {
                 p[hl + 10..hl + 12].copy_from_slice(&4096u16.to_be_bytes());
@@ -500,108 +648,197 @@ fn interpose(front: TcpListener, back: SocketAddr, mutant: LiveMutant, stop: Arc
     }
 }
 
-/// Runs the server-role cases against the reference node with `mutant`.
+/// A reference node serving `listener` with `mutant`'s configuration.
+fn start_node(
+    listener: TcpListener,
+    security: NodeSecurity,
+    mutant: LiveMutant,
+) -> (
+    fleetwire::node::Shutdown,
+    thread::JoinHandle<std::io::Result<()>>,
+) {
+    let mut node = reference_node_options(security);
+    mutant.configure(&mut node.config);
+    if mutant == LiveMutant::AnswersProxyId {
+        node.client_sources = 1..=65534;
+    }
+    let shutdown = node.shutdown.clone();
+    (shutdown, thread::spawn(move || serve(listener, node)))
+}
+
+fn bind() -> Result<(TcpListener, SocketAddr), String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let a = l.local_addr().map_err(|e| e.to_string())?;
+    Ok((l, a))
+}
+
+/// Runs the server-role cases against the reference node with `mutant` (the `tls.*`
+/// cases for a TLS mutant when `case` is empty).
 ///
 /// # Errors
 ///
-/// A harness failure.
+/// A harness failure, or a mutant of the reference client.
 pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Result<Report, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let node_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (node_security, security) = if mutant.tls() {
+    use super::fronts::{self, Sniff};
+    use LiveMutant as M;
+    if !mutant.runs_in(PeerRole::Server) {
+        return Err(format!("{} runs in the client role", mutant.name()));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut nodes = Vec::new();
+    let mut front = None;
+    let (target, security) = if mutant.tls() {
         let ca = super::pki::RunnerPki::new()?;
         let (cert, key) = ca.issue(&["localhost"], &[])?;
-        let certs = fleetwire::rustls::pki_types::pem::PemObject::pem_slice_iter(cert.as_bytes())
-            .collect::<Result<Vec<fleetwire::rustls::pki_types::CertificateDer<'static>>, _>>()
-            .map_err(|e| e.to_string())?;
-        let key = <fleetwire::rustls::pki_types::PrivateKeyDer<'static> as fleetwire::rustls::pki_types::pem::PemObject>::from_pem_slice(key.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let provider = Arc::new(fleetwire::rustls::crypto::aws_lc_rs::default_provider());
-        let versions: &[&fleetwire::rustls::SupportedProtocolVersion] =
-            &[&fleetwire::rustls::version::TLS13];
-        let mut config = fleetwire::rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(versions)
-            .map_err(|e| e.to_string())?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| e.to_string())?;
-        match mutant {
-            LiveMutant::IgnoresAlpn => {}
-            LiveMutant::AlpnWrongId => config.alpn_protocols = vec![b"fleetwire/2".to_vec()],
-            _ => config.alpn_protocols = vec![fleetwire::tls::ALPN.to_vec()],
-        }
+        // client certificates for the node identities of route.reflector
+        let client_ca = if matches!(mutant, M::EchoesNodes | M::AnswersProxyId) {
+            Some(Arc::new(super::pki::RunnerPki::new()?))
+        } else {
+            None
+        };
         let security = PeerSecurity::TlsClient {
             ca_pem: ca.ca_cert_pem.clone().into_bytes(),
             server_name: "localhost".into(),
             identity: None,
-            client_ca: None,
+            client_ca: client_ca.clone(),
         };
-        (
-            NodeSecurity::Tls {
-                config: Arc::new(config),
+        let alpn = vec![fleetwire::tls::ALPN.to_vec()];
+        let tls_node = |alpn: Vec<Vec<u8>>| -> Result<NodeSecurity, String> {
+            Ok(NodeSecurity::Tls {
+                config: fronts::server_config(&cert, &key, fronts::TLS13, alpn, None)?,
                 mutual: false,
-            },
-            security,
-        )
+            })
+        };
+        let (node_l, node_addr) = bind()?;
+        let (front_l, front_addr) = bind()?;
+        let target = match mutant {
+            M::IgnoresAlpn | M::AlpnWrongId => {
+                let alpn = if mutant == M::IgnoresAlpn {
+                    Vec::new()
+                } else {
+                    vec![b"fleetwire/2".to_vec()]
+                };
+                nodes.push(start_node(node_l, tls_node(alpn)?, mutant));
+                node_addr
+            }
+            M::TlsFallsBackToPlaintext
+            | M::PlaintextPrefaceNoAlert
+            | M::TlsHandshakeFromFirstByte => {
+                nodes.push(start_node(node_l, tls_node(alpn)?, mutant));
+                let (plain_l, plain_addr) = bind()?;
+                nodes.push(start_node(plain_l, NodeSecurity::Plaintext, mutant));
+                let how = match mutant {
+                    M::TlsFallsBackToPlaintext => Sniff::FallBack,
+                    M::PlaintextPrefaceNoAlert => Sniff::CloseSilently,
+                    _ => Sniff::WaitFirstByte,
+                };
+                let stop = stop.clone();
+                front = Some(thread::spawn(move || {
+                    fronts::accept_each(&front_l, &stop, move |s| {
+                        fronts::sniff(s, node_addr, plain_addr, how);
+                    });
+                }));
+                front_addr
+            }
+            M::AnswersProxyId => {
+                // mutual TLS (certificates optional), as the built-in run
+                let pem = client_ca.as_ref().map(|c| c.ca_cert_pem.clone());
+                let config =
+                    fronts::server_config(&cert, &key, fronts::TLS13, alpn, pem.as_deref())?;
+                nodes.push(start_node(
+                    node_l,
+                    NodeSecurity::Tls {
+                        config,
+                        mutual: true,
+                    },
+                    mutant,
+                ));
+                node_addr
+            }
+            M::EchoesNodes => {
+                // a TLS front that verifies client certificates, the filter, the node
+                nodes.push(start_node(node_l, NodeSecurity::Plaintext, mutant));
+                let (filter_l, filter_addr) = bind()?;
+                let stop2 = stop.clone();
+                let filter = thread::spawn(move || interpose(filter_l, node_addr, mutant, stop2));
+                let client_ca = client_ca.map(|c| c.ca_cert_pem.clone());
+                let config =
+                    fronts::server_config(&cert, &key, fronts::TLS13, alpn, client_ca.as_deref())?;
+                let stop = stop.clone();
+                front = Some(thread::spawn(move || {
+                    fronts::accept_each(&front_l, &stop, move |s| {
+                        fronts::terminate(s, filter_addr, config.clone(), TIMERS.handshake);
+                    });
+                    let _ = filter.join();
+                }));
+                front_addr
+            }
+            _ => {
+                // a TLS-terminating front before the plaintext node
+                nodes.push(start_node(node_l, NodeSecurity::Plaintext, mutant));
+                let (versions, bound) = match mutant {
+                    M::TlsFrontAllowsTls12 => (fronts::TLS13_12, TIMERS.handshake),
+                    _ => (fronts::TLS13, TIMERS.handshake * 3),
+                };
+                let config = fronts::server_config(&cert, &key, versions, alpn, None)?;
+                let stop = stop.clone();
+                front = Some(thread::spawn(move || {
+                    fronts::accept_each(&front_l, &stop, move |s| {
+                        fronts::terminate(s, node_addr, config.clone(), bound);
+                    });
+                }));
+                front_addr
+            }
+        };
+        (target, security)
     } else {
-        (NodeSecurity::Plaintext, PeerSecurity::Plaintext)
-    };
-    let mut node = reference_node_options(node_security);
-    mutant.configure(&mut node.config);
-    let shutdown = node.shutdown.clone();
-    let server = thread::spawn(move || serve(listener, node));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (target, filter) = if mutant.tls() {
-        (node_addr.to_string(), None)
-    } else {
-        let front = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        let addr = front.local_addr().map_err(|e| e.to_string())?;
+        let (node_l, node_addr) = bind()?;
+        nodes.push(start_node(node_l, NodeSecurity::Plaintext, mutant));
+        let (front_l, addr) = bind()?;
         let stop = stop.clone();
-        (
-            addr.to_string(),
-            Some(thread::spawn(move || {
-                interpose(front, node_addr, mutant, stop)
-            })),
-        )
+        front = Some(thread::spawn(move || {
+            interpose(front_l, node_addr, mutant, stop)
+        }));
+        (addr, PeerSecurity::Plaintext)
     };
-    let mut o = PeerOptions::new(PeerTarget::Connect(target), security);
+    let mut o = PeerOptions::new(PeerTarget::Connect(target.to_string()), security);
     o.seed = seed;
     o.timeout = Duration::from_millis(1500);
-    o.case = case.to_vec();
+    o.case = mutant.default_cases(PeerRole::Server, case);
     o.timers = TIMERS;
     o.max_wait = Duration::from_secs(3);
     o.unregistered_service = Some(250);
     o.replay = format!("live mutant {}", mutant.name());
     let report = run_peer(&o);
     stop.store(true, Ordering::SeqCst);
-    shutdown.trigger();
-    if let Some(f) = filter {
+    for (shutdown, _) in &nodes {
+        shutdown.trigger();
+    }
+    if let Some(f) = front {
         let _ = f.join();
     }
-    let _ = server.join();
+    for (_, server) in nodes {
+        let _ = server.join();
+    }
     report
 }
 
-/// Runs the client-role cases against the reference client with `mutant` (plaintext
-/// mutants only).
+/// Runs the client-role cases against the reference client with `mutant` (the
+/// `tls.*` cases over TLS for a TLS client mutant when `case` is empty).
 ///
 /// # Errors
 ///
-/// A harness failure.
+/// A harness failure, or a mutant of the reference node's TLS setup.
 pub fn run_client_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Result<Report, String> {
-    if mutant.tls() {
-        return Err("TLS mutants run in the server role".into());
+    use super::fronts::{self, ServerCheck};
+    use LiveMutant as M;
+    if !mutant.runs_in(PeerRole::Client) {
+        return Err(format!("{} runs in the server role", mutant.name()));
     }
-    // runner <- filter <- reference client: the filter's inbound side is the client
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let runner_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let front = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let front_addr = front.local_addr().map_err(|e| e.to_string())?;
+    // runner <- (filter or front) <- reference client
+    let (listener, runner_addr) = bind()?;
+    let (front, front_addr) = bind()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let filter = {
-        let stop = stop.clone();
-        thread::spawn(move || interpose_client(front, runner_addr, mutant, stop))
-    };
     let mut config = Config::client();
     {
         let l = &mut config.limits;
@@ -613,21 +850,61 @@ pub fn run_client_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
     }
     config.codecs = Codec::Zlib.hello_bit();
     mutant.configure(&mut config);
+    let (client_security, security, client_addr, filter) = if mutant.tls() {
+        let ca = Arc::new(super::pki::RunnerPki::new()?);
+        let (cert, key) = ca.issue(&["localhost", "127.0.0.1"], &[])?;
+        let security = PeerSecurity::TlsServer {
+            cert_pem: cert.into_bytes(),
+            key_pem: key.into_bytes(),
+            ca: Some(ca.clone()),
+        };
+        let (versions, check) = match mutant {
+            M::ClientAcceptsAnyCert => (fronts::TLS13, ServerCheck::None),
+            M::ClientIgnoresServerName => (fronts::TLS13, ServerCheck::ChainOnly),
+            M::ClientAllowsTls12 => (fronts::TLS13_12, ServerCheck::Full),
+            _ => (fronts::TLS13, ServerCheck::Full),
+        };
+        let client_security = fronts::client_security(&ca.ca_cert_pem, versions, check)?;
+        if mutant == M::ClientFallsBackToPlaintext {
+            let stop = stop.clone();
+            let config = config.clone();
+            let f = thread::spawn(move || {
+                fronts::accept_each(&front, &stop, move |s| {
+                    fronts::fall_back(s, runner_addr, config.clone());
+                });
+            });
+            (client_security, security, front_addr, Some(f))
+        } else {
+            drop(front);
+            (client_security, security, runner_addr, None)
+        }
+    } else {
+        let stop = stop.clone();
+        let f = thread::spawn(move || interpose_client(front, runner_addr, mutant, stop));
+        (
+            ClientSecurity::Plaintext,
+            PeerSecurity::Plaintext,
+            front_addr,
+            Some(f),
+        )
+    };
     let client = {
         let stop = stop.clone();
-        thread::spawn(move || echo_client(front_addr, ClientSecurity::Plaintext, stop, config))
+        thread::spawn(move || echo_client(client_addr, client_security, stop, config))
     };
-    let mut o = PeerOptions::new(PeerTarget::Listen(listener), PeerSecurity::Plaintext);
+    let mut o = PeerOptions::new(PeerTarget::Listen(listener), security);
     o.seed = seed;
     o.timeout = Duration::from_millis(1500);
-    o.case = case.to_vec();
+    o.case = mutant.default_cases(PeerRole::Client, case);
     o.timers = TIMERS;
     o.max_wait = Duration::from_secs(3);
     o.replay = format!("live mutant {}", mutant.name());
     let report = run_peer(&o);
     stop.store(true, Ordering::SeqCst);
     drop(o);
-    let _ = filter.join();
+    if let Some(f) = filter {
+        let _ = f.join();
+    }
     let _ = client.join();
     report
 }
@@ -699,10 +976,12 @@ pub fn live_kills(
     Ok(killing_cases(&report))
 }
 
-/// Runs every live mutant (TLS ones in the server role only) against all cases of
-/// `role`, `threads` at a time, and returns the killing cases of each: the live half
-/// of the `tag → mutants → killing cases` matrix. An empty list is a survivor; a
-/// harness failure is reported as `Err`.
+/// Runs the live mutants against the cases of `role`, `threads` at a time, and returns
+/// the killing cases of each: the live half of the `tag → mutants → killing cases`
+/// matrix. With [`PeerRole::Server`] (the record) every mutant runs, each in its
+/// [`home`](LiveMutant::home) role; with [`PeerRole::Client`] the mutants that
+/// [`run in`](LiveMutant::runs_in) the client role. The TLS mutants run the `tls.*`
+/// cases. An empty list is a survivor; a harness failure is reported as `Err`.
 ///
 /// ```no_run
 /// use fleetwire_conformance::peer::{live_kill_matrix, PeerRole};
@@ -716,7 +995,7 @@ pub fn live_kill_matrix(
     let todo: Vec<LiveMutant> = LiveMutant::ALL
         .iter()
         .copied()
-        .filter(|m| role == PeerRole::Server || !m.tls())
+        .filter(|m| m.runs_in(role) || role == PeerRole::Server)
         .collect();
     let queue = Arc::new(std::sync::Mutex::new(todo));
     let results = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
@@ -727,6 +1006,12 @@ pub fn live_kill_matrix(
             thread::spawn(move || loop {
                 let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
                 let Some(m) = next else { return };
+                // the record's run (server role): each mutant in its home role
+                let role = if role == PeerRole::Server {
+                    m.home()
+                } else {
+                    role
+                };
                 let kills = live_kills(m, role, &[]);
                 if let Ok(mut r) = results.lock() {
                     r.insert(m, kills);
