@@ -16,6 +16,10 @@ use crate::header::{Codec, Header, Kind, Route};
 use crate::packet::{check_preface, Packet, PacketRef};
 use crate::Status;
 
+/// Complete packets parsed ahead of their processing, at most (see
+/// `process_complete_run`).
+pub(super) const RUN_PACKETS: usize = 64;
+
 fn err(code: ErrorCode, detail: &'static str) -> Error {
     Error::Other(code, detail)
 }
@@ -181,55 +185,66 @@ impl Connection {
     /// Each packet goes through exactly the checks of the slow path, in the same order (§4.9, §6.3, then its payload); the run stops at the first
     /// incomplete or invalid header, which the caller hands to the deframer. Returns the
     /// input after the run.
-    fn process_complete_run<'a>(&mut self, input: &'a [u8], whole: Option<&Bytes>) -> &'a [u8] {
-        if self.state == State::Closed || self.deframer.partial() != Partial::Empty {
-            return input;
-        }
+    fn process_complete_run<'a>(&mut self, mut input: &'a [u8], whole: Option<&Bytes>) -> &'a [u8] {
         let max_payload = self.config.limits.max_payload;
-        let mut run = 0;
-        // Payload bytes of the packets whose payload an event may keep (DATA, and ERROR
-        // forwarded by a proxy).
-        let mut kept = 0;
-        while let Ok(Status::Complete((pkt, rest))) = PacketRef::parse(&input[run..], max_payload) {
-            if matches!(pkt.header.kind, Kind::Data | Kind::Error) {
-                kept += usize::from(pkt.header.length);
+        // Each packet is parsed once: its header is kept for the second pass, a run of
+        // at most RUN_PACKETS at a time (on the stack: nothing held between reads).
+        let mut headers = [Header::data(Route::new(0, 0, 0), 0); RUN_PACKETS];
+        while self.state != State::Closed && self.deframer.partial() == Partial::Empty {
+            let (mut n, mut run) = (0, 0);
+            // Payload bytes of the packets whose payload an event may keep (DATA, and
+            // ERROR forwarded by a proxy).
+            let mut kept = 0;
+            while n < RUN_PACKETS {
+                let Ok(Status::Complete((pkt, rest))) = PacketRef::parse(&input[run..], max_payload)
+                else {
+                    break;
+                };
+                if matches!(pkt.header.kind, Kind::Data | Kind::Error) {
+                    kept += usize::from(pkt.header.length);
+                }
+                headers[n] = pkt.header;
+                n += 1;
+                run = input.len() - rest.len();
             }
-            run = input.len() - rest.len();
-        }
-        if run == 0 {
-            return input;
-        }
-        // A payload slice keeps its whole chunk alive: share the chunk (the caller's
-        // buffer given as `whole`, without a copy, or one copy of the run) only when kept
-        // payloads are at least half of it, else copy each payload on its own, so a
-        // small DATA never pins a large read (§11 [[limit.buffer]]: what is held stays
-        // within twice the credit, plus the one chunk being consumed).
-        let chunk = (kept * 2 >= run).then(|| match whole {
-            Some(whole) => whole.slice_ref(&input[..run]),
-            None => Bytes::copy_from_slice(&input[..run]),
-        });
-        let mut at = 0;
-        while at < run && self.state != State::Closed {
-            // Parsed above already: the same bytes give the same packet.
-            let Ok(Status::Complete((pkt, _))) = PacketRef::parse(&input[at..], max_payload) else {
+            if n == 0 {
                 break;
-            };
-            let header = pkt.header;
-            let start = at + header.len();
-            at = start + usize::from(header.length);
-            self.packet_started = self.now;
-            let payload = match &chunk {
-                Some(chunk) => chunk.slice(start..at),
-                None => Bytes::copy_from_slice(&input[start..at]),
-            };
-            let result = self
-                .check_header(&header)
-                .and_then(|()| self.process(Packet { header, payload }));
-            if let Err(e) = result {
-                self.fail(e.code(), e.detail());
+            }
+            // A payload slice keeps its whole chunk alive: share the chunk (the caller's
+            // buffer given as `whole`, without a copy, or one copy of the run) only when
+            // kept payloads are at least half of it, else copy each payload on its own,
+            // so a small DATA never pins a large read (§11 [[limit.buffer]]: what is held
+            // stays within twice the credit, plus the one chunk being consumed).
+            let chunk = (kept * 2 >= run).then(|| match whole {
+                Some(whole) => whole.slice_ref(&input[..run]),
+                None => Bytes::copy_from_slice(&input[..run]),
+            });
+            let mut at = 0;
+            for &header in &headers[..n] {
+                if self.state == State::Closed {
+                    break;
+                }
+                let start = at + header.len();
+                at = start + usize::from(header.length);
+                self.packet_started = self.now;
+                let payload = match &chunk {
+                    Some(chunk) => chunk.slice(start..at),
+                    None => Bytes::copy_from_slice(&input[start..at]),
+                };
+                let result = self
+                    .check_header(&header)
+                    .and_then(|()| self.process(Packet { header, payload }));
+                if let Err(e) = result {
+                    self.fail(e.code(), e.detail());
+                }
+            }
+            input = &input[at..];
+            if n < RUN_PACKETS {
+                // an incomplete or invalid header: the deframer takes it from here
+                break;
             }
         }
-        &input[at..]
+        input
     }
 
     /// Closes with the peer's GOAWAY NO_ERROR: the answer to our close, or the peer's own

@@ -319,6 +319,42 @@ fn large_payloads_share_their_read() {
     assert_eq!(a.as_ptr().wrapping_add(30_000 + 8), b.as_ptr(), "zero copy");
 }
 
+#[test]
+fn a_read_of_many_packets_is_processed_in_order_and_stops_at_its_error() {
+    // more packets in one read than one parsed run holds (RUN_PACKETS), given as Bytes:
+    // every payload in order, each a slice of the read, then the invalid header closes
+    let mut c = node();
+    let mut input = Vec::new();
+    for i in 0..(3 * super::super::recv::RUN_PACKETS as u16 + 5) {
+        input.extend(data(Route::default(), &i.to_be_bytes().repeat(40)));
+    }
+    let good = input.len();
+    let mut bad = Header::data(Route::default(), 0);
+    bad.kind = Kind::Ping;
+    bad.route = Route::new(1, 0, 0); // a routed control packet: BAD_CONTROL
+    input.extend(raw(bad, &[0; 16]));
+    input.extend(data(Route::default(), b"never"));
+    let input = Bytes::from(input);
+    c.handle_input_bytes(T0, input.clone());
+    let evs = events(&mut c);
+    let payloads: Vec<&Bytes> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Data { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(payloads.len(), 3 * super::super::recv::RUN_PACKETS + 5);
+    for (i, p) in payloads.iter().enumerate() {
+        assert_eq!(&p[..], &(i as u16).to_be_bytes().repeat(40)[..], "packet {i}");
+        assert!(input[..good].as_ptr_range().contains(&p.as_ptr()), "packet {i} copied");
+    }
+    assert!(matches!(
+        evs.last(),
+        Some(Event::Closed { code: ErrorCode::BAD_CONTROL, .. })
+    ));
+}
+
 // ---- routing (§7.2, §7.3, §7.4) ----
 
 #[test]
