@@ -196,7 +196,8 @@ impl Connection {
             // ERROR forwarded by a proxy).
             let mut kept = 0;
             while n < RUN_PACKETS {
-                let Ok(Status::Complete((pkt, rest))) = PacketRef::parse(&input[run..], max_payload)
+                let Ok(Status::Complete((pkt, rest))) =
+                    PacketRef::parse(&input[run..], max_payload)
                 else {
                     break;
                 };

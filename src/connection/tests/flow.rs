@@ -346,12 +346,22 @@ fn a_read_of_many_packets_is_processed_in_order_and_stops_at_its_error() {
         .collect();
     assert_eq!(payloads.len(), 3 * super::super::recv::RUN_PACKETS + 5);
     for (i, p) in payloads.iter().enumerate() {
-        assert_eq!(&p[..], &(i as u16).to_be_bytes().repeat(40)[..], "packet {i}");
-        assert!(input[..good].as_ptr_range().contains(&p.as_ptr()), "packet {i} copied");
+        assert_eq!(
+            &p[..],
+            &(i as u16).to_be_bytes().repeat(40)[..],
+            "packet {i}"
+        );
+        assert!(
+            input[..good].as_ptr_range().contains(&p.as_ptr()),
+            "packet {i} copied"
+        );
     }
     assert!(matches!(
         evs.last(),
-        Some(Event::Closed { code: ErrorCode::BAD_CONTROL, .. })
+        Some(Event::Closed {
+            code: ErrorCode::BAD_CONTROL,
+            ..
+        })
     ));
 }
 

@@ -149,7 +149,9 @@ pub(super) fn error_report(p: &Packet) -> (ErrorCode, Route) {
 #[test]
 fn the_source_hasher_spreads_every_id_over_the_tables_bits() {
     use core::hash::BuildHasher;
-    let hashes: Vec<u64> = (0..=u16::MAX).map(|id| BuildSourceHasher.hash_one(id)).collect();
+    let hashes: Vec<u64> = (0..=u16::MAX)
+        .map(|id| BuildSourceHasher.hash_one(id))
+        .collect();
     let mut distinct = hashes.clone();
     distinct.sort_unstable();
     distinct.dedup();
@@ -165,8 +167,14 @@ fn the_source_hasher_spreads_every_id_over_the_tables_bits() {
     assert!(top.iter().all(|&n| n >= 256), "{top:?}");
     assert!(low.iter().all(|&n| n >= 128), "{low:?}");
     // ids 256 apart (the same low byte) still spread over the low bits
-    let mut strided: Vec<u64> = (0..=255u16).map(|i| BuildSourceHasher.hash_one(i << 8) & 0xFF).collect();
+    let mut strided: Vec<u64> = (0..=255u16)
+        .map(|i| BuildSourceHasher.hash_one(i << 8) & 0xFF)
+        .collect();
     strided.sort_unstable();
     strided.dedup();
-    assert!(strided.len() >= 128, "ids 256 apart share {} low bytes", strided.len());
+    assert!(
+        strided.len() >= 128,
+        "ids 256 apart share {} low bytes",
+        strided.len()
+    );
 }
