@@ -163,14 +163,27 @@ fn round_trip_tls() {
 #[test]
 fn hundred_thousand_small_messages_in_order_with_recv_batch() {
     let _fds = shared();
-    const N: u64 = 100_000;
-    let (client, c, server, _s) = pair(TlsOptions::Plaintext, TlsOptions::Plaintext);
+    many_in_order(TlsOptions::Plaintext, TlsOptions::Plaintext, 100_000, 1);
+}
+
+#[test]
+fn many_kilobyte_messages_in_order_over_tls() {
+    // large reads: their plaintext is handed to the connection without a copy
+    let _fds = shared();
+    let (client, server) = tls_options();
+    many_in_order(client, server, 20_000, 128);
+}
+
+/// `n` messages of `8 * words` bytes (the index, repeated) from client to server,
+/// received in order with `recv_batch`.
+fn many_in_order(client_tls: TlsOptions, server_tls: TlsOptions, n: u64, words: usize) {
+    let (client, c, server, _s) = pair(client_tls, server_tls);
     let sender = client.sender(c).unwrap();
     let t = std::thread::spawn(move || {
-        for i in 0..N {
+        for i in 0..n {
             let msg = fleetwire::transport::Outgoing::new(
                 Route::new(0, 1, 0),
-                Bytes::copy_from_slice(&i.to_be_bytes()),
+                Bytes::from(i.to_be_bytes().repeat(words)),
             );
             loop {
                 match sender.send(msg.clone()) {
@@ -185,21 +198,25 @@ fn hundred_thousand_small_messages_in_order_with_recv_batch() {
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     let (mut batch, mut next, mut calls) = (Vec::new(), 0u64, 0u64);
-    while next < N {
-        assert!(Instant::now() < deadline, "only {next} of {N}");
+    while next < n {
+        assert!(Instant::now() < deadline, "only {next} of {n}");
         if server.recv_batch(&mut batch, Duration::from_millis(100)) > 0 {
             calls += 1;
         }
         for e in batch.drain(..) {
             if let AppEvent::Message(m) = e {
-                assert_eq!(&m.payload[..], &next.to_be_bytes(), "in order");
+                assert_eq!(
+                    &m.payload[..],
+                    &next.to_be_bytes().repeat(words),
+                    "in order"
+                );
                 next += 1;
             }
         }
     }
     t.join().unwrap();
     // work grouping: many messages per wake-up, never one per packet
-    assert!(calls * 10 < N, "{calls} recv_batch calls for {N} messages");
+    assert!(calls * 10 < n, "{calls} recv_batch calls for {n} messages");
 }
 
 #[test]

@@ -229,8 +229,23 @@ impl TlsEndpoint {
     /// assert_eq!(server.read_plaintext(&mut out).unwrap(), 0);
     /// ```
     pub fn read_plaintext(&mut self, out: &mut Vec<u8>) -> Result<usize, TlsError> {
+        self.read_plaintext_with(|chunk| out.extend_from_slice(chunk))
+    }
+
+    /// As [`read_plaintext`](Self::read_plaintext), into bytes the transport hands to
+    /// the connection without another copy.
+    #[cfg(feature = "transport")]
+    pub(crate) fn read_plaintext_bytes(
+        &mut self,
+        out: &mut bytes::BytesMut,
+    ) -> Result<usize, TlsError> {
+        self.read_plaintext_with(|chunk| out.extend_from_slice(chunk))
+    }
+
+    /// Hands every plaintext chunk rustls holds to `put`; returns the bytes handed.
+    fn read_plaintext_with(&mut self, mut put: impl FnMut(&[u8])) -> Result<usize, TlsError> {
         self.check_failed()?;
-        let before = out.len();
+        let mut total = 0;
         let mut reader = self.conn.reader();
         // Err: WouldBlock (nothing more yet); an EOF is never signalled to rustls.
         while let Ok(chunk) = reader.fill_buf() {
@@ -238,11 +253,12 @@ impl TlsEndpoint {
                 break;
             }
             let len = chunk.len();
-            out.extend_from_slice(chunk);
+            put(chunk);
+            total += len;
             reader.consume(len);
         }
         self.plaintext_waiting = 0;
-        Ok(out.len() - before)
+        Ok(total)
     }
 
     /// Encrypts `data` for the peer; take the ciphertext with [`take_tls`](Self::take_tls).

@@ -62,7 +62,7 @@ pub(crate) struct Scratch {
     /// payloads slices of it (zero-copy), and the next read goes after it.
     pub(crate) rbuf: BytesMut,
     pub(crate) read_buffer: usize,
-    pub(crate) plain: Vec<u8>,
+    pub(crate) plain: BytesMut,
     pub(crate) tx: Vec<u8>,
     pub(crate) out: Vec<AppEvent>,
 }
@@ -676,11 +676,16 @@ impl ConnIo {
                     return;
                 }
             }
-            let _ = tls.read_plaintext(&mut s.plain);
+            let _ = tls.read_plaintext_bytes(&mut s.plain);
             open_after_tls(&mut self.conn, &mut self.template, tls, now);
             if !s.plain.is_empty() {
-                if let Some(conn) = self.conn.as_mut() {
-                    conn.handle_input(now, &s.plain);
+                match self.conn.as_mut() {
+                    // as a plaintext read: a large one without another copy
+                    Some(conn) if s.plain.len() >= s.read_buffer / ZERO_COPY_DIVISOR => {
+                        conn.handle_input_bytes(now, s.plain.split().freeze());
+                    }
+                    Some(conn) => conn.handle_input(now, &s.plain),
+                    None => {}
                 }
                 s.plain.clear();
             }

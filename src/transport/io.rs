@@ -78,7 +78,7 @@ impl IoThread {
             scratch: Scratch {
                 rbuf: BytesMut::zeroed(read_buffer),
                 read_buffer,
-                plain: Vec::new(),
+                plain: BytesMut::new(),
                 tx: Vec::new(),
                 out: Vec::new(),
             },

@@ -32,7 +32,10 @@ mod none {
         pub(crate) fn feed_tls(&mut self, _: &[u8]) -> Result<usize, Infallible> {
             match *self {}
         }
-        pub(crate) fn read_plaintext(&mut self, _: &mut Vec<u8>) -> Result<usize, Infallible> {
+        pub(crate) fn read_plaintext_bytes(
+            &mut self,
+            _: &mut bytes::BytesMut,
+        ) -> Result<usize, Infallible> {
             match *self {}
         }
         pub(crate) fn write_plaintext(&mut self, _: &[u8]) -> Result<(), Infallible> {
