@@ -76,6 +76,8 @@ fn options(
     o.skip = skip.to_vec();
     o.timers = TIMERS;
     o.max_wait = Duration::from_secs(3);
+    // the reference runs at the default
+    o.max_empty_run = Some(32);
     o
 }
 
