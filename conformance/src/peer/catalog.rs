@@ -407,6 +407,47 @@ fn empty_run_probe(s: &mut Session) -> Outcome {
 }
 
 // ---------------------------------------------------------------------------------
+// TLS records
+// ---------------------------------------------------------------------------------
+
+/// How many small DATA `tls.grouping` sends in one write.
+const GROUP_BURST: usize = 64;
+
+/// §10.3 `[[tls.grouping]]`: a burst of [`GROUP_BURST`] small DATA in one write (the
+/// runner's TLS puts it in one record), then their echoes. The runner counts the
+/// application-data records the testee wrote meanwhile from their plaintext headers on
+/// the raw stream: about one record per packet (at least half as many records as
+/// packets) is NON-STRICT. How many writes carried them cannot be seen apart from the
+/// records (TCP joins and splits segments).
+fn tls_grouping(c: &mut Ctx<'_>) -> R {
+    let mut s = c.std()?;
+    // a round trip first: the post-handshake records (session tickets) are behind us
+    if let o @ Outcome::Deviation { .. } = s.expect_alive(41) {
+        return Ok(o);
+    }
+    let payloads: Vec<Vec<u8>> = (0..GROUP_BURST as u64).map(|i| c.bytes(16, i)).collect();
+    let sent = s.send_data(6, 4, &payloads)?;
+    let (records0, packets0) = (s.wire.records.application, s.wire.packets);
+    if let o @ Outcome::Deviation { .. } = s.expect_echoes(&sent) {
+        return Ok(o);
+    }
+    let records = s.wire.records.application - records0;
+    let packets = s.wire.packets - packets0;
+    if records * 2 >= packets {
+        return Ok(should(
+            format!(
+                "the testee sent {packets} packets (the echoes of {GROUP_BURST} DATA of 16 bytes \
+                 that arrived in one record) in {records} TLS records: about one record per \
+                 packet (§10.3 [[tls.grouping]])"
+            ),
+            format!("many small packets per record: fewer than {} records", packets.div_ceil(2)),
+            format!("{records} records"),
+        ));
+    }
+    Ok(Outcome::Ok)
+}
+
+// ---------------------------------------------------------------------------------
 // timers
 // ---------------------------------------------------------------------------------
 
@@ -1825,6 +1866,9 @@ pub(super) fn catalogue() -> Vec<Def> {
                     format!("open after {} ms", (t + grace(t)).as_millis()),
                 ))
             }),
+        case!("tls.grouping", Both, Tls, "10.3", ["tls.grouping"],
+            "64 DATA of 16 bytes in one write (one record): the testee's answer comes in fewer than 32 TLS records (SHOULD: many small packets in one record), counted from the record headers before decryption",
+            tls_grouping),
         case!("tls.client-cert.node-match", Server, Tls, "10.2", ["tls.node-binding", "src.auth"],
             "a client certificate naming fleetwire:node:7 and a node HELLO with id 7: accepted",
             |c| {
