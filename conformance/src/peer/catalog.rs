@@ -440,7 +440,10 @@ fn tls_grouping(c: &mut Ctx<'_>) -> R {
                  that arrived in one record) in {records} TLS records: about one record per \
                  packet (§10.3 [[tls.grouping]])"
             ),
-            format!("many small packets per record: fewer than {} records", packets.div_ceil(2)),
+            format!(
+                "many small packets per record: fewer than {} records",
+                packets.div_ceil(2)
+            ),
             format!("{records} records"),
         ));
     }

@@ -724,7 +724,8 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
         let (front_l, front_addr) = bind()?;
         let target = match mutant {
             M::TlsTinyRecords => {
-                let mut config = (*fronts::server_config(&cert, &key, fronts::TLS13, alpn, None)?).clone();
+                let mut config =
+                    (*fronts::server_config(&cert, &key, fronts::TLS13, alpn, None)?).clone();
                 config.max_fragment_size = Some(32);
                 let security = NodeSecurity::Tls {
                     config: Arc::new(config),
