@@ -274,6 +274,9 @@ pub(crate) struct PeerFlags {
     /// The testee's max_packet_errors (default 16).
     #[arg(long, value_name = "N")]
     max_packet_errors: Option<u32>,
+    /// The testee's max_empty_run (§11); without it the exact FLOOD point is not graded.
+    #[arg(long, value_name = "N")]
+    max_empty_run: Option<u32>,
     /// A service the testee does not register (enables the NO_SERVICE case).
     #[arg(long, value_name = "S")]
     unregistered_service: Option<u8>,
@@ -299,6 +302,7 @@ impl PeerFlags {
             timers: self.timers.clone(),
             max_wait_ms: self.max_wait,
             max_packet_errors: self.max_packet_errors,
+            max_empty_run: self.max_empty_run,
             unregistered_service: self.unregistered_service,
         }
     }

@@ -13,13 +13,13 @@ use fleetwire_conformance::peer::{live_kill_matrix, live_kills, LiveMutant, Peer
 // trace: comp.never, goaway.delivered, close.no-data-after, close.answer, close.on-error, close.on-error-goaway,
 // trace: error.route, neg.keepalive, close.answer-drain, tls.alpn, layer.no-fallback,
 // trace: preface.misconfig, timeout.tls-handshake, tls.version, tls.server-auth,
-// trace: limit.empty-run-floor, route.reflector
+// trace: limit.empty-run-floor, route.reflector, tls.grouping
 #[test]
 fn every_live_mutant_is_killed() {
     let matrix = live_kill_matrix(PeerRole::Server, 8);
     assert_eq!(matrix.len(), LiveMutant::ALL.len());
-    // the TLS setup, empty-run floor and reflector mutants, each by a case written for
-    // its tag
+    // the TLS setup, empty-run floor, reflector and record grouping mutants, each by a
+    // case written for its tag
     for (m, case) in [
         (
             "live-tls-falls-back-to-plaintext",
@@ -39,6 +39,8 @@ fn every_live_mutant_is_killed() {
         ),
         ("live-tls-handshake-late", "peer.server.tls.handshake-stall"),
         ("live-tls-front-allows-tls12", "peer.server.tls.only-tls12"),
+        ("live-tls-record-per-packet", "peer.server.tls.grouping"),
+        ("live-tls-tiny-records", "peer.server.tls.grouping"),
         ("live-client-allows-tls12", "peer.client.tls.only-tls12"),
         (
             "live-client-accepts-any-cert",

@@ -369,11 +369,51 @@ impl Client {
         payload: &[u8],
         opts: SendOptions,
     ) -> Result<(), NodeError> {
+        self.queue(route, payload, opts)?;
+        self.driver.flush()
+    }
+
+    /// Queues `payload` as DATA on `route` like [`send`](Client::send), without writing
+    /// it: it goes out with whatever else is queued at the next call that writes
+    /// ([`flush`](Client::flush), `send`, `recv`, `ping`, or a wait for credit), all in
+    /// one write, so that many small packets share a TLS record (spec §10.3
+    /// `[[tls.grouping]]`).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Client::send).
+    ///
+    /// ```
+    /// # use std::net::TcpListener;
+    /// # use fleetwire::node::*;
+    /// # let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap();
+    /// # std::thread::spawn(move || serve(listener, NodeOptions::new(3, NodeSecurity::Plaintext)));
+    /// use fleetwire::connection::SendOptions;
+    /// use fleetwire::Route;
+    /// let mut client = connect(addr, ClientOptions::new(ClientSecurity::Plaintext)).unwrap();
+    /// let before = client.stats().bytes_sent;
+    /// for i in 0..3u8 {
+    ///     client.queue(Route::new(0, 1, i), &[i; 8], SendOptions::default()).unwrap();
+    /// }
+    /// assert_eq!(client.stats().bytes_sent, before); // nothing written yet
+    /// client.flush().unwrap();
+    /// assert_eq!(client.stats().bytes_sent, before + 3 * 16); // three packets, one write
+    /// for i in 0..3u8 {
+    ///     assert_eq!(client.recv().unwrap().payload[..], [i; 8]);
+    /// }
+    /// ```
+    pub fn queue(
+        &mut self,
+        route: Route,
+        payload: &[u8],
+        opts: SendOptions,
+    ) -> Result<(), NodeError> {
         let deadline = Instant::now() + self.timeout;
         loop {
             self.check_open()?;
             match self.driver.conn.send_data(route, payload, opts) {
-                Ok(()) => return self.driver.flush(),
+                Ok(()) => return Ok(()),
                 Err(SendError::NoCredit) => {}
                 Err(e) => {
                     self.take_events(); // a Closed event explains a refusal best
@@ -385,6 +425,52 @@ impl Client {
                 return Err(NodeError::Timeout("flow-control credit from the peer"));
             }
             self.pump(deadline)?;
+        }
+    }
+
+    /// Writes everything queued ([`queue`](Client::queue), CREDIT and PONGs the client
+    /// owes) in one write; nothing when nothing is queued.
+    ///
+    /// # Errors
+    ///
+    /// An I/O or TLS failure.
+    pub fn flush(&mut self) -> Result<(), NodeError> {
+        self.driver.flush()
+    }
+
+    /// The next DATA packet if one was already received, without reading the socket or
+    /// writing anything (what is queued stays queued): with [`queue`](Client::queue), an
+    /// application answers everything that arrived together in one write.
+    ///
+    /// # Errors
+    ///
+    /// `Some(Err(`[`NodeError::PacketError`]`))` when an ERROR arrived in its place, as
+    /// [`recv`](Client::recv).
+    ///
+    /// ```
+    /// # use std::net::TcpListener;
+    /// # use fleetwire::node::*;
+    /// # let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let addr = listener.local_addr().unwrap();
+    /// # std::thread::spawn(move || serve(listener, NodeOptions::new(3, NodeSecurity::Plaintext)));
+    /// use fleetwire::connection::SendOptions;
+    /// use fleetwire::Route;
+    /// let mut client = connect(addr, ClientOptions::new(ClientSecurity::Plaintext)).unwrap();
+    /// assert!(client.try_recv().is_none());
+    /// client.send(Route::new(0, 1, 1), b"one", SendOptions::default()).unwrap();
+    /// client.send(Route::new(0, 1, 1), b"two", SendOptions::default()).unwrap();
+    /// let first = client.recv().unwrap();
+    /// let second = match client.try_recv() {
+    ///     Some(m) => m.unwrap(), // it came with the first
+    ///     None => client.recv().unwrap(),
+    /// };
+    /// assert_eq!((&first.payload[..], &second.payload[..]), (&b"one"[..], &b"two"[..]));
+    /// ```
+    pub fn try_recv(&mut self) -> Option<Result<Message, NodeError>> {
+        self.take_events();
+        match self.inbox.pop_front()? {
+            Incoming::Data(m) => Some(Ok(m)),
+            Incoming::Error { code, reason } => Some(Err(NodeError::PacketError { code, reason })),
         }
     }
 

@@ -76,6 +76,8 @@ fn options(
     o.skip = skip.to_vec();
     o.timers = TIMERS;
     o.max_wait = Duration::from_secs(3);
+    // the reference runs at the default
+    o.max_empty_run = Some(32);
     o
 }
 
@@ -163,14 +165,24 @@ pub(crate) fn echo_once(addr: SocketAddr, security: ClientSecurity, config: Conf
         return false;
     };
     loop {
-        match c.recv() {
+        // the echoes of what arrived together go out together (§10.3 [[tls.grouping]])
+        let next = match c.try_recv() {
+            Some(next) => next,
+            None => {
+                if c.flush().is_err() {
+                    return true;
+                }
+                c.recv()
+            }
+        };
+        match next {
             Ok(m) => {
                 let opts = SendOptions {
                     codec: Codec::Zlib,
                     never_compress: m.never_compress,
                 };
                 let back = Route::new(0, m.route.service, m.route.channel);
-                match c.send(back, &m.payload, opts) {
+                match c.queue(back, &m.payload, opts) {
                     Ok(()) | Err(NodeError::Send(_)) => {}
                     Err(_) => return true,
                 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::session::{
     control, data, describe, grade_close, must, packet, raw_control, should, snappy, unsupported,
-    zlib, Ctx, HelloPlan, Outcome, Plan, Sent, Session, TlsPlan, CLIENT_ID, R, RUNNER_ID,
+    zlib, Closing, Ctx, HelloPlan, Outcome, Plan, Sent, Session, TlsPlan, CLIENT_ID, R, RUNNER_ID,
 };
 use super::wire::Event;
 use fleetwire::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Role};
@@ -343,6 +343,111 @@ fn ratio_cap(s: &mut Session, codec: Codec, plus: usize) -> R<Vec<u8>> {
         "no {} payload reaches the testee's ratio cap below its size cap",
         codec.name()
     )))
+}
+
+// ---------------------------------------------------------------------------------
+// floods
+// ---------------------------------------------------------------------------------
+
+/// The longest run of empty DATA the undeclared probe sends.
+const EMPTY_PROBE: usize = 1024;
+
+/// `flood.empty-over-limit` when the testee's `max_empty_run` is not declared (§11: a
+/// local limit, in no HELLO, anything from 32 up): a run of empty DATA as long as the
+/// credit allows (at most [`EMPTY_PROBE`]) in one write. A testee whose limit is below the
+/// run closes with FLOOD; one that echoes all of it has a limit at least that long or
+/// counts nothing, which the runner cannot tell apart: UNSUPPORTED. (That FLOOD does not
+/// come at 32 or earlier is `flood.empty-32`'s.)
+fn empty_run_probe(s: &mut Session) -> Outcome {
+    let n = EMPTY_PROBE.min(usize::try_from(s.credit.0).unwrap_or(usize::MAX));
+    if n <= 32 {
+        return unsupported(format!(
+            "the testee granted credit for {n} packets, too few to exceed any max_empty_run"
+        ));
+    }
+    if let Err(o) = s.send_data(6, 0, &vec![Vec::new(); n]) {
+        return o;
+    }
+    let deadline = s.deadline();
+    let mut c = Closing::default();
+    let mut echoes = 0;
+    loop {
+        match s.next(deadline) {
+            Event::Packet(p, t) if p.header.kind == Kind::Goaway => {
+                match Goaway::parse(&p.payload) {
+                    Ok(g) => c.goaways.push((g.code, g.delivered, t)),
+                    Err(_) => c.others.push(p),
+                }
+            }
+            Event::Packet(p, _) => {
+                if p.header.kind == Kind::Data && c.goaways.is_empty() {
+                    echoes += 1;
+                    if echoes == n {
+                        return unsupported(format!(
+                            "no FLOOD after {n} consecutive empty DATA, all echoed: the testee's \
+                             max_empty_run is at least {n}, or it counts nothing; declare it \
+                             (--max-empty-run) to grade it"
+                        ));
+                    }
+                }
+            }
+            Event::Closed => {
+                c.closed_at = Some(Instant::now());
+                break;
+            }
+            Event::Timeout => break,
+            Event::Garbage(_, e) => {
+                c.garbage = Some(e);
+                c.closed_at = Some(Instant::now());
+                break;
+            }
+        }
+    }
+    grade_close(&c, ErrorCode::FLOOD, s.timeout)
+}
+
+// ---------------------------------------------------------------------------------
+// TLS records
+// ---------------------------------------------------------------------------------
+
+/// How many small DATA `tls.grouping` sends in one write.
+const GROUP_BURST: usize = 64;
+
+/// §10.3 `[[tls.grouping]]`: a burst of [`GROUP_BURST`] small DATA in one write (the
+/// runner's TLS puts it in one record), then their echoes. The runner counts the
+/// application-data records the testee wrote meanwhile from their plaintext headers on
+/// the raw stream: about one record per packet (at least half as many records as
+/// packets) is NON-STRICT. How many writes carried them cannot be seen apart from the
+/// records (TCP joins and splits segments).
+fn tls_grouping(c: &mut Ctx<'_>) -> R {
+    let mut s = c.std()?;
+    // a round trip first: the post-handshake records (session tickets) are behind us
+    if let o @ Outcome::Deviation { .. } = s.expect_alive(41) {
+        return Ok(o);
+    }
+    let payloads: Vec<Vec<u8>> = (0..GROUP_BURST as u64).map(|i| c.bytes(16, i)).collect();
+    let sent = s.send_data(6, 4, &payloads)?;
+    let (records0, packets0) = (s.wire.records.application, s.wire.packets);
+    if let o @ Outcome::Deviation { .. } = s.expect_echoes(&sent) {
+        return Ok(o);
+    }
+    let records = s.wire.records.application - records0;
+    let packets = s.wire.packets - packets0;
+    if records * 2 >= packets {
+        return Ok(should(
+            format!(
+                "the testee sent {packets} packets (the echoes of {GROUP_BURST} DATA of 16 bytes \
+                 that arrived in one record) in {records} TLS records: about one record per \
+                 packet (§10.3 [[tls.grouping]])"
+            ),
+            format!(
+                "many small packets per record: fewer than {} records",
+                packets.div_ceil(2)
+            ),
+            format!("{records} records"),
+        ));
+    }
+    Ok(Outcome::Ok)
 }
 
 // ---------------------------------------------------------------------------------
@@ -1501,33 +1606,52 @@ pub(super) fn catalogue() -> Vec<Def> {
                 let sent = s.send_data(6, 0, &empties)?;
                 Ok(s.expect_echoes(&sent))
             }),
-        case!("flood.empty-33", Both, Any, "11", ["limit.empty-run", "close.on-error", "close.on-error-goaway"],
-            "33 empty DATA: GOAWAY FLOOD",
+        case!("flood.empty-over-limit", Both, Any, "11", ["limit.empty-run", "close.on-error", "close.on-error-goaway"],
+            "max_empty_run empty DATA (declared with --max-empty-run): echoed; one more: GOAWAY FLOOD. Undeclared: up to 1,024 empty DATA in one write, GOAWAY FLOOD, else UNSUPPORTED",
             |c| {
                 let mut s = c.std()?;
-                let empties: Vec<Vec<u8>> = vec![Vec::new(); 33];
-                s.send_data(6, 0, &empties)?;
+                let Some(limit) = c.opts.max_empty_run else {
+                    return Ok(empty_run_probe(&mut s));
+                };
+                let sent = s.send_data(6, 0, &vec![Vec::new(); limit as usize])?;
+                if let Outcome::Deviation { level, message, expected, actual } = s.expect_echoes(&sent) {
+                    return Ok(Outcome::Deviation {
+                        level,
+                        message: format!("{message} (within the declared max_empty_run {limit}, §11 [[limit.empty-run]])"),
+                        expected,
+                        actual,
+                    });
+                }
+                s.send_data(6, 0, &[Vec::new()])?;
                 Ok(s.expect_close(ErrorCode::FLOOD))
             }),
         case!("flood.empty-reset-by-data", Both, Any, "11", ["limit.empty-run", "limit.empty-run-floor"],
-            "32 empty DATA, one non-empty, 32 empty: accepted (non-empty DATA resets the count; max_empty_run is at least 32)",
+            "max_empty_run (as declared, else 32) empty DATA, one non-empty, as many empty: accepted (non-empty DATA resets the count; max_empty_run is at least 32)",
             |c| {
                 let mut s = c.std()?;
-                let mut ps: Vec<Vec<u8>> = vec![Vec::new(); 32];
+                let run = c.opts.max_empty_run.unwrap_or(32).max(32) as usize;
+                let mut ps: Vec<Vec<u8>> = vec![Vec::new(); run];
                 ps.push(b"reset".to_vec());
-                ps.extend(vec![Vec::new(); 32]);
+                ps.extend(vec![Vec::new(); run]);
                 let sent = s.send_data(6, 1, &ps)?;
                 Ok(s.expect_echoes(&sent))
             }),
         case!("flood.empty-control-no-reset", Both, Any, "11", ["limit.empty-run"],
-            "20 empty DATA, a PING, 13 empty DATA: GOAWAY FLOOD (control packets do not reset the count)",
+            "20 empty DATA, a PING, max_empty_run − 19 empty DATA (the limit declared with --max-empty-run): GOAWAY FLOOD (control packets do not reset the count)",
             |c| {
+                let Some(limit) = c.opts.max_empty_run else {
+                    return Err(unsupported("the testee's max_empty_run is not declared (--max-empty-run)"));
+                };
+                if limit < 20 {
+                    return Err(unsupported("the declared max_empty_run is below 20"));
+                }
                 let mut s = c.std()?;
-                s.take_credit(&[0; 33])?;
+                let after = limit as usize + 1 - 20;
+                s.take_credit(&vec![0; 20 + after])?;
                 let mut b = Vec::new();
                 for _ in 0..20 { b.extend(data(6, 2, &[])); }
                 b.extend(s.ping_bytes().1);
-                for _ in 0..13 { b.extend(data(6, 2, &[])); }
+                for _ in 0..after { b.extend(data(6, 2, &[])); }
                 s.send(&b)?;
                 Ok(s.expect_close(ErrorCode::FLOOD))
             }),
@@ -1745,6 +1869,9 @@ pub(super) fn catalogue() -> Vec<Def> {
                     format!("open after {} ms", (t + grace(t)).as_millis()),
                 ))
             }),
+        case!("tls.grouping", Both, Tls, "10.3", ["tls.grouping"],
+            "64 DATA of 16 bytes in one write (one record): the testee's answer comes in fewer than 32 TLS records (SHOULD: many small packets in one record), counted from the record headers before decryption",
+            tls_grouping),
         case!("tls.client-cert.node-match", Server, Tls, "10.2", ["tls.node-binding", "src.auth"],
             "a client certificate naming fleetwire:node:7 and a node HELLO with id 7: accepted",
             |c| {

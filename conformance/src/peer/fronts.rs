@@ -290,14 +290,53 @@ fn idle(e: &io::Error) -> bool {
     )
 }
 
+/// Cuts the node's plaintext (preface, then packets) into its units: the preface and
+/// each complete packet; an incomplete one waits for its rest.
+#[derive(Default)]
+struct Units {
+    buf: Vec<u8>,
+    preface_done: bool,
+}
+
+impl Units {
+    /// Adds `bytes` and returns the units now complete.
+    fn feed(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        if !self.preface_done {
+            if self.buf.len() < PREFACE.len() {
+                return out;
+            }
+            out.push(self.buf.drain(..PREFACE.len()).collect());
+            self.preface_done = true;
+        }
+        loop {
+            match fleetwire::Header::parse(&self.buf, u16::MAX) {
+                Ok(fleetwire::Status::Complete(h)) if self.buf.len() >= h.packet_len() => {
+                    out.push(self.buf.drain(..h.packet_len()).collect());
+                }
+                Ok(_) => return out,
+                Err(_) => {
+                    // not Fleetwire (the node never writes that): pass it on as it is
+                    out.push(std::mem::take(&mut self.buf));
+                    return out;
+                }
+            }
+        }
+    }
+}
+
 /// One connection of a TLS-terminating front: the TLS handshake with `config`, bounded
 /// by `bound`, ALPN `fleetwire/1` required; then the plaintext goes to the node at
-/// `back`. A connection whose handshake fails or outlasts `bound` is closed.
+/// `back`. A connection whose handshake fails or outlasts `bound` is closed. With
+/// `per_packet`, every packet the node writes goes into a TLS record of its own (the
+/// §10.3 `[[tls.grouping]]` bug); else each read of the node's output is one record.
 pub(super) fn terminate(
     mut sock: TcpStream,
     back: SocketAddr,
     config: Arc<rustls::ServerConfig>,
     bound: Duration,
+    per_packet: bool,
 ) {
     let Ok(mut tls) = rustls::ServerConnection::new(config) else {
         return;
@@ -335,6 +374,7 @@ pub(super) fn terminate(
         return;
     }
     let mut buf = vec![0u8; 64 * 1024];
+    let mut units = Units::default();
     'pump: loop {
         match tls.read_tls(&mut sock) {
             Ok(0) => break,
@@ -364,6 +404,14 @@ pub(super) fn terminate(
                 tls.send_close_notify();
                 while tls.wants_write() && tls.write_tls(&mut sock).is_ok() {}
                 break;
+            }
+            Ok(n) if per_packet => {
+                for unit in units.feed(&buf[..n]) {
+                    // one write call, one record (rustls never joins two)
+                    if tls.writer().write_all(&unit).is_err() {
+                        break 'pump;
+                    }
+                }
             }
             Ok(n) => {
                 if tls.writer().write_all(&buf[..n]).is_err() {

@@ -134,7 +134,7 @@ pub fn peer_cases(role: PeerRole) -> Vec<PeerCase> {
 /// Every live-peer case of both roles and its tags, for `spec/TRACEABILITY.md`.
 ///
 /// ```
-/// assert!(fleetwire_conformance::peer::peer_coverage().iter().any(|c| c.case_id == "peer.server.flood.empty-33"));
+/// assert!(fleetwire_conformance::peer::peer_coverage().iter().any(|c| c.case_id == "peer.server.flood.empty-over-limit"));
 /// ```
 pub fn peer_coverage() -> Vec<crate::vectors::CaseCoverage> {
     [PeerRole::Server, PeerRole::Client]

@@ -115,7 +115,8 @@ live_mutants! {
     CapsWithPeerLimits = "live-caps-with-peer-limits", "comp.cap",
         "Bounds decompression with the peer's announced limits instead of its own.";
     EmptyRunOffByOne = "live-empty-run-off-by-one", "limit.empty-run",
-        "Closes with FLOOD only after 34 consecutive empty DATA.";
+        "Closes with FLOOD only after 34 consecutive empty DATA while its max_empty_run is 32 \
+         (the value the runner is told): its count is two short.";
     ErrorBudgetOffByOne = "live-error-budget-off-by-one", "err.budget",
         "Closes with TOO_MANY_ERRORS one packet error late.";
     HeaderTimerLate = "live-header-timer-late", "timeout.close",
@@ -172,6 +173,10 @@ live_mutants! {
         "Its TLS server starts the handshake (and its timer) only at the peer's first byte: a peer that sends nothing holds the connection open.";
     TlsHandshakeLate = "live-tls-handshake-late", "timeout.tls-handshake",
         "Its TLS server (a front before the plaintext node) bounds the TLS handshake by three times the handshake timer.";
+    TlsRecordPerPacket = "live-tls-record-per-packet", "tls.grouping",
+        "Its TLS server (a front before the plaintext node) puts every packet the node writes in a TLS record of its own (one socket write per read of the node, as before).";
+    TlsTinyRecords = "live-tls-tiny-records", "tls.grouping",
+        "Its TLS server is configured to cap records at 32 bytes (rustls max_fragment_size), so no two small packets share a record.";
     TlsFrontAllowsTls12 = "live-tls-front-allows-tls12", "tls.version",
         "Its TLS server (a front before the plaintext node) negotiates TLS 1.2 as well as 1.3.";
     // the reference client's TLS setup (client role)
@@ -227,6 +232,8 @@ impl LiveMutant {
                 | M::PlaintextPrefaceNoAlert
                 | M::TlsHandshakeFromFirstByte
                 | M::TlsHandshakeLate
+                | M::TlsRecordPerPacket
+                | M::TlsTinyRecords
                 | M::TlsFrontAllowsTls12
                 | M::EchoesNodes
                 | M::AnswersProxyId
@@ -282,7 +289,11 @@ impl LiveMutant {
     /// The cases a run of the mutant selects when none are given: the `tls.*` cases
     /// of `role` for the TLS mutants, else all.
     fn default_cases(self, role: PeerRole, case: &[String]) -> Vec<String> {
-        if case.is_empty() && self.tls() {
+        use LiveMutant as M;
+        if case.is_empty() && matches!(self, M::TlsRecordPerPacket | M::TlsTinyRecords) {
+            // how records are filled changes nothing but the count of records
+            vec![format!("peer.{}.tls.grouping", role.name())]
+        } else if case.is_empty() && self.tls() {
             vec![format!("peer.{}.tls.*", role.name())]
         } else {
             case.to_vec()
@@ -712,6 +723,17 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
         let (node_l, node_addr) = bind()?;
         let (front_l, front_addr) = bind()?;
         let target = match mutant {
+            M::TlsTinyRecords => {
+                let mut config =
+                    (*fronts::server_config(&cert, &key, fronts::TLS13, alpn, None)?).clone();
+                config.max_fragment_size = Some(32);
+                let security = NodeSecurity::Tls {
+                    config: Arc::new(config),
+                    mutual: false,
+                };
+                nodes.push(start_node(node_l, security, mutant));
+                node_addr
+            }
             M::IgnoresAlpn | M::AlpnWrongId => {
                 let alpn = if mutant == M::IgnoresAlpn {
                     Vec::new()
@@ -767,7 +789,7 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
                 let stop = stop.clone();
                 front = Some(thread::spawn(move || {
                     fronts::accept_each(&front_l, &stop, move |s| {
-                        fronts::terminate(s, filter_addr, config.clone(), TIMERS.handshake);
+                        fronts::terminate(s, filter_addr, config.clone(), TIMERS.handshake, false);
                     });
                     let _ = filter.join();
                 }));
@@ -778,13 +800,15 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
                 nodes.push(start_node(node_l, NodeSecurity::Plaintext, mutant));
                 let (versions, bound) = match mutant {
                     M::TlsFrontAllowsTls12 => (fronts::TLS13_12, TIMERS.handshake),
-                    _ => (fronts::TLS13, TIMERS.handshake * 3),
+                    M::TlsHandshakeLate => (fronts::TLS13, TIMERS.handshake * 3),
+                    _ => (fronts::TLS13, TIMERS.handshake),
                 };
                 let config = fronts::server_config(&cert, &key, versions, alpn, None)?;
+                let per_packet = mutant == M::TlsRecordPerPacket;
                 let stop = stop.clone();
                 front = Some(thread::spawn(move || {
                     fronts::accept_each(&front_l, &stop, move |s| {
-                        fronts::terminate(s, node_addr, config.clone(), bound);
+                        fronts::terminate(s, node_addr, config.clone(), bound, per_packet);
                     });
                 }));
                 front_addr
@@ -807,6 +831,7 @@ pub fn run_server_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
     o.case = mutant.default_cases(PeerRole::Server, case);
     o.timers = TIMERS;
     o.max_wait = Duration::from_secs(3);
+    o.max_empty_run = Some(32);
     o.unregistered_service = Some(250);
     o.replay = format!("live mutant {}", mutant.name());
     let report = run_peer(&o);
@@ -898,6 +923,7 @@ pub fn run_client_mutant(mutant: LiveMutant, seed: u64, case: &[String]) -> Resu
     o.case = mutant.default_cases(PeerRole::Client, case);
     o.timers = TIMERS;
     o.max_wait = Duration::from_secs(3);
+    o.max_empty_run = Some(32);
     o.replay = format!("live mutant {}", mutant.name());
     let report = run_peer(&o);
     stop.store(true, Ordering::SeqCst);

@@ -148,6 +148,10 @@ pub struct PeerOptions {
     pub max_wait: Duration,
     /// The testee's `max_packet_errors` (§12.3; default 16).
     pub max_packet_errors: u32,
+    /// The testee's `max_empty_run` (§11), if declared: a local limit that no HELLO
+    /// carries, so the runner grades the exact FLOOD point only when it is told. `None`
+    /// (the default) grades only what holds for every conforming value (at least 32).
+    pub max_empty_run: Option<u32>,
     /// A service the testee does not register (for NO_SERVICE), if any.
     pub unregistered_service: Option<u8>,
     /// The testee requires node and proxy peers to authenticate (mutual TLS, §7.4).
@@ -174,6 +178,7 @@ impl PeerOptions {
             timers: TesteeTimers::default(),
             max_wait: Duration::from_secs(12),
             max_packet_errors: 16,
+            max_empty_run: None,
             unregistered_service: None,
             testee_requires_auth: false,
         }
@@ -375,6 +380,9 @@ pub struct PeerArgs {
     pub max_wait_ms: Option<u64>,
     /// The testee's `max_packet_errors` (default 16).
     pub max_packet_errors: Option<u32>,
+    /// The testee's `max_empty_run` (not declared by default: the cases grade only what
+    /// holds for every value of at least 32).
+    pub max_empty_run: Option<u32>,
     /// A service the testee does not register.
     pub unregistered_service: Option<u8>,
 }
@@ -513,6 +521,10 @@ fn peer_run(args: &PeerArgs) -> Result<u8, String> {
     }
     if let Some(n) = args.max_packet_errors {
         opts.max_packet_errors = n;
+    }
+    opts.max_empty_run = args.max_empty_run;
+    if let Some(n) = args.max_empty_run {
+        opts.replay.push_str(&format!(" --max-empty-run {n}"));
     }
     opts.unregistered_service = args.unregistered_service;
     let report = run_peer(&opts)?;

@@ -38,6 +38,49 @@ pub(super) struct Wire {
     pub(super) tls_error: Option<String>,
     /// Every Fleetwire byte the testee wrote (after TLS), in order.
     pub(super) received: Vec<u8>,
+    /// The TLS record headers the testee wrote, read on the raw stream before
+    /// decryption (record headers are plaintext, RFC 8446 §5.1).
+    pub(super) records: RecordCount,
+    /// Packets framed from the testee's stream so far.
+    pub(super) packets: u64,
+}
+
+/// Counts the TLS records of a raw byte stream from their plaintext headers (content
+/// type, version, 16-bit length), whatever their content: a hostile length only skips
+/// that many bytes.
+#[derive(Debug, Default)]
+pub(super) struct RecordCount {
+    /// The bytes of a header read so far (up to 5).
+    header: Vec<u8>,
+    /// Bytes of the current record's body still to skip.
+    left: usize,
+    /// Complete record headers with content type 23 (application data: in TLS 1.3 every
+    /// record after the ServerHello, whatever it carries).
+    pub(super) application: u64,
+}
+
+impl RecordCount {
+    /// Reads the next raw bytes of the stream.
+    pub(super) fn feed(&mut self, mut raw: &[u8]) {
+        while !raw.is_empty() {
+            if self.left > 0 {
+                let skip = self.left.min(raw.len());
+                self.left -= skip;
+                raw = &raw[skip..];
+                continue;
+            }
+            let take = (5 - self.header.len()).min(raw.len());
+            self.header.extend_from_slice(&raw[..take]);
+            raw = &raw[take..];
+            if self.header.len() == 5 {
+                if self.header[0] == 23 {
+                    self.application += 1;
+                }
+                self.left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header.clear();
+            }
+        }
+    }
 }
 
 impl Wire {
@@ -53,6 +96,8 @@ impl Wire {
             closed: false,
             tls_error: None,
             received: Vec::new(),
+            records: RecordCount::default(),
+            packets: 0,
         })
     }
 
@@ -190,6 +235,7 @@ impl Wire {
         match &mut self.tls {
             None => self.inbuf.extend_from_slice(&self.rbuf[..n]),
             Some(tls) => {
+                self.records.feed(&self.rbuf[..n]);
                 let mut rest = &self.rbuf[..n];
                 while !rest.is_empty() {
                     match tls.feed_tls(rest) {
@@ -242,6 +288,7 @@ impl Wire {
                     Ok(Status::Complete(h)) if self.inbuf.len() >= h.packet_len() => {
                         let bytes: Vec<u8> = self.inbuf.drain(..h.packet_len()).collect();
                         let payload = bytes::Bytes::copy_from_slice(&bytes[h.len()..]);
+                        self.packets += 1;
                         return Event::Packet(Packet { header: h, payload }, Instant::now());
                     }
                     Ok(_) => {}
@@ -268,5 +315,29 @@ impl Wire {
                 Err(_) => return Event::Closed,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordCount;
+
+    #[test]
+    fn record_headers_are_counted_across_reads() {
+        // a handshake record (22), two application-data records (23), one cut mid-header
+        let mut stream = vec![22, 3, 3, 0, 2, 0xAA, 0xBB];
+        stream.extend([23, 3, 3, 0, 3, 1, 2, 3]);
+        stream.extend([23, 3, 3, 0, 1, 9]);
+        for cut in 0..=stream.len() {
+            let mut r = RecordCount::default();
+            r.feed(&stream[..cut]);
+            r.feed(&stream[cut..]);
+            assert_eq!(r.application, 2, "cut at {cut}");
+        }
+        // a hostile length skips, never panics
+        let mut r = RecordCount::default();
+        r.feed(&[23, 3, 3, 0xFF, 0xFF, 1]);
+        r.feed(&[23; 100]);
+        assert_eq!(r.application, 1);
     }
 }
