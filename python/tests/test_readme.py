@@ -21,7 +21,7 @@ def test_readme_install_command():
 
 def test_bench_runs_a_short_round():
     out = subprocess.run(
-        [sys.executable, "-m", "fleetwire.bench", "--rounds", "1", "--duration", "0.2", "--sizes", "64",
+        [sys.executable, "-m", "fleetwire.bench", "--rounds", "1", "--duration", "0.5", "--sizes", "64",
          "--security", "plain", "--modes", "oneway,ping", "--impls", "ours,asyncio"],
         capture_output=True, text=True, timeout=120,
     )
