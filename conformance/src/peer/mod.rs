@@ -30,6 +30,7 @@ mod builtin;
 mod catalog;
 mod mutants;
 mod pki;
+mod proxy;
 mod run;
 mod session;
 mod wire;
@@ -43,6 +44,10 @@ pub use mutants::{
     killing_cases, live_kill_matrix, live_kills, run_client_mutant, run_server_mutant, LiveMutant,
 };
 pub use pki::RunnerPki;
+pub use proxy::{
+    listening_on as proxy_listening_on, proxy_cases, proxy_kill_matrix, run_proxy,
+    run_proxy_mutant, ProxyCase, ProxyMutant, ProxyOptions, ProxyTestee, PROXY_RUN_NODES,
+};
 pub use run::{
     peer_command, run_peer, PeerArgs, PeerOptions, PeerSecurity, PeerTarget, TesteeTimers,
 };
@@ -143,6 +148,14 @@ pub fn peer_coverage() -> Vec<crate::vectors::CaseCoverage> {
             case_id: c.id,
             tags: c.tags,
         })
+        .chain(
+            proxy_cases()
+                .into_iter()
+                .map(|c| crate::vectors::CaseCoverage {
+                    case_id: c.id,
+                    tags: c.tags,
+                }),
+        )
         .collect()
 }
 
