@@ -7,7 +7,9 @@
 //! closes and timeouts the spec requires. With [`PeerTarget::Connect`] the testee is a
 //! server (cases `peer.server.*`, the runner acts as a client); with
 //! [`PeerTarget::Listen`] it is a client that connects once per case (cases
-//! `peer.client.*`, the runner acts as a node).
+//! `peer.client.*`, the runner acts as a node). The proxy role ([`run_proxy`], cases
+//! `peer.proxy.*`) drives a proxy across several connections: the runner plays the
+//! nodes behind it and the clients in front of it.
 //!
 //! The implementation under test, server or client, is assumed to echo every DATA packet
 //! back to its sender with the same service, channel and payload (the reference node

@@ -142,6 +142,15 @@ impl Ep {
         lock(&self.st)
     }
 
+    /// Bounds how long one write may block (a proxy that stops reading).
+    pub(super) fn set_write_timeout(&self, t: Duration) {
+        let w = self
+            .w
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = w.set_write_timeout(Some(t));
+    }
+
     /// Writes bytes (whole packets).
     pub(super) fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
         let mut w = self

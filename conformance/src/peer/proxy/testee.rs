@@ -1,5 +1,5 @@
 //! The proxy under test: the reference proxy in-process, a mutant of it, or a third
-//! party's proxy started by a command line (`conformance/PROTOCOL.md` §7.6).
+//! party's proxy started by a command line (`conformance/PROTOCOL.md` §7.1).
 //!
 //! Proxy mutants are injected around the reference, never inside it: a configuration
 //! that differs from what the runner is told (its routing table, its client id range,
@@ -120,7 +120,8 @@ pub enum ProxyTestee {
     Reference,
     /// The reference proxy with one deliberate bug.
     Mutant(ProxyMutant),
-    /// A command line run through `sh -c` once per case: `{routes}` in it becomes
+    /// A command line run through `sh -c 'exec CMD'` once per case (killed at the end
+    /// of the case): `{routes}` in it becomes
     /// `--route NODE=ADDR` for each of the runner's nodes (also in the environment as
     /// `FLEETWIRE_ROUTES`, `NODE=ADDR` separated by spaces); the proxy prints a line
     /// containing `listening on HOST:PORT` on its standard output.
@@ -195,9 +196,10 @@ fn start_command(cmd: &str, routes: &[(u16, SocketAddr)]) -> Result<Started, Str
     let pairs: Vec<String> = routes.iter().map(|(n, a)| format!("{n}={a}")).collect();
     let args: Vec<String> = pairs.iter().map(|p| format!("--route {p}")).collect();
     let line = cmd.replace("{routes}", &args.join(" "));
+    // `exec`: the proxy replaces the shell, so that stopping the child stops the proxy
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(&line)
+        .arg(format!("exec {line}"))
         .env("FLEETWIRE_ROUTES", pairs.join(" "))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
