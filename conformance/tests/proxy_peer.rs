@@ -6,7 +6,7 @@ use fleetwire_conformance::peer::{proxy_kill_matrix, run_proxy_mutant, ProxyMuta
 use fleetwire_conformance::Verdict;
 
 // trace: route.client-ids, route.egress-closed, route.fair-share, err.budget-gone-client,
-// trace: limit.proxy-polices
+// trace: limit.proxy-polices, limit.global-budget
 #[test]
 fn reference_proxy_passes_and_every_proxy_mutant_is_killed() {
     let t0 = std::time::Instant::now();

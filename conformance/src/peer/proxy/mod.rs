@@ -12,8 +12,9 @@
 //! The cases cover what only shows across several connections: a client id is never a
 //! node's (§14.6), packets queued for a link that closes are answered UNREACHABLE
 //! (§7.3), a link's queue and the answers are shared among clients (§7.3), a departed
-//! client's answers do not count against a link's error budget (§12.3), and the proxy
-//! polices its own clients (§11).
+//! client's answers do not count against a link's error budget (§12.3), the proxy
+//! polices its own clients (§11), and a full input budget fails no client within its
+//! credit and still lets the others be read (§11).
 
 mod ep;
 mod testee;
@@ -185,6 +186,16 @@ fn catalogue() -> Vec<Def> {
             desc: "a client sends max_packet_errors + 1 DATA for node 0xFFFF (NO_ROUTE each): \
                    the proxy closes it with TOO_MANY_ERRORS, keeps the link and the other client",
             run: polices_error_budget,
+        },
+        Def {
+            name: "global-budget.within-credit",
+            section: "11",
+            tags: &["limit.global-budget"],
+            desc: "node 2 stops reading and four clients each send the proxy their whole \
+                   credit for it: none is failed with FLOW_CONTROL, a fifth client whose \
+                   packets do not wait is still read (its PING answered), and it reaches \
+                   node 2 once node 2 reads again",
+            run: global_budget,
         },
     ]
 }
@@ -1099,6 +1110,60 @@ fn polices_error_budget(ctx: &mut Ctx<'_>) -> Outcome {
             "after policing a client's error budget",
             &ctx.bytes(24, 13),
         )
+    })())
+}
+
+/// §11 `[[limit.global-budget]]`: "When that budget is full it stops reading from the
+/// connections whose packets wait ... and keeps reading the others; it MUST NOT fail a
+/// peer that stays within its credit with FLOW_CONTROL for it."
+fn global_budget(ctx: &mut Ctx<'_>) -> Outcome {
+    step((|| {
+        let mut rig = Rig::new(ctx, (1, 16_384), false)?;
+        let other = rig.std_client()?;
+        let mut flooders = Vec::new();
+        for _ in 0..4 {
+            flooders.push(rig.std_client()?);
+        }
+        let payload = ctx.bytes(1000, 1);
+        for &c in &flooders {
+            let ep = &rig.clients[c];
+            ep.set_write_timeout(Duration::from_millis(300));
+            // the whole credit the proxy granted, and nothing more
+            for i in 0..20_000u32 {
+                let d = Instant::now() + Duration::from_millis(20);
+                match ep.send_data(Route::new(2, SVC, i as u8), &payload, d) {
+                    Ok(true) => {}
+                    // no credit left, or the proxy stopped reading this client (allowed)
+                    Ok(false) | Err(_) => break,
+                }
+            }
+        }
+        let d = ctx.deadline();
+        if !rig.clients[other].alive(d) {
+            return Err(should(
+                "four clients filled the proxy with packets for a link that reads nothing; \
+                 a fifth client with nothing waiting got no PONG",
+                "the connections whose packets do not wait are still read (§11 [[limit.global-budget]])",
+                "no PONG",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for &c in &flooders {
+            let s = rig.clients[c].state();
+            if s.goaway == Some(ErrorCode::FLOW_CONTROL) {
+                return Err(must(
+                    format!("{} sent within its credit and was closed with FLOW_CONTROL", rig.clients[c].name),
+                    "no peer within its credit failed with FLOW_CONTROL (§11 [[limit.global-budget]])",
+                    "GOAWAY FLOW_CONTROL",
+                ));
+            }
+        }
+        for l in &rig.node(2).links {
+            l.state().auto_credit = true;
+            let _ = l.grant(1 << 20, 1 << 30);
+        }
+        let payload = ctx.bytes(24, 2);
+        rig.round_trip(other, 2, &payload).map(|_| ())
     })())
 }
 

@@ -99,6 +99,10 @@ proxy_mutants! {
         "Does not count its clients' empty DATA runs (configuration: max_empty_run 1000 on client connections).";
     ErrorBudgetUnpoliced = "proxy-error-budget-unpoliced", "limit.proxy-polices",
         "Does not keep its clients' error budgets (configuration: max_packet_errors 1000 on client connections).";
+    BudgetFailsWithinCredit = "proxy-budget-fails-within-credit", "limit.global-budget",
+        "Announces its clients a window four times larger than what it holds for them, and fails them with FLOW_CONTROL when it fills (filter on its HELLO: the credit it enforces is a quarter of the one announced).";
+    BudgetStopsReadingAll = "proxy-budget-stops-reading-all", "limit.global-budget",
+        "Stops reading every client while 128 packets of clients wait for the links, not only those whose packets wait (wrapper: the relay in front of it stops).";
 }
 
 impl std::str::FromStr for ProxyMutant {
@@ -166,6 +170,9 @@ pub(super) fn reference_config(routes: &[(u16, SocketAddr)]) -> ProxyConfig {
     e.send_queue_bytes = 64 * 1024;
     e.forward_share_bytes = 1024 * 1024;
     e.stall_timeout = Duration::from_secs(10);
+    // the input budget of all connections together (§11 [[limit.global-budget]]), small
+    // enough that four clients' windows fill it
+    e.global_input_bytes = 256 * 1024;
     e.server.limits.initial_credit_packets = 256;
     e.server.limits.initial_credit_bytes = 256 * 1024;
     c
@@ -486,6 +493,10 @@ fn client_filters_tracking(
     }
 }
 
+/// `proxy-budget-stops-reading-all`: packets of clients waiting for the links, all
+/// together, beyond which the wrapper reads no client.
+const GLOBAL_STOP: usize = 128;
+
 /// `proxy-link-queue-unshared`: packets waiting for one link, all clients together,
 /// beyond which the wrapper refuses.
 const UNSHARED_QUEUE: usize = 32;
@@ -693,6 +704,77 @@ fn start_mutant(m: ProxyMutant, routes: &[(u16, SocketAddr)]) -> Result<Started,
                 client_addr: p.local_addr(),
                 _guard: vec![guard_proxy(p)],
             })
+        }
+        M::BudgetFailsWithinCredit => client_side(
+            reference_config(routes),
+            Arc::new(|| Filters {
+                to_proxy: pass(),
+                from_proxy: Box::new(|mut p, _| {
+                    // HELLO: initial_credit_packets at payload offset 16, bytes at 20
+                    let at = hl(&p) + 16;
+                    if kind(&p) == 1 && p.len() >= at + 8 {
+                        for off in [at, at + 4] {
+                            let v =
+                                u32::from_be_bytes([p[off], p[off + 1], p[off + 2], p[off + 3]]);
+                            p[off..off + 4].copy_from_slice(&v.saturating_mul(4).to_be_bytes());
+                        }
+                    }
+                    p
+                }),
+                on_end: None,
+            }),
+        ),
+        M::BudgetStopsReadingAll => {
+            let backlog: Arc<Mutex<BTreeMap<u16, usize>>> = Arc::default();
+            let links = {
+                let backlog = backlog.clone();
+                move |node: u16| {
+                    let backlog = backlog.clone();
+                    Arc::new(move || {
+                        let backlog = backlog.clone();
+                        Filters {
+                            to_proxy: pass(),
+                            from_proxy: Box::new(move |p, _| {
+                                if kind(&p) == 0 {
+                                    if let Ok(mut b) = backlog.lock() {
+                                        let n = b.entry(node).or_default();
+                                        *n = n.saturating_sub(1);
+                                    }
+                                }
+                                p
+                            }),
+                            on_end: None,
+                        }
+                    }) as MakeFilters
+                }
+            };
+            let nodes: Vec<u16> = routes.iter().map(|r| r.0).collect();
+            let clients = Arc::new(move || {
+                let (backlog, nodes) = (backlog.clone(), nodes.clone());
+                Filters {
+                    to_proxy: Box::new(move |p, _| {
+                        // every client's stream stops while the links' backlog is full
+                        let until = std::time::Instant::now() + Duration::from_secs(3);
+                        while std::time::Instant::now() < until {
+                            let total: usize =
+                                backlog.lock().map(|b| b.values().sum()).unwrap_or(0);
+                            if total < GLOBAL_STOP {
+                                break;
+                            }
+                            thread::sleep(Duration::from_millis(5));
+                        }
+                        if kind(&p) == 0 && nodes.contains(&dest(&p)) {
+                            if let Ok(mut b) = backlog.lock() {
+                                *b.entry(dest(&p)).or_default() += 1;
+                            }
+                        }
+                        p
+                    }),
+                    from_proxy: pass(),
+                    on_end: None,
+                }
+            }) as MakeFilters;
+            link_side(&links, Some(clients))
         }
         M::PoliceErrorDropped => link_side(
             &|_| {
