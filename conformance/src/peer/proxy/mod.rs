@@ -235,11 +235,28 @@ fn select(case: &[String], skip: &[String]) -> Vec<ProxyCase> {
 ///
 /// # Errors
 ///
-/// No case selected.
+/// No case selected, or the command line of [`ProxyTestee::Command`] does not start a
+/// proxy that prints its address.
 pub fn run_proxy(opts: &ProxyOptions) -> Result<Report, String> {
     let selected = select(&opts.case, &opts.skip);
     if selected.is_empty() {
         return Err("no case matches --case/--skip".into());
+    }
+    if let ProxyTestee::Command(_) = &opts.testee {
+        // a command that does not start a proxy is a harness error, not 9 cases
+        // UNSUPPORTED
+        let nodes: Vec<TcpListener> = PROXY_RUN_NODES
+            .iter()
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let routes: Vec<(u16, SocketAddr)> = PROXY_RUN_NODES
+            .iter()
+            .zip(&nodes)
+            .map(|(&id, l)| l.local_addr().map(|a| (id, a)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        drop(opts.testee.start(&routes)?);
     }
     let start = Instant::now();
     let mut results = Vec::new();

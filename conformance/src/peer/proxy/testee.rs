@@ -751,16 +751,19 @@ fn start_mutant(m: ProxyMutant, routes: &[(u16, SocketAddr)]) -> Result<Started,
             let nodes: Vec<u16> = routes.iter().map(|r| r.0).collect();
             let clients = Arc::new(move || {
                 let (backlog, nodes) = (backlog.clone(), nodes.clone());
+                let mut gave_up = false;
                 Filters {
                     to_proxy: Box::new(move |p, _| {
                         // every client's stream stops while the links' backlog is full
+                        // (for 3 s at most: a link that never drains ends the stop)
                         let until = std::time::Instant::now() + Duration::from_secs(3);
-                        while std::time::Instant::now() < until {
+                        while !gave_up {
                             let total: usize =
                                 backlog.lock().map(|b| b.values().sum()).unwrap_or(0);
                             if total < GLOBAL_STOP {
                                 break;
                             }
+                            gave_up = std::time::Instant::now() >= until;
                             thread::sleep(Duration::from_millis(5));
                         }
                         if kind(&p) == 0 && nodes.contains(&dest(&p)) {
