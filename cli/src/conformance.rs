@@ -81,6 +81,10 @@ enum Mode {
         /// (printed, not recorded).
         #[arg(long, requires = "live")]
         client: bool,
+        /// The proxy-role mutants instead: the reference proxy with one bug, against
+        /// every proxy-role case (`fleetwire conformance peer --role proxy`).
+        #[arg(long, conflicts_with_all = ["live", "python"])]
+        proxy: bool,
         /// The Python implementation's mutants instead (source patches listed in
         /// conformance/mutants/python.txt), each run by this interpreter on a patched copy.
         #[arg(long, value_name = "PYTHON", conflicts_with = "live")]
@@ -203,12 +207,14 @@ pub(crate) fn conformance(args: ConformanceArgs) -> ExitCode {
             list,
             live,
             client,
+            proxy,
             python,
             record,
             check,
         }) => {
             let save = Save { record, check };
             match (live, python) {
+                _ if proxy => proxy_mutants(list, save),
                 (true, _) => live_mutants(list, client, save),
                 (false, Some(py)) => python_mutants(list, &py, save),
                 (false, None) => mutants(list, save),
@@ -221,7 +227,7 @@ pub(crate) fn conformance(args: ConformanceArgs) -> ExitCode {
 
 /// Flags of `fleetwire conformance peer`.
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["connect", "listen"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["connect", "listen", "role"])))]
 pub(crate) struct PeerFlags {
     /// Test a server: connect to it at ADDR (the runner acts as a client).
     #[arg(long, value_name = "ADDR")]
@@ -280,6 +286,27 @@ pub(crate) struct PeerFlags {
     /// A service the testee does not register (enables the NO_SERVICE case).
     #[arg(long, value_name = "S")]
     unregistered_service: Option<u8>,
+    /// The role under test: server (--connect), client (--listen) or proxy (the runner
+    /// plays nodes 2 and 3 behind the proxy and clients in front of it; plaintext).
+    #[arg(long, value_name = "ROLE", value_parser = ["server", "client", "proxy"])]
+    role: Option<String>,
+    /// With --role proxy: the proxy under test, a command line run once per case.
+    /// `{routes}` becomes `--route 2=ADDR --route 3=ADDR` (also in FLEETWIRE_ROUTES); it
+    /// prints `listening on HOST:PORT`. Default: the reference proxy, in-process.
+    #[arg(long, value_name = "CMD", requires = "role")]
+    testee: Option<String>,
+    /// With --role proxy: a proxy mutant of the reference instead (`fleetwire
+    /// conformance mutants --proxy --list`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "role",
+        conflicts_with = "testee"
+    )]
+    mutant: Option<String>,
+    /// With --role proxy: the proxy's max_empty_run on client connections (default 32).
+    #[arg(long, value_name = "N", requires = "role")]
+    max_empty_run: Option<u32>,
 }
 
 impl PeerFlags {
@@ -304,6 +331,10 @@ impl PeerFlags {
             max_packet_errors: self.max_packet_errors,
             max_empty_run: self.max_empty_run,
             unregistered_service: self.unregistered_service,
+            role: self.role.clone(),
+            testee: self.testee.clone(),
+            mutant: self.mutant.clone(),
+            max_empty_run: self.max_empty_run,
         }
     }
 }
@@ -413,6 +444,37 @@ fn live_mutants(list: bool, client: bool, save: Save) -> u8 {
         save
     };
     code.max(save.apply("live", &rows))
+}
+
+/// The proxy-role mutants: their list, or each against every proxy-role case (less the
+/// cases the unmutated reference proxy fails).
+fn proxy_mutants(list: bool, save: Save) -> u8 {
+    use conformance::peer::{proxy_kill_matrix, ProxyMutant};
+    if list {
+        for m in ProxyMutant::ALL {
+            println!("{:<40} {:<26} {}", m.name(), m.tag(), m.description());
+        }
+        return 0;
+    }
+    let start = std::time::Instant::now();
+    let matrix = proxy_kill_matrix(2);
+    println!(
+        "proxy kill matrix ({:.1} s):",
+        start.elapsed().as_secs_f64()
+    );
+    let mut rows = Vec::new();
+    for (m, kills) in &matrix {
+        match kills {
+            Ok(ids) => {
+                print_kills(m.name(), ids);
+                rows.push(row("proxy", m.name(), m.tag(), ids));
+            }
+            Err(e) => println!("  {:<40} harness error: {e}", m.name()),
+        }
+    }
+    let killed = rows.iter().filter(|r| r.is_killed()).count();
+    let code = print_rate(killed, matrix.len(), "proxy mutants");
+    code.max(save.apply("proxy", &rows))
 }
 
 /// The Python implementation's mutants (source patches), each through every codec case.

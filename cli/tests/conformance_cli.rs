@@ -175,3 +175,52 @@ mod spawned {
         );
     }
 }
+
+// trace: limit.proxy-polices, route.egress-closed
+/// The proxy role against a third party's proxy, here the reference CLI spawned per case
+/// (`--testee CMD` with `{routes}`, the proxy printing `listening on HOST:PORT`).
+#[test]
+fn proxy_role_runs_a_spawned_proxy() {
+    let testee = format!(
+        "'{}' proxy --listen 127.0.0.1:0 --node-id 9 --plaintext {{routes}}",
+        env!("CARGO_BIN_EXE_fleetwire")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+        .args([
+            "conformance",
+            "peer",
+            "--role",
+            "proxy",
+            "--timeout",
+            "3000",
+        ])
+        .args(["--testee", &testee])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 unexpected failures"), "{stdout}");
+    // a mutant in-process fails (exit 1)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+        .args([
+            "conformance",
+            "peer",
+            "--role",
+            "proxy",
+            "--mutant",
+            "proxy-error-budget-unpoliced",
+        ])
+        .args(["--case", "*.error-budget"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

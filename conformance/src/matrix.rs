@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use super::peer::LiveMutant;
+use super::peer::{LiveMutant, ProxyMutant};
 use super::pymutants::PyMutant;
 use super::vectors::MutantCoverage;
 use super::Mutant;
@@ -22,7 +22,7 @@ use super::Mutant;
 pub const KILLS_DIR: &str = "conformance/mutants/kills";
 
 /// The mutant sets, in the order the matrix lists them.
-pub const MUTANT_SETS: [&str; 3] = ["reference", "live", "python"];
+pub const MUTANT_SETS: [&str; 4] = ["reference", "live", "proxy", "python"];
 
 /// Every mutant the sources declare, with its tags and no kills.
 ///
@@ -43,6 +43,11 @@ pub fn declared_mutants(root: &Path) -> Result<Vec<MutantCoverage>, String> {
         LiveMutant::ALL
             .iter()
             .map(|m| declared("live", m.name(), m.tag())),
+    );
+    out.extend(
+        ProxyMutant::ALL
+            .iter()
+            .map(|m| declared("proxy", m.name(), m.tag())),
     );
     for m in PyMutant::load(root)? {
         out.push(MutantCoverage {

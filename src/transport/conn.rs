@@ -409,7 +409,15 @@ impl ConnIo {
             return;
         }
         self.drain_sends(s, ctx);
+        // (Proxy.) a forwarded ERROR with a connection-error code failed this client's
+        // connection (spec §11 [[limit.proxy-polices]]): report the close and end the
+        // stream in this round, as `service` does; nothing else may wake it again (the
+        // client was left open until it sent something)
+        if self.conn.as_ref().is_some_and(Connection::is_closed) {
+            self.deliver(s, ctx);
+        }
         self.transmit(s);
+        self.shut_when_flushed();
         self.finish_round(ctx);
     }
 

@@ -7,7 +7,9 @@
 //! closes and timeouts the spec requires. With [`PeerTarget::Connect`] the testee is a
 //! server (cases `peer.server.*`, the runner acts as a client); with
 //! [`PeerTarget::Listen`] it is a client that connects once per case (cases
-//! `peer.client.*`, the runner acts as a node).
+//! `peer.client.*`, the runner acts as a node). The proxy role ([`run_proxy`], cases
+//! `peer.proxy.*`) drives a proxy across several connections: the runner plays the
+//! nodes behind it and the clients in front of it.
 //!
 //! The implementation under test, server or client, is assumed to echo every DATA packet
 //! back to its sender with the same service, channel and payload (the reference node
@@ -31,6 +33,7 @@ mod catalog;
 mod fronts;
 mod mutants;
 mod pki;
+mod proxy;
 mod run;
 mod session;
 mod wire;
@@ -44,6 +47,10 @@ pub use mutants::{
     killing_cases, live_kill_matrix, live_kills, run_client_mutant, run_server_mutant, LiveMutant,
 };
 pub use pki::RunnerPki;
+pub use proxy::{
+    listening_on as proxy_listening_on, proxy_cases, proxy_kill_matrix, run_proxy,
+    run_proxy_mutant, ProxyCase, ProxyMutant, ProxyOptions, ProxyTestee, PROXY_RUN_NODES,
+};
 pub use run::{
     peer_command, run_peer, PeerArgs, PeerOptions, PeerSecurity, PeerTarget, TesteeTimers,
 };
@@ -144,6 +151,14 @@ pub fn peer_coverage() -> Vec<crate::vectors::CaseCoverage> {
             case_id: c.id,
             tags: c.tags,
         })
+        .chain(
+            proxy_cases()
+                .into_iter()
+                .map(|c| crate::vectors::CaseCoverage {
+                    case_id: c.id,
+                    tags: c.tags,
+                }),
+        )
         .collect()
 }
 

@@ -385,6 +385,16 @@ pub struct PeerArgs {
     pub max_empty_run: Option<u32>,
     /// A service the testee does not register.
     pub unregistered_service: Option<u8>,
+    /// `server`, `client` or `proxy`; `None` follows `--connect` / `--listen`.
+    pub role: Option<String>,
+    /// (Proxy role.) The proxy under test, a command line (`{routes}`, see
+    /// [`ProxyTestee::Command`](super::ProxyTestee::Command)); `None` with no `mutant`:
+    /// the reference proxy in-process.
+    pub testee: Option<String>,
+    /// (Proxy role.) A proxy mutant of the reference instead (`proxy-...`).
+    pub mutant: Option<String>,
+    /// (Proxy role.) The proxy's `max_empty_run` on client connections (default 32).
+    pub max_empty_run: Option<u32>,
 }
 
 fn read(p: &PathBuf) -> Result<Vec<u8>, String> {
@@ -460,11 +470,24 @@ pub fn peer_command(args: &PeerArgs) -> u8 {
 }
 
 fn peer_run(args: &PeerArgs) -> Result<u8, String> {
+    match args.role.as_deref() {
+        Some("proxy") => return proxy_run(args),
+        None | Some("server" | "client") => {}
+        Some(r) => return Err(format!("--role {r}: expected server, client or proxy")),
+    }
+    if args.testee.is_some() || args.mutant.is_some() || args.max_empty_run.is_some() {
+        return Err("--testee, --mutant and --max-empty-run go with --role proxy".into());
+    }
     let role = match (&args.connect, &args.listen) {
         (Some(_), None) => PeerRole::Server,
         (None, Some(_)) => PeerRole::Client,
         _ => return Err("give exactly one of --connect ADDR and --listen ADDR".into()),
     };
+    if let Some(r) = &args.role {
+        if r != role.name() {
+            return Err(format!("--role {r} contradicts --connect / --listen"));
+        }
+    }
     if args.list {
         let cases = select(role, !args.plaintext, &args.case, &args.skip);
         for c in &cases {
@@ -528,6 +551,78 @@ fn peer_run(args: &PeerArgs) -> Result<u8, String> {
     }
     opts.unregistered_service = args.unregistered_service;
     let report = run_peer(&opts)?;
+    print!("{}", report.summary_table());
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
+        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &args.junit {
+        std::fs::write(p, report.to_junit()).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(report.exit_code())
+}
+
+/// `fleetwire conformance peer --role proxy`: the proxy-role cases against the
+/// reference proxy (in-process), one of its mutants, or a command line.
+fn proxy_run(args: &PeerArgs) -> Result<u8, String> {
+    use super::{proxy_cases, run_proxy, ProxyMutant, ProxyOptions, ProxyTestee};
+    if args.connect.is_some() || args.listen.is_some() {
+        return Err("--role proxy starts the proxy itself: no --connect or --listen".into());
+    }
+    if args.ca.is_some() || args.cert.is_some() || args.key.is_some() || args.server_name.is_some()
+    {
+        return Err("--role proxy runs over plaintext only".into());
+    }
+    if args.list {
+        let include: Vec<crate::Glob> = args.case.iter().map(|g| crate::Glob::new(g)).collect();
+        let exclude: Vec<crate::Glob> = args.skip.iter().map(|g| crate::Glob::new(g)).collect();
+        let cases: Vec<_> = proxy_cases()
+            .into_iter()
+            .filter(|c| include.is_empty() || include.iter().any(|g| g.matches(&c.id)))
+            .filter(|c| !exclude.iter().any(|g| g.matches(&c.id)))
+            .collect();
+        for c in &cases {
+            println!(
+                "{:<52} §{:<5} {:<6} {}",
+                c.id,
+                c.section,
+                c.level,
+                c.tags.join(",")
+            );
+        }
+        println!("{} cases", cases.len());
+        return Ok(0);
+    }
+    let (testee, mut replay) = match (&args.testee, &args.mutant) {
+        (Some(_), Some(_)) => return Err("give --testee or --mutant, not both".into()),
+        (Some(cmd), None) => (
+            ProxyTestee::Command(cmd.clone()),
+            format!("fleetwire conformance peer --role proxy --testee '{cmd}'"),
+        ),
+        (None, Some(m)) => (
+            ProxyTestee::Mutant(m.parse::<ProxyMutant>()?),
+            format!("fleetwire conformance peer --role proxy --mutant {m}"),
+        ),
+        (None, None) => (
+            ProxyTestee::Reference,
+            "fleetwire conformance peer --role proxy".to_owned(),
+        ),
+    };
+    let mut opts = ProxyOptions::new(testee);
+    opts.timeout = Duration::from_millis(args.timeout_ms.max(1));
+    opts.seed = args.seed.unwrap_or(1);
+    opts.case = args.case.clone();
+    opts.skip = args.skip.clone();
+    if let Some(n) = args.max_packet_errors {
+        opts.max_packet_errors = n;
+        replay.push_str(&format!(" --max-packet-errors {n}"));
+    }
+    if let Some(n) = args.max_empty_run {
+        opts.max_empty_run = n;
+        replay.push_str(&format!(" --max-empty-run {n}"));
+    }
+    opts.replay = replay;
+    let report = run_proxy(&opts)?;
     print!("{}", report.summary_table());
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;

@@ -746,7 +746,7 @@ fn render_mutants(r: &TraceReport, s: &mut String) {
     let tagged: Vec<&Requirement> = r.requirements.iter().filter(|q| needs_mutants(q)).collect();
     let at_least = |n: usize| tagged.iter().filter(|q| mutant_count(q) >= n).count();
     let killed = r.mutants.iter().filter(|m| m.is_killed()).count();
-    let per_set: Vec<String> = ["reference", "live", "python"]
+    let per_set: Vec<String> = ["reference", "live", "proxy", "python"]
         .iter()
         .map(|set| {
             let n = r.mutants.iter().filter(|m| m.set == *set).count();
@@ -756,7 +756,7 @@ fn render_mutants(r: &TraceReport, s: &mut String) {
     s.push_str("\n## Mutants: tag → mutants → killing cases\n\n");
     s.push_str(
         "From the recorded kill matrices in `conformance/mutants/kills/` (written by \
-         `fleetwire conformance mutants --record`, `--live --record` and `--python … --record`; \
+         `fleetwire conformance mutants --record`, `--live --record`, `--proxy --record` and `--python … --record`; \
          CI reruns the reference and Python sets with `--check`). A mutant is killed when a \
          case fails against it: FAILED, or NON-STRICT for a SHOULD. Killing cases: the first \
          three, then their number. Tags with fewer than two mutants are listed in \
