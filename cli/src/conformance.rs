@@ -281,6 +281,7 @@ pub(crate) struct PeerFlags {
     #[arg(long, value_name = "N")]
     max_packet_errors: Option<u32>,
     /// The testee's max_empty_run (§11); without it the exact FLOOD point is not graded.
+    /// With --role proxy: the proxy's on client connections (default 32).
     #[arg(long, value_name = "N")]
     max_empty_run: Option<u32>,
     /// A service the testee does not register (enables the NO_SERVICE case).
@@ -304,9 +305,6 @@ pub(crate) struct PeerFlags {
         conflicts_with = "testee"
     )]
     mutant: Option<String>,
-    /// With --role proxy: the proxy's max_empty_run on client connections (default 32).
-    #[arg(long, value_name = "N", requires = "role")]
-    max_empty_run: Option<u32>,
 }
 
 impl PeerFlags {
@@ -334,7 +332,6 @@ impl PeerFlags {
             role: self.role.clone(),
             testee: self.testee.clone(),
             mutant: self.mutant.clone(),
-            max_empty_run: self.max_empty_run,
         }
     }
 }
