@@ -1,13 +1,14 @@
 //! Differential fuzzing: seeded inputs, valid and mutated, sent to both the testee and
 //! the reference; every disagreement is minimised and reported.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::cases::{builtin_vectors, random_chunks, random_packet};
 use super::forms::{hex, unhex};
+use super::fuzz_transcript::{difference, normalise, transcript, with_expect_sent};
 use super::minimize::{class, shrink_bytes};
 use super::protocol::{Call, Reply, Testee};
 use super::reference::Reference;
@@ -79,6 +80,37 @@ pub struct FuzzReport {
     pub disagreements: Vec<Disagreement>,
     /// Inputs skipped because the testee answered `unsupported`.
     pub unsupported: u64,
+    /// Inputs per operation, and the time spent on them (testee and reference).
+    pub per_op: BTreeMap<String, OpStats>,
+}
+
+/// How many inputs of one operation a run tried, and how long they took.
+///
+/// ```
+/// let s = fleetwire_conformance::OpStats { count: 10, seconds: 0.5 };
+/// assert_eq!(s.rate(), 20.0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OpStats {
+    /// Inputs tried.
+    pub count: u64,
+    /// Wall-clock seconds spent asking the testee and the reference (minimising included).
+    pub seconds: f64,
+}
+
+impl OpStats {
+    /// Inputs per second (0 when no time was spent).
+    ///
+    /// ```
+    /// assert_eq!(fleetwire_conformance::OpStats::default().rate(), 0.0);
+    /// ```
+    pub fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.count as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
 }
 
 struct Seeds {
@@ -207,6 +239,31 @@ fn generate(rng: &mut Rng, seeds: &Seeds) -> (String, Value) {
     }
 }
 
+/// An `encode_header`, `encode_packet` or `encode_control` request from a valid form.
+fn generate_encode(rng: &mut Rng, seeds: &Seeds, reference: &mut Reference) -> (String, Value) {
+    if rng.below(3) == 0 {
+        let (kind, input) = &seeds.controls[rng.below(seeds.controls.len() as u64) as usize];
+        let f = json!({ "kind": kind, "input": hex(input) });
+        if let Reply::Result(form) = reference.call("decode_control", &f) {
+            if form.get("error").is_none() {
+                return (
+                    "encode_control".into(),
+                    json!({ "kind": kind, "fields": form }),
+                );
+            }
+        }
+    }
+    let (_, form) = random_packet(rng);
+    if rng.below(2) == 0 {
+        (
+            "encode_packet".into(),
+            json!({ "header": form["header"], "payload": form["payload"] }),
+        )
+    } else {
+        ("encode_header".into(), json!({ "header": form["header"] }))
+    }
+}
+
 /// Outcomes the spec leaves open (so two conforming implementations may differ).
 fn latitude(op: &str, a: &Value, b: &Value) -> bool {
     let code = |v: &Value| v.get("code").and_then(Value::as_u64);
@@ -242,7 +299,13 @@ fn ask(testee: &mut dyn Testee, op: &str, f: &Value, timeout: Duration) -> Optio
 /// assert!(clean.disagreements.is_empty());
 /// ```
 pub fn fuzz(testee: &mut dyn Testee, opts: &FuzzOptions) -> Result<FuzzReport, String> {
-    testee.info()?;
+    let info = testee.info()?;
+    let offers = |op: &str| info.operations.iter().any(|o| o == op);
+    let stateful = offers("connection");
+    let encodes = ["encode_header", "encode_packet", "encode_control"]
+        .iter()
+        .any(|o| offers(o));
+    let wire = info.protocol >= 2;
     let seeds = seeds();
     let mut rng = Rng::new(opts.seed);
     let mut reference = Reference::new(None);
@@ -254,36 +317,127 @@ pub fn fuzz(testee: &mut dyn Testee, opts: &FuzzOptions) -> Result<FuzzReport, S
         && report.disagreements.len() < opts.max_disagreements
     {
         report.iterations += 1;
-        let (op, fields) = generate(&mut rng, &seeds);
-        let Reply::Result(want) = reference.call(&op, &fields) else {
-            continue;
+        let began = Instant::now();
+        let (op, fields) = match rng.below(8) {
+            0 | 1 if stateful => {
+                let t = transcript(&mut rng, &mutate);
+                let t = if wire {
+                    let mut t = t;
+                    t["wire"] = json!(true);
+                    t
+                } else {
+                    with_expect_sent(&t)
+                };
+                ("connection".to_owned(), t)
+            }
+            2 if encodes => generate_encode(&mut rng, &seeds, &mut reference),
+            _ => generate(&mut rng, &seeds),
         };
-        let Some(got) = ask(testee, &op, &fields, opts.timeout) else {
-            report.unsupported += 1;
-            continue;
-        };
-        if got == want || latitude(&op, &want, &got) {
-            continue;
+        let found = check(testee, &mut reference, &op, &fields, opts, &mut seen);
+        let stats = report.per_op.entry(op.clone()).or_default();
+        stats.count += 1;
+        stats.seconds += began.elapsed().as_secs_f64();
+        match found {
+            Found::Unsupported => report.unsupported += 1,
+            Found::Nothing => {}
+            Found::New(fields) => {
+                let reference_answer = match reference.call(&op, &fields) {
+                    Reply::Result(v) => v,
+                    _ => Value::Null,
+                };
+                let testee_answer = ask(testee, &op, &fields, opts.timeout).unwrap_or(Value::Null);
+                report.disagreements.push(Disagreement {
+                    op,
+                    fields,
+                    reference: reference_answer,
+                    testee: testee_answer,
+                    iteration: report.iterations,
+                });
+            }
         }
-        let sig = (op.clone(), class(&want), class(&got));
-        if !seen.insert(sig.clone()) {
-            continue;
-        }
-        let small = shrink(testee, &mut reference, &op, &fields, &sig, opts.timeout);
-        let reference_answer = match reference.call(&op, &small) {
-            Reply::Result(v) => v,
-            _ => Value::Null,
-        };
-        let testee_answer = ask(testee, &op, &small, opts.timeout).unwrap_or(Value::Null);
-        report.disagreements.push(Disagreement {
-            op,
-            fields: small,
-            reference: reference_answer,
-            testee: testee_answer,
-            iteration: report.iterations,
-        });
     }
     Ok(report)
+}
+
+enum Found {
+    Nothing,
+    Unsupported,
+    /// A disagreement of a kind not seen before: its minimised request.
+    New(Value),
+}
+
+/// The signature of a disagreement (`None`: the answers agree up to the spec's latitude).
+fn signature(op: &str, want: &Value, got: &Value) -> Option<(String, String, String)> {
+    if op == "connection" {
+        let (w, g) = (normalise(want), normalise(got));
+        return (w != g).then(|| (op.to_owned(), difference(&w, &g), String::new()));
+    }
+    (got != want && !latitude(op, want, got)).then(|| (op.to_owned(), class(want), class(got)))
+}
+
+fn check(
+    testee: &mut dyn Testee,
+    reference: &mut Reference,
+    op: &str,
+    fields: &Value,
+    opts: &FuzzOptions,
+    seen: &mut BTreeSet<(String, String, String)>,
+) -> Found {
+    let Reply::Result(want) = reference.call(op, fields) else {
+        return Found::Nothing;
+    };
+    let Some(got) = ask(testee, op, fields, opts.timeout) else {
+        return Found::Unsupported;
+    };
+    let Some(sig) = signature(op, &want, &got) else {
+        return Found::Nothing;
+    };
+    if !seen.insert(sig.clone()) {
+        return Found::Nothing;
+    }
+    Found::New(if op == "connection" {
+        shrink_steps(testee, reference, fields, &sig, opts.timeout)
+    } else if fields.get("input").is_some() || fields.get("chunks").is_some() {
+        shrink(testee, reference, op, fields, &sig, opts.timeout)
+    } else {
+        fields.clone()
+    })
+}
+
+/// Drops the steps of a transcript one at a time while the same disagreement remains.
+fn shrink_steps(
+    testee: &mut dyn Testee,
+    reference: &mut Reference,
+    fields: &Value,
+    sig: &(String, String, String),
+    timeout: Duration,
+) -> Value {
+    let mut steps = fields["steps"].as_array().cloned().unwrap_or_default();
+    let (mut i, mut calls) = (0, 0);
+    while i < steps.len() && calls < 300 {
+        calls += 1;
+        let mut trial = steps.clone();
+        trial.remove(i);
+        let mut f = fields.clone();
+        f["steps"] = json!(trial);
+        let same = match (
+            reference.call("connection", &f),
+            ask(testee, "connection", &f, timeout),
+        ) {
+            (Reply::Result(want), Some(got)) => {
+                signature("connection", &want, &got).as_ref() == Some(sig)
+            }
+            _ => false,
+        };
+        if same {
+            steps = trial;
+        } else {
+            i += 1;
+        }
+    }
+    let mut f = fields.clone();
+    f["steps"] = json!(steps);
+    f
 }
 
 fn shrink(
@@ -341,4 +495,68 @@ fn shrink(
         return fields.clone();
     }
     make(&shrink_bytes(bytes, false, &mut same))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetwire::compress::Compressor;
+    use fleetwire::Codec;
+
+    const PREFACE: &str = "8946574952450d0a";
+
+    fn credit(p: u32, b: u32) -> String {
+        format!("1500000800000000{p:08x}{b:08x}")
+    }
+
+    fn data(codec: u8, payload: &[u8]) -> String {
+        format!(
+            "10{:02x}{:04x}00010102{}",
+            codec << 4,
+            payload.len(),
+            hex(payload)
+        )
+    }
+
+    fn result(steps: &[String]) -> Value {
+        let wire: Vec<Value> = steps
+            .iter()
+            .map(|s| json!({ "sent": s, "closed": false }))
+            .collect();
+        json!({ "observations": [], "outcome": { "state": "open" }, "wire": wire })
+    }
+
+    #[test]
+    fn fuzz_normalises_only_what_the_spec_leaves_free() {
+        let plain = vec![b'a'; 300];
+        let mut zlib = Vec::new();
+        Compressor::default()
+            .compress(Codec::Zlib, &plain, &mut zlib)
+            .unwrap();
+        let ping = |id: u8| format!("1200001000000000{}", hex(&[id; 16]));
+        // credit batched differently, a keepalive PING more, the payload compressed
+        let a = result(&[
+            format!("{PREFACE}{}{}", credit(1, 0), credit(1, 100)),
+            data(0, &plain),
+        ]);
+        let b = result(&[
+            format!("{PREFACE}{}{}", credit(2, 100), ping(7)),
+            data(2, &zlib),
+        ]);
+        assert_eq!(normalise(&a), normalise(&b));
+        // more credit in total, a CREDIT 0/0, other bytes delivered: all seen
+        for other in [
+            result(&[format!("{PREFACE}{}", credit(3, 100)), data(0, &plain)]),
+            result(&[
+                format!("{PREFACE}{}{}", credit(2, 100), credit(0, 0)),
+                data(0, &plain),
+            ]),
+            result(&[format!("{PREFACE}{}", credit(2, 100)), data(0, &plain[1..])]),
+            result(&[format!("{PREFACE}{}", credit(2, 100)), String::new()]),
+        ] {
+            let (x, y) = (normalise(&a), normalise(&other));
+            assert_ne!(x, y);
+            assert_ne!(difference(&x, &y), "");
+        }
+    }
 }

@@ -33,6 +33,7 @@ mod expected;
 mod filter;
 mod forms;
 mod fuzz;
+mod fuzz_transcript;
 mod kill;
 mod matrix;
 mod minimize;
@@ -50,7 +51,7 @@ pub mod vectors;
 pub use cases::{Case, Level, Probe};
 pub use cli::{codec_command, fuzz_command, report_command, testee_command, CodecArgs, FuzzArgs};
 pub use expected::{Expectation, ExpectedFile, Stale};
-pub use fuzz::{fuzz, Disagreement, FuzzOptions, FuzzReport};
+pub use fuzz::{fuzz, Disagreement, FuzzOptions, FuzzReport, OpStats};
 pub use kill::kill_matrix;
 pub use matrix::{
     declared_mutants, record, recorded_mutants, records_text, KILLS_DIR, MUTANT_SETS,
