@@ -302,6 +302,13 @@ pub fn fuzz_command(args: &FuzzArgs) -> u8 {
         println!("  reference: {}", d.reference);
         println!("  testee:    {}", d.testee);
     }
+    for (op, s) in &report.per_op {
+        println!(
+            "  {op:<15} {:>8} inputs, {:>9.1} per second",
+            s.count,
+            s.rate()
+        );
+    }
     println!(
         "{} inputs, {} disagreements, {} unsupported (seed {seed}; replay: fleetwire conformance fuzz {replay} --seed {seed} --seconds {})",
         report.iterations, report.disagreements.len(), report.unsupported, args.seconds
