@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use fleetwire_conformance::{
-    cases, fuzz, run_cases, Case, ExpectedFile, FuzzOptions, InProcess, Level, Mutant, Report,
-    RunOptions, Verdict,
+    cases, fuzz, run_cases, Call, Case, ExpectedFile, FuzzOptions, InProcess, Level, Mutant,
+    Report, RunOptions, Testee, TesteeInfo, Verdict,
 };
 
 const SEED: u64 = 20261101;
@@ -313,5 +313,78 @@ fn fuzz_finds_a_planted_mutant_quickly() {
         clean.disagreements.is_empty(),
         "{:?}",
         clean.disagreements.first()
+    );
+}
+
+/// The reference (or a mutant) as a protocol version 1 testee: no `wire`.
+struct V1(InProcess);
+
+impl Testee for V1 {
+    fn info(&mut self) -> Result<TesteeInfo, String> {
+        let mut i = self.0.info()?;
+        i.protocol = 1;
+        Ok(i)
+    }
+
+    fn call(&mut self, case: &str, op: &str, fields: &serde_json::Value, t: Duration) -> Call {
+        let mut f = fields.clone();
+        if let Some(m) = f.as_object_mut() {
+            m.remove("wire");
+        }
+        self.0.call(case, op, &f, t)
+    }
+}
+
+#[test]
+fn fuzz_transcripts_find_stateful_mutants() {
+    let opts = FuzzOptions {
+        seconds: 10.0,
+        seed: 7,
+        max_iterations: Some(3000),
+        max_disagreements: 1,
+        ..FuzzOptions::default()
+    };
+    let start = Instant::now();
+    // only a transcript shows these: a handshake, then the application's actions
+    for m in [Mutant::DataAfterOwnGoaway, Mutant::PongLate] {
+        let r = fuzz(&mut InProcess::new(Some(m)), &opts).unwrap();
+        assert_eq!(
+            r.disagreements.len(),
+            1,
+            "{m}: after {} inputs",
+            r.iterations
+        );
+        let d = &r.disagreements[0];
+        assert_eq!(d.op, "connection", "{m}: {d:?}");
+        assert!(r.per_op["connection"].count > 0);
+        let v1 = fuzz(&mut V1(InProcess::new(Some(m))), &opts).unwrap();
+        assert_eq!(
+            v1.disagreements.len(),
+            1,
+            "{m} (v1): after {} inputs",
+            v1.iterations
+        );
+        assert_eq!(v1.disagreements[0].op, "connection");
+    }
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn fuzz_transcripts_reference_agrees_with_itself() {
+    let opts = FuzzOptions {
+        seconds: 20.0,
+        seed: 20261204,
+        max_iterations: Some(4000),
+        ..FuzzOptions::default()
+    };
+    let r = fuzz(&mut InProcess::reference(), &opts).unwrap();
+    assert!(r.per_op["connection"].count >= 800, "{:?}", r.per_op);
+    assert!(r.per_op["encode_packet"].count > 0, "{:?}", r.per_op);
+    assert!(r.disagreements.is_empty(), "{:#?}", r.disagreements.first());
+    let v1 = fuzz(&mut V1(InProcess::reference()), &opts).unwrap();
+    assert!(
+        v1.disagreements.is_empty(),
+        "{:#?}",
+        v1.disagreements.first()
     );
 }
