@@ -33,7 +33,8 @@ enum Mode {
         #[command(flatten)]
         run: RunFlags,
     },
-    /// Differential fuzzing of an implementation against the reference.
+    /// Differential fuzzing of an implementation against the reference: decode, encode
+    /// and decompress requests, and random connection transcripts (PROTOCOL.md §6.1).
     Fuzz {
         /// The implementation under test.
         #[arg(long, value_name = "CMD", conflicts_with = "mutant")]
