@@ -304,9 +304,10 @@ pub fn fuzz_command(args: &FuzzArgs) -> u8 {
     }
     for (op, s) in &report.per_op {
         println!(
-            "  {op:<15} {:>8} inputs, {:>9.1} per second",
+            "  {op:<15} {:>8} inputs, {:>9.1} per second, {} unsupported",
             s.count,
-            s.rate()
+            s.rate(),
+            s.unsupported
         );
     }
     println!(

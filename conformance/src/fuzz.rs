@@ -87,7 +87,7 @@ pub struct FuzzReport {
 /// How many inputs of one operation a run tried, and how long they took.
 ///
 /// ```
-/// let s = fleetwire_conformance::OpStats { count: 10, seconds: 0.5 };
+/// let s = fleetwire_conformance::OpStats { count: 10, seconds: 0.5, unsupported: 0 };
 /// assert_eq!(s.rate(), 20.0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -96,6 +96,8 @@ pub struct OpStats {
     pub count: u64,
     /// Wall-clock seconds spent asking the testee and the reference (minimising included).
     pub seconds: f64,
+    /// Inputs the testee answered `unsupported`.
+    pub unsupported: u64,
 }
 
 impl OpStats {
@@ -338,7 +340,10 @@ pub fn fuzz(testee: &mut dyn Testee, opts: &FuzzOptions) -> Result<FuzzReport, S
         stats.count += 1;
         stats.seconds += began.elapsed().as_secs_f64();
         match found {
-            Found::Unsupported => report.unsupported += 1,
+            Found::Unsupported => {
+                stats.unsupported += 1;
+                report.unsupported += 1;
+            }
             Found::Nothing => {}
             Found::New(fields) => {
                 let reference_answer = match reference.call(&op, &fields) {
