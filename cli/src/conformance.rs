@@ -169,14 +169,23 @@ pub(crate) fn conformance(args: ConformanceArgs) -> ExitCode {
     let code = match args.mode {
         None => {
             // no target: the codec cases against the reference, then the live-peer
-            // cases against the reference node and client over loopback
+            // cases against the reference node, client and proxy over loopback
             let (seed, case, skip, list) = (
                 args.run.seed.unwrap_or(1),
                 args.run.case.clone(),
                 args.run.skip.clone(),
                 args.run.list,
             );
-            let codec = conformance::codec_command(&args.run.codec_args(None, None));
+            // globs that select only live cases (`--case 'peer.*'`) skip the codec run
+            let globs: Vec<_> = case.iter().map(|g| conformance::Glob::new(g)).collect();
+            let codec_selected = globs.is_empty()
+                || conformance::cases(seed)
+                    .iter()
+                    .any(|c| globs.iter().any(|g| g.matches(&c.id)));
+            let codec = match codec_selected {
+                true => conformance::codec_command(&args.run.codec_args(None, None)),
+                false => 0,
+            };
             if list || codec == 2 {
                 codec
             } else {

@@ -224,3 +224,35 @@ fn proxy_role_runs_a_spawned_proxy() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `fleetwire conformance` with no target and globs that select only live cases runs
+/// those (it stopped at "no case matches" from the codec cases), the proxy role included.
+#[test]
+fn no_target_with_live_only_globs_runs_the_live_cases() {
+    for (glob, summary) in [
+        (
+            "peer.server.ping.*",
+            "live peer, reference server/plaintext",
+        ),
+        (
+            "peer.proxy.client-ids.*",
+            "live peer, reference proxy/plaintext",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleetwire"))
+            .args(["conformance", "--case", glob])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{glob}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(summary), "{glob}: {stdout}");
+        assert!(
+            !stdout.contains("fleetwire-reference:"),
+            "{glob}: the codec run ran: {stdout}"
+        );
+    }
+}

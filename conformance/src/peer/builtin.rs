@@ -290,11 +290,30 @@ pub fn builtin_command(seed: u64, case: &[String], skip: &[String]) -> u8 {
     let any = [super::PeerRole::Server, super::PeerRole::Client]
         .into_iter()
         .flat_map(super::peer_cases)
-        .any(|c| globs.is_empty() || globs.iter().any(|g| g.matches(&c.id)));
+        .map(|c| c.id)
+        .chain(super::proxy_cases().into_iter().map(|c| c.id))
+        .any(|id| globs.is_empty() || globs.iter().any(|g| g.matches(&id)));
     if !any {
         return 0;
     }
-    match builtin_peer_run(seed, case, skip) {
+    match builtin_peer_run(seed, case, skip).and_then(|mut runs| {
+        // and the proxy role: the reference proxy in-process, plaintext (§7.1 of the
+        // testee protocol)
+        let mut o = super::ProxyOptions::new(super::ProxyTestee::Reference);
+        o.seed = seed;
+        o.case = case.to_vec();
+        o.skip = skip.to_vec();
+        o.replay = "fleetwire conformance peer --role proxy".into();
+        match super::run_proxy(&o) {
+            Ok(report) => runs.push(BuiltinReport {
+                label: "proxy/plaintext".into(),
+                report,
+            }),
+            Err(e) if e.starts_with("no case matches") => {}
+            Err(e) => return Err(format!("proxy/plaintext: {e}")),
+        }
+        Ok(runs)
+    }) {
         Ok(runs) => {
             let mut code = 0;
             for run in &runs {
