@@ -400,8 +400,11 @@ class Transcript:
 
     def run(self) -> dict:
         conn = self.conn
+        now = 0
         for step in self.steps:
-            t = step.get("at_ms")
+            # a step without a time happens at the previous step's time (0 at first)
+            t = step.get("at_ms", now)
+            now = t
             if "recv" in step:
                 self._events += conn.receive_data(bytes.fromhex(step["recv"]), t)
             elif step.get("tick"):

@@ -134,6 +134,15 @@ class Answers(unittest.TestCase):
         self.assertEqual(obs[1:], [{"closed": "CONNECTION_LOST"}, {"events": []}])  # taken at expect_closed
         self.assertEqual(a["result"]["outcome"], {"state": "closed", "code": "CONNECTION_LOST"})
 
+    def test_steps_without_a_time_happen_at_the_previous_steps_time(self):
+        # found by the stateful differential fuzzer: a first step without at_ms crashed
+        cfg = {"role": "node", "node_id": 1, "peer_id": 0, "codecs": 3, "trust_source": False,
+               "require_auth": False, "authenticated": None, "services": None, "limits": {}}
+        steps = [{"app": "send_ping"}, {"tick": True}, {"at_ms": 10, "tick": True}, {"eof": True},
+                 {"expect_closed": "CONNECTION_LOST"}]
+        a = self.ask({"op": "connection", "config": cfg, "steps": steps})
+        self.assertEqual(a["result"]["observations"], [{"closed": "CONNECTION_LOST"}])
+
     def test_framing_helpers(self):
         out = io.BytesIO()
         T.write_message(out, {"type": "bye"})
