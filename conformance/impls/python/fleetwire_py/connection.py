@@ -524,11 +524,13 @@ class Connection:
         """spec §6.5 timeout.boundary: a timer has expired once ``now_ms ≥ t0 + T``;
         receive_data calls this before processing input (timeout.first)."""
         self._now_ms = max(self._now_ms, now_ms)
-        expired = sorted((d, name) for d, name in self._deadlines() if now_ms >= d)
+        # timeout.first: earliest first; at the same instant a TIMEOUT timer before the
+        # drain timer (and the keepalive, below, after both)
+        expired = sorted((d, name == "drain", name) for d, name in self._deadlines() if now_ms >= d)
         if not expired:
             self._maybe_keepalive(now_ms)
             return
-        _, name = expired[0]
+        _, _, name = expired[0]
         if name == "drain":
             g = self.goaway_received
             if g is not None and not self.goaway_sent:

@@ -768,6 +768,15 @@ class GoawayTests(unittest.TestCase):  # §5.5, §6.4
         self.assertEqual((conn.state, conn.close_code), (State.CLOSED, 0))
         self.assertEqual(conn.data_to_send(), b"")
 
+    def test_header_timer_expiring_with_the_drain_timer_closes_with_timeout(self):  # timeout.first
+        conn = established(Config(idle_timeout_ms=0))
+        conn.close(1000)
+        conn.data_to_send()
+        conn.receive_data(ping()[:3], 1000)  # a header started as the drain timer did
+        conn.tick(6000)  # both expire now: the TIMEOUT timer first
+        self.assertEqual((conn.state, conn.close_code), (State.CLOSED, E.TIMEOUT))
+        self.assertEqual([p.header.kind for p in out_packets(conn)], [Kind.GOAWAY])
+
     def test_close_before_handshake(self):
         conn = Connection(Config(require_peer_auth=False), 0)
         conn.close(1)

@@ -352,6 +352,23 @@ pub(super) fn closing(v: &mut Vec<Vector>) {
         t,
         End::Closed("NO_ERROR"),
     ));
+    // both timers expire at 5000 ms: a TIMEOUT timer takes effect before the drain timer
+    let t = start(&n, &client_hello())
+        .app(json!({ "app": "close" }))
+        .sent(vec![goaway("NO_ERROR")])
+        .recv(&data(0, 0, b"abcdef")[..3])
+        .tick(5000)
+        .sent(vec![goaway("TIMEOUT")])
+        .closed("TIMEOUT");
+    v.push(tx(
+        "close.drain.tie-with-header-timer",
+        "6.5",
+        &["timeout.first"],
+        "our GOAWAY at 0 ms, 3 bytes of a header at 0 ms: the drain and header timers (5000 ms each) expire together at 5000 ms; the header timer takes effect first: GOAWAY TIMEOUT",
+        &n,
+        t,
+        End::Error("TIMEOUT"),
+    ));
 }
 
 /// The byte stream ends (§6.4, CONNECTION_LOST).
