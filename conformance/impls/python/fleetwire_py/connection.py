@@ -249,6 +249,8 @@ class Connection:
         self._out = bytearray()
         self._events: list[Event] = []
         self._deframer = Deframer(config.max_payload, expect_preface=True)
+        # credit (packets, bytes) taken by the header of a DATA packet not yet complete
+        self._incoming = (0, 0)
         # timers (spec §6.5)
         self._opened_ms = now_ms
         self._last_rx_ms = now_ms
@@ -426,8 +428,10 @@ class Connection:
         if self.closed or self.state not in (State.ESTABLISHED, State.DRAINING):
             return
         c = self.config
-        dp = max(c.initial_credit_packets - self.recv_credit_packets, 0)
-        db = max(c.initial_credit_bytes - self.recv_credit_bytes, 0)
+        # a DATA packet still arriving has taken its credit but is not consumed yet
+        ip, ib = self._incoming
+        dp = max(c.initial_credit_packets - self.recv_credit_packets - ip, 0)
+        db = max(c.initial_credit_bytes - self.recv_credit_bytes - ib, 0)
         if at_half and not (dp * 2 >= c.initial_credit_packets or db * 2 >= c.initial_credit_bytes):
             return
         if dp or db:
@@ -588,6 +592,7 @@ class Connection:
                 self._on_header(ev.header)
             else:
                 self._packet_start_ms = None  # packet complete
+                self._incoming = (0, 0)
                 self._on_packet(ev.packet, now_ms)
 
     def _on_header(self, h: Header) -> None:
@@ -612,6 +617,7 @@ class Connection:
                 raise ConnectionError_(ErrorCode.FLOW_CONTROL, "DATA beyond granted credit")
             self.recv_credit_packets -= 1
             self.recv_credit_bytes -= h.length
+            self._incoming = (1, h.length)  # not consumed until it is complete (flow.grant)
 
     def _peer_may_stamp(self) -> bool:
         """spec §7.4 src.trust: only a peer with HELLO role proxy that is authenticated as

@@ -286,6 +286,21 @@ class SourceTests(unittest.TestCase):  # §7.4
         self.assertEqual(conn.close_code, E.SOURCE_FORGED)
 
 
+    def test_no_credit_back_for_a_packet_still_arriving(self):  # flow.grant
+        # found by the stateful differential fuzzer: the header took the credit, and
+        # taking the events granted it back before the payload had arrived
+        conn = established(Config(initial_credit_packets=1, auto_credit=False))
+        whole = data(b"x" * 40)
+        conn.receive_data(whole[:12], 1)  # the header and 4 payload bytes
+        conn.grant_consumed()
+        self.assertEqual(out_packets(conn), [])
+        self.assertEqual(len(conn.receive_data(whole[12:], 2)), 1)
+        conn.grant_consumed()
+        (credit,) = out_packets(conn)
+        self.assertEqual(credit.header.kind, Kind.CREDIT)
+        self.assertEqual(Credit.decode(credit.payload), Credit(1, 40))
+
+
 class RoutingTests(unittest.TestCase):  # §7.2, §7.3
     def test_local_destinations(self):
         conn = established(Config(node_id=7))
