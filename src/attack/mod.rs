@@ -610,7 +610,10 @@ impl WellBehaved {
                 }
             };
             let mut seq = 0u32;
-            while !flag.load(Ordering::SeqCst) {
+            // at least one echo, however short the attack: one that ends before the
+            // first round trip (goaway-after-burst, forged-x-flag) left 0 echoes, a
+            // failure of the harness, not of the server
+            loop {
                 seq += 1;
                 let mut payload = seq.to_be_bytes().to_vec();
                 payload.resize(64 + (seq % 64) as usize, seq as u8);
@@ -633,6 +636,9 @@ impl WellBehaved {
                         e.error = Some(err.to_string());
                         return e;
                     }
+                }
+                if flag.load(Ordering::SeqCst) {
+                    break;
                 }
                 // about 1,000 echoes a second: a steady, modest load
                 thread::sleep(Duration::from_millis(1));
