@@ -387,6 +387,28 @@ fn row(
     }
 }
 
+/// A live or proxy kill matrix (`name`, `tags`, killing cases or a harness error) printed
+/// and turned into record rows of `set`; the exit code of its kill rate.
+fn kill_rows<'a>(
+    set: &str,
+    matrix: impl ExactSizeIterator<Item = (&'a str, &'a str, &'a Result<Vec<String>, String>)>,
+) -> (Vec<conformance::vectors::MutantCoverage>, u8) {
+    let all = matrix.len();
+    let mut rows = Vec::new();
+    for (name, tags, kills) in matrix {
+        match kills {
+            Ok(ids) => {
+                print_kills(name, ids);
+                rows.push(row(set, name, tags, ids));
+            }
+            Err(e) => println!("  {name:<40} harness error: {e}"),
+        }
+    }
+    let killed = rows.iter().filter(|r| r.is_killed()).count();
+    let code = print_rate(killed, all, &format!("{set} mutants"));
+    (rows, code)
+}
+
 /// One line of a printed kill matrix.
 fn print_kills(name: &str, kills: &[String]) {
     if kills.is_empty() {
@@ -429,18 +451,7 @@ fn live_mutants(list: bool, client: bool, save: Save) -> u8 {
         role.name(),
         start.elapsed().as_secs_f64()
     );
-    let mut rows = Vec::new();
-    for (m, kills) in &matrix {
-        match kills {
-            Ok(ids) => {
-                print_kills(m.name(), ids);
-                rows.push(row("live", m.name(), m.tag(), ids));
-            }
-            Err(e) => println!("  {:<40} harness error: {e}", m.name()),
-        }
-    }
-    let killed = rows.iter().filter(|r| r.is_killed()).count();
-    let code = print_rate(killed, matrix.len(), "live mutants");
+    let (rows, code) = kill_rows("live", matrix.iter().map(|(m, k)| (m.name(), m.tag(), k)));
     // the record holds each mutant in its home role
     let save = if client {
         Save {
@@ -469,18 +480,7 @@ fn proxy_mutants(list: bool, save: Save) -> u8 {
         "proxy kill matrix ({:.1} s):",
         start.elapsed().as_secs_f64()
     );
-    let mut rows = Vec::new();
-    for (m, kills) in &matrix {
-        match kills {
-            Ok(ids) => {
-                print_kills(m.name(), ids);
-                rows.push(row("proxy", m.name(), m.tag(), ids));
-            }
-            Err(e) => println!("  {:<40} harness error: {e}", m.name()),
-        }
-    }
-    let killed = rows.iter().filter(|r| r.is_killed()).count();
-    let code = print_rate(killed, matrix.len(), "proxy mutants");
+    let (rows, code) = kill_rows("proxy", matrix.iter().map(|(m, k)| (m.name(), m.tag(), k)));
     code.max(save.apply("proxy", &rows))
 }
 

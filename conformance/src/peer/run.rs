@@ -564,7 +564,7 @@ fn peer_run(args: &PeerArgs) -> Result<u8, String> {
 /// `fleetwire conformance peer --role proxy`: the proxy-role cases against the
 /// reference proxy (in-process), one of its mutants, or a command line.
 fn proxy_run(args: &PeerArgs) -> Result<u8, String> {
-    use super::{proxy_cases, run_proxy, ProxyMutant, ProxyOptions, ProxyTestee};
+    use super::{run_proxy, ProxyMutant, ProxyOptions, ProxyTestee};
     if args.connect.is_some() || args.listen.is_some() {
         return Err("--role proxy starts the proxy itself: no --connect or --listen".into());
     }
@@ -573,13 +573,7 @@ fn proxy_run(args: &PeerArgs) -> Result<u8, String> {
         return Err("--role proxy runs over plaintext only".into());
     }
     if args.list {
-        let include: Vec<crate::Glob> = args.case.iter().map(|g| crate::Glob::new(g)).collect();
-        let exclude: Vec<crate::Glob> = args.skip.iter().map(|g| crate::Glob::new(g)).collect();
-        let cases: Vec<_> = proxy_cases()
-            .into_iter()
-            .filter(|c| include.is_empty() || include.iter().any(|g| g.matches(&c.id)))
-            .filter(|c| !exclude.iter().any(|g| g.matches(&c.id)))
-            .collect();
+        let cases = super::proxy::select(&args.case, &args.skip);
         for c in &cases {
             println!(
                 "{:<52} §{:<5} {:<6} {}",

@@ -221,7 +221,7 @@ pub fn proxy_cases() -> Vec<ProxyCase> {
         .collect()
 }
 
-fn select(case: &[String], skip: &[String]) -> Vec<ProxyCase> {
+pub(in crate::peer) fn select(case: &[String], skip: &[String]) -> Vec<ProxyCase> {
     let include: Vec<Glob> = case.iter().map(|g| Glob::new(g)).collect();
     let exclude: Vec<Glob> = skip.iter().map(|g| Glob::new(g)).collect();
     proxy_cases()

@@ -422,6 +422,30 @@ fn hl(p: &[u8]) -> usize {
     }
 }
 
+/// The filters of a wrapper's links to the runner's nodes: each DATA the proxy forwards
+/// to `node` leaves that node's count in `backlog` (the packets waiting for its link).
+fn backlog_links(backlog: Arc<Mutex<BTreeMap<u16, usize>>>) -> impl Fn(u16) -> MakeFilters {
+    move |node: u16| {
+        let backlog = backlog.clone();
+        Arc::new(move || {
+            let backlog = backlog.clone();
+            Filters {
+                to_proxy: pass(),
+                from_proxy: Box::new(move |p, _| {
+                    if kind(&p) == 0 {
+                        if let Ok(mut b) = backlog.lock() {
+                            let n = b.entry(node).or_default();
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                    p
+                }),
+                on_end: None,
+            }
+        }) as MakeFilters
+    }
+}
+
 fn kind(p: &[u8]) -> u8 {
     p.first().map_or(0xFF, |b| b & 0x0F)
 }
@@ -637,28 +661,7 @@ fn start_mutant(m: ProxyMutant, routes: &[(u16, SocketAddr)]) -> Result<Started,
             let backlog: Arc<Mutex<BTreeMap<u16, usize>>> = Arc::default();
             let ids: Arc<Mutex<ClientIds>> = Arc::default();
             let nodes: Vec<u16> = routes.iter().map(|r| r.0).collect();
-            let links = {
-                let backlog = backlog.clone();
-                move |node: u16| {
-                    let backlog = backlog.clone();
-                    Arc::new(move || {
-                        let backlog = backlog.clone();
-                        Filters {
-                            to_proxy: pass(),
-                            from_proxy: Box::new(move |p, _| {
-                                if kind(&p) == 0 {
-                                    if let Ok(mut b) = backlog.lock() {
-                                        let n = b.entry(node).or_default();
-                                        *n = n.saturating_sub(1);
-                                    }
-                                }
-                                p
-                            }),
-                            on_end: None,
-                        }
-                    }) as MakeFilters
-                }
-            };
+            let links = backlog_links(backlog.clone());
             let clients = Arc::new(move || {
                 let (backlog, nodes) = (backlog.clone(), nodes.clone());
                 client_filters_tracking(&ids, move |me| {
@@ -726,28 +729,7 @@ fn start_mutant(m: ProxyMutant, routes: &[(u16, SocketAddr)]) -> Result<Started,
         ),
         M::BudgetStopsReadingAll => {
             let backlog: Arc<Mutex<BTreeMap<u16, usize>>> = Arc::default();
-            let links = {
-                let backlog = backlog.clone();
-                move |node: u16| {
-                    let backlog = backlog.clone();
-                    Arc::new(move || {
-                        let backlog = backlog.clone();
-                        Filters {
-                            to_proxy: pass(),
-                            from_proxy: Box::new(move |p, _| {
-                                if kind(&p) == 0 {
-                                    if let Ok(mut b) = backlog.lock() {
-                                        let n = b.entry(node).or_default();
-                                        *n = n.saturating_sub(1);
-                                    }
-                                }
-                                p
-                            }),
-                            on_end: None,
-                        }
-                    }) as MakeFilters
-                }
-            };
+            let links = backlog_links(backlog.clone());
             let nodes: Vec<u16> = routes.iter().map(|r| r.0).collect();
             let clients = Arc::new(move || {
                 let (backlog, nodes) = (backlog.clone(), nodes.clone());
