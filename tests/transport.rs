@@ -1238,3 +1238,27 @@ fn peers_that_read_nothing_stay_within_the_output_budget() {
     assert!(high > OUTPUT / 2, "the peers' sockets filled: {high}");
     assert!(high <= bound, "{high} bytes unwritten, bound {bound}");
 }
+
+#[test]
+fn each_io_thread_runs_the_start_hook_on_itself_before_its_loop() {
+    let _g = shared();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let config = EngineConfig::default()
+        .with_io_threads(3)
+        .with_on_io_thread_start(Some(fleetwire::transport::IoThreadStart::new(
+            move |index| {
+                let name = std::thread::current().name().map(str::to_owned);
+                record.lock().unwrap().push((index, name));
+            },
+        )));
+    let mut engine = Engine::new(config).unwrap();
+    // shutdown joins the IO threads: each has run its hook by then
+    assert!(engine.shutdown(Duration::from_secs(5)));
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let expected: Vec<_> = (0..3)
+        .map(|i| (i, Some(format!("fleetwire-io-{i}"))))
+        .collect();
+    assert_eq!(seen, expected);
+}

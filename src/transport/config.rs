@@ -1,5 +1,7 @@
 //! [`EngineConfig`]: threads, queue bounds, memory budgets and connection templates.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::Config;
@@ -98,6 +100,70 @@ pub struct EngineConfig {
     /// before it is closed with FLOOD (spec §11 `[[limit.global-budget]]`); its packets
     /// not yet processed are discarded and not counted in the GOAWAY's `delivered`.
     pub stall_timeout: Duration,
+    /// Run by each IO thread before its event loop, on that thread: what a program sets
+    /// there (CPU affinity, a scheduler slice or priority) applies to the thread that
+    /// reads, writes and answers PINGs. The Python package asks Linux for a short
+    /// scheduler slice there, so that an IO thread woken by the network preempts a busy
+    /// interpreter thread at once instead of after that thread's slice.
+    pub on_io_thread_start: Option<IoThreadStart>,
+}
+
+/// The code each IO thread runs first ([`EngineConfig::on_io_thread_start`]), with the
+/// thread's index (0 to `io_threads - 1`).
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use fleetwire::transport::{Engine, EngineConfig, IoThreadStart};
+///
+/// let started = Arc::new(AtomicUsize::new(0));
+/// let counter = started.clone();
+/// let config = EngineConfig::default()
+///     .with_io_threads(2)
+///     .with_on_io_thread_start(Some(IoThreadStart::new(move |_index| {
+///         counter.fetch_add(1, Ordering::SeqCst);
+///     })));
+/// let mut engine = Engine::new(config)?;
+/// engine.shutdown(std::time::Duration::from_secs(1)); // joins the IO threads
+/// assert_eq!(started.load(Ordering::SeqCst), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct IoThreadStart(Arc<dyn Fn(usize) + Send + Sync>);
+
+impl IoThreadStart {
+    /// Wraps `f`, called once on each IO thread with the thread's index.
+    ///
+    /// ```
+    /// let hook = fleetwire::transport::IoThreadStart::new(|index| {
+    ///     eprintln!("IO thread {index} starts");
+    /// });
+    /// hook.run(0);
+    /// ```
+    pub fn new(f: impl Fn(usize) + Send + Sync + 'static) -> IoThreadStart {
+        IoThreadStart(Arc::new(f))
+    }
+
+    /// Runs the hook for the IO thread `index` (the engine calls it; a test may too).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let seen = Arc::new(AtomicUsize::new(usize::MAX));
+    /// let s = seen.clone();
+    /// let hook = fleetwire::transport::IoThreadStart::new(move |i| s.store(i, Ordering::SeqCst));
+    /// hook.run(3);
+    /// assert_eq!(seen.load(Ordering::SeqCst), 3);
+    /// ```
+    pub fn run(&self, index: usize) {
+        (self.0)(index)
+    }
+}
+
+impl fmt::Debug for IoThreadStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IoThreadStart(..)")
+    }
 }
 
 impl Default for EngineConfig {
@@ -127,6 +193,7 @@ impl Default for EngineConfig {
             global_input_bytes: 32 * 1024 * 1024,
             global_output_bytes: 64 * 1024 * 1024,
             stall_timeout: Duration::from_secs(2),
+            on_io_thread_start: None,
         }
     }
 }
@@ -150,6 +217,7 @@ crate::setters::setters!(EngineConfig {
     with_global_input_bytes => global_input_bytes: usize,
     with_global_output_bytes => global_output_bytes: usize,
     with_stall_timeout => stall_timeout: Duration,
+    with_on_io_thread_start => on_io_thread_start: Option<IoThreadStart>,
 });
 
 impl EngineConfig {

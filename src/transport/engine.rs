@@ -125,9 +125,17 @@ impl Engine {
         for (index, poll) in polls.into_iter().enumerate() {
             let thread = IoThread::new(index, inner.clone(), poll);
             let dispatch = dispatch.clone();
+            let start = inner.config.on_io_thread_start.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("fleetwire-io-{index}"))
-                .spawn(move || tracing::dispatcher::with_default(&dispatch, || thread.run()))?;
+                .spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        if let Some(start) = start {
+                            start.run(index);
+                        }
+                        thread.run()
+                    })
+                })?;
             threads.push(handle);
         }
         Ok(Engine { inner, threads })

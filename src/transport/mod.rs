@@ -85,7 +85,7 @@ mod codec;
 #[cfg(feature = "transport-bench")]
 pub mod bench;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, IoThreadStart};
 pub use engine::{ConnSender, Engine};
 pub use handler::{Handler, Reply};
 pub use queue::QUEUE_ENTRY_OVERHEAD;
