@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fleetwire::transport::{
-    AppEvent, ConnId, Engine, EngineConfig, Outgoing, SendFlags, TlsOptions,
+    AppEvent, ConnId, Engine, EngineConfig, IoThreadStart, Outgoing, SendFlags, TlsOptions,
 };
 use fleetwire::{Codec, ErrorCode, Route};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
@@ -28,6 +28,9 @@ use crate::payload::{new_payload, to_bytes};
 
 /// The binding's default per-connection receive budget.
 const DEFAULT_RECV_BUDGET: usize = 256 * 1024;
+
+/// `Engine(io_slice_us=…)`'s default: the shortest slice Linux grants (see `sched`).
+const DEFAULT_IO_SLICE_US: u64 = 100;
 
 /// `send` flag: prefer snappy compression (used when the peer announced it and it helps).
 pub(crate) const SNAPPY: u32 = 1;
@@ -476,7 +479,12 @@ fn resolve(py: Python<'_>, host: &str, port: u16) -> PyResult<SocketAddr> {
 ///
 /// ``Engine(io_threads=1, node_id=1, send_queue_packets=65536,
 /// send_queue_bytes=16 MiB, recv_budget_bytes=256 KiB, global_recv_budget_bytes=256 MiB,
-/// ping_interval=1.0, close_timeout=5.0)``
+/// ping_interval=1.0, close_timeout=5.0, io_slice_us=100)``
+///
+/// ``io_slice_us``: the scheduler slice each IO thread asks Linux (6.12 and later) for,
+/// in microseconds (100 to 100,000), or None to leave the system's. A short slice lets
+/// an IO thread woken by the network preempt this busy Python thread at once, so PONGs
+/// and read-ahead do not wait for a game tick's slice to end.
 #[pyclass(frozen, module = "fleetwire._native", name = "Engine")]
 pub(crate) struct PyEngine {
     engine: RwLock<Option<Engine>>,
@@ -506,7 +514,7 @@ impl PyEngine {
     #[new]
     #[pyo3(signature = (io_threads = 1, *, node_id = 1, send_queue_packets = None,
         send_queue_bytes = None, recv_budget_bytes = None, global_recv_budget_bytes = None,
-        ping_interval = Some(1.0), close_timeout = None))]
+        ping_interval = Some(1.0), close_timeout = None, io_slice_us = Some(DEFAULT_IO_SLICE_US)))]
     // Field by field: `EngineConfig` is (becoming) #[non_exhaustive].
     #[allow(clippy::too_many_arguments, clippy::field_reassign_with_default)]
     fn new(
@@ -519,6 +527,7 @@ impl PyEngine {
         global_recv_budget_bytes: Option<usize>,
         ping_interval: Option<f64>,
         close_timeout: Option<f64>,
+        io_slice_us: Option<u64>,
     ) -> PyResult<PyEngine> {
         let mut c = EngineConfig::default();
         c.io_threads = io_threads;
@@ -540,6 +549,17 @@ impl PyEngine {
         c.ping_interval = ping_interval.map(secs).transpose()?;
         if let Some(v) = close_timeout {
             c.close_timeout = secs(v)?;
+        }
+        if let Some(us) = io_slice_us {
+            if !(100..=100_000).contains(&us) {
+                return Err(PyValueError::new_err(
+                    "io_slice_us: from 100 to 100000 (what Linux accepts), or None",
+                ));
+            }
+            // A refusal leaves the system's slice: the engine works either way.
+            c.on_io_thread_start = Some(IoThreadStart::new(move |_| {
+                let _ = crate::sched::ask_slice(us);
+            }));
         }
         c.validate().map_err(PyValueError::new_err)?;
         let engine = py

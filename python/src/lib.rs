@@ -11,6 +11,7 @@ mod engine;
 mod errors;
 mod native;
 mod payload;
+mod sched;
 
 use pyo3::prelude::*;
 

@@ -249,3 +249,78 @@ def test_close_from_another_thread_ends_a_waiting_recv_batch():
     assert time.monotonic() - start < 2.0
     with pytest.raises(fleetwire.EngineClosed):
         eng.recv_batch(0)
+
+
+def _io_thread_slices(before):
+    """The scheduler slice (ns) of the IO threads started since ``before`` (this
+    process's thread ids then), read with sched_getattr(2)."""
+    import ctypes
+
+    class Attr(ctypes.Structure):
+        _fields_ = [
+            ("size", ctypes.c_uint32), ("policy", ctypes.c_uint32), ("flags", ctypes.c_uint64),
+            ("nice", ctypes.c_int32), ("prio", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+            ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64),
+        ]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_sched_getattr = {"x86_64": 315, "aarch64": 275}[os.uname().machine]
+    slices = []
+    for tid in set(os.listdir("/proc/self/task")) - before:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if not f.read().startswith("fleetwire-io"):
+                    continue
+        except OSError:
+            continue
+        a = Attr()
+        assert libc.syscall(sys_sched_getattr, int(tid), ctypes.byref(a), ctypes.sizeof(a), 0) == 0
+        slices.append(a.runtime)
+    return slices
+
+
+def _kernel_takes_slices():
+    if sys.platform != "linux" or os.uname().machine not in ("x86_64", "aarch64"):
+        return False
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    return (major, minor) >= (6, 12)
+
+
+def _slices_become(before, expected):
+    """The new IO threads' slices, once they are ``expected`` or after 5 s (a thread
+    names itself and asks for its slice as it starts, after ``Engine()`` returned)."""
+    deadline = time.monotonic() + 5
+    while _io_thread_slices(before) != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _io_thread_slices(before)
+
+
+def _tids():
+    return set(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not _kernel_takes_slices(), reason="needs Linux 6.12 (EEVDF custom slices)")
+def test_io_threads_ask_for_the_configured_scheduler_slice():
+    # The slice this thread has, which a new thread inherits.
+    before = _tids()
+    with fleetwire.Engine(io_slice_us=None):
+        deadline = time.monotonic() + 5
+        while not _io_thread_slices(before) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (system,) = _io_thread_slices(before)
+    # The bounds Linux accepts, each at exactly the limit.
+    for us in (100, 100_000):
+        assert us * 1000 != system
+        before = _tids()
+        with fleetwire.Engine(io_threads=2, io_slice_us=us):
+            assert _slices_become(before, [us * 1000] * 2) == [us * 1000] * 2
+    # The default is the shortest.
+    before = _tids()
+    with fleetwire.Engine():
+        assert _slices_become(before, [100_000]) == [100_000]
+
+
+@pytest.mark.parametrize("us", [0, 99, 100_001])
+def test_io_slice_us_outside_what_linux_accepts_is_refused(us):
+    with pytest.raises(ValueError, match="io_slice_us"):
+        fleetwire.Engine(io_slice_us=us)
