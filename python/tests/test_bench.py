@@ -50,11 +50,17 @@ def test_ping_and_native_rows(tmp_path):
         "py ping GIL-tick p50 ms vs asyncio",
         "py ping GIL-tick p99 ms vs asyncio",
         "py ping no-tick p99 (control)",
+        "py ping GIL-tick p99 vs system slice",
         "py native count 64B, Python idle",
         "py native echo 64B, Python idle",
     ]
-    assert set(report["ping"]) == {"ours", "asyncio", "ours-idle"}
-    assert all(r["baseline"] is None and r["ratio"] is None for r in report["summary"][2:])
+    assert set(report["ping"]) == {"ours", "asyncio", "ours-idle", "ours-system-slice"}
+    controls = {r["name"]: r for r in report["summary"][2:]}
+    assert all(r["baseline"] is None and r["ratio"] is None for n, r in controls.items() if "system slice" not in n)
+    # ours against ours with the system's slice, from the same rounds
+    sliced = controls["py ping GIL-tick p99 vs system slice"]
+    assert sliced["ours"] == bench.median(report["ping"]["ours"], "p99_ms")
+    assert sliced["baseline"] == bench.median(report["ping"]["ours-system-slice"], "p99_ms")
 
 
 def test_hold_tick_keeps_the_gil_without_cpu(monkeypatch):

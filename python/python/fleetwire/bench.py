@@ -18,8 +18,10 @@ server process (``time.process_time``: the IO threads too).
 
 Then: ping round-trip p50/p99 while the server's Python thread runs a simulated game
 tick holding the GIL 5 ms of every 10 ms (ours: PONGs come from the IO threads; the
-others answer an application-level ping from their loop); and messages per second
-through a native route (echo, count) with the Python thread idle.
+others answer an application-level ping from their loop), with two controls: ours with
+no tick, and ours whose IO threads keep the system's scheduler slice (``Engine``'s
+``io_slice_us=None``); and messages per second through a native route (echo, count)
+with the Python thread idle.
 
 Rounds alternate the contenders in the same run; the report gives medians and ratios.
 On a shared machine the absolute numbers move; the ratios are what to read.
@@ -123,11 +125,17 @@ def ours_tls(args: argparse.Namespace, server: bool) -> Any:
     return fleetwire.ClientTls(args.pki["ca_cert"], "localhost")
 
 
+def engine_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """``--system-slice`` (the control row ``ours-system-slice``): the IO threads keep
+    the system's scheduler slice instead of asking for a short one."""
+    return {"io_slice_us": None} if args.system_slice else {}
+
+
 def server_ours(args: argparse.Namespace) -> None:
     import fleetwire
 
     Message = fleetwire.Message
-    eng = fleetwire.Engine(io_threads=1)
+    eng = fleetwire.Engine(io_threads=1, **engine_options(args))
     lst = eng.listen("127.0.0.1", 0, tls=ours_tls(args, True))
     announce(lst.port)
     m = Meter(args.duration)
@@ -186,7 +194,7 @@ def client_ours(args: argparse.Namespace) -> None:
     import fleetwire._native
 
     if args.mode == "ping":
-        eng = fleetwire.Engine(io_threads=1)
+        eng = fleetwire.Engine(io_threads=1, **engine_options(args))
         ping_ours(eng, eng.connect("127.0.0.1", args.port, tls=ours_tls(args, False)), args)
         return
     # The generator's loop is native (as the others' sendall loops are C): only the
@@ -484,24 +492,43 @@ def available(impl: str) -> bool:
 
 
 def child_args(
-    ns: argparse.Namespace, role: str, impl: str, mode: str, size: int, tls: bool, native: bool, port: int = 0, idle: bool = False
+    ns: argparse.Namespace,
+    role: str,
+    impl: str,
+    mode: str,
+    size: int,
+    tls: bool,
+    native: bool,
+    port: int = 0,
+    idle: bool = False,
+    system_slice: bool = False,
 ) -> List[str]:
     return [
         sys.executable, "-m", "fleetwire.bench", "--role", role, "--impl", impl, "--mode", mode,
         "--size", str(size), "--duration", str(ns.duration), "--port", str(port),
         "--secrets", ns.secrets, "--tick", ns.tick,
-    ] + (["--tls"] if tls else []) + (["--native"] if native else []) + (["--idle"] if idle else [])
+    ] + (["--tls"] if tls else []) + (["--native"] if native else []) + (["--idle"] if idle else []) + (
+        ["--system-slice"] if system_slice else []
+    )
 
 
 def run_one(
-    ns: argparse.Namespace, impl: str, mode: str, size: int, tls: bool, native: bool = False, idle: bool = False
+    ns: argparse.Namespace,
+    impl: str,
+    mode: str,
+    size: int,
+    tls: bool,
+    native: bool = False,
+    idle: bool = False,
+    system_slice: bool = False,
 ) -> Optional[Dict[str, Any]]:
     """One measurement: server and generator processes; returns the measuring side's
     RESULT (the server's, or the pinger's for ping). ``idle``: the ping server runs no
-    game tick (the control row)."""
+    game tick (a control row); ``system_slice``: ours with the system's scheduler slice
+    on both ends (the other control row)."""
     quiet = None if ns.verbose else subprocess.DEVNULL  # killed children's tracebacks
     server = subprocess.Popen(
-        child_args(ns, "server", impl, mode, size, tls, native, idle=idle), stdout=subprocess.PIPE, stderr=quiet, text=True
+        child_args(ns, "server", impl, mode, size, tls, native, idle=idle, system_slice=system_slice), stdout=subprocess.PIPE, stderr=quiet, text=True
     )
     client = None
     try:
@@ -510,7 +537,7 @@ def run_one(
             return None
         port = int(line.split()[1])
         client = subprocess.Popen(
-            child_args(ns, "client", impl, mode, size, tls, native, port),
+            child_args(ns, "client", impl, mode, size, tls, native, port, system_slice=system_slice),
             stdout=subprocess.PIPE if mode == "ping" else subprocess.DEVNULL,
             stderr=quiet,
             text=True,
@@ -619,26 +646,47 @@ def throughput_group(ns: argparse.Namespace, impls: List[str], skipped: Dict[str
 
 
 def ping_group(ns: argparse.Namespace, impls: List[str], skipped: Dict[str, str], results: Dict[str, Any]) -> None:
-    """Ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms;
-    ``ours-idle`` (no tick) is the control: what this machine gives without the tick."""
-    names = [i for i in impls if i not in skipped] + ["ours-idle"]
-    rows = alternate(
-        ns, names, lambda n: run_one(ns, "ours", "ping", 64, False, idle=True) if n == "ours-idle" else run_one(ns, n, "ping", 64, False)
-    )
+    """Ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms; two
+    controls: ``ours-idle`` (no tick: what this machine gives without it) and, when ours
+    runs, ``ours-system-slice`` (the tick, and IO threads that keep the system's
+    scheduler slice: what ``Engine(io_slice_us=…)`` buys)."""
+    controls = ["ours-system-slice"] if "ours" in impls and "ours" not in skipped else []
+    controls.append("ours-idle")
+    names = [i for i in impls if i not in skipped] + controls
+
+    def run(n: str) -> Optional[Dict[str, Any]]:
+        if n == "ours-idle":
+            return run_one(ns, "ours", "ping", 64, False, idle=True)
+        if n == "ours-system-slice":
+            return run_one(ns, "ours", "ping", 64, False, system_slice=True)
+        return run_one(ns, n, "ping", 64, False)
+
+    rows = alternate(ns, names, run)
     how = "spinning" if ns.tick == "spin" else "asleep in a C call (--tick hold)"
     print(f"\n## ping RTT while the server's Python thread holds the GIL 5 ms of every 10 ms, {how} (plaintext)")
-    print(f"{'impl':9} {'p50 ms':>8} {'p99 ms':>8} {'samples':>8}")
-    for impl in impls + ["ours-idle"]:
+    print(f"{'impl':17} {'p50 ms':>8} {'p99 ms':>8} {'samples':>8}")
+    for impl in impls + controls:
         if impl in skipped:
-            print(f"{impl:9} skipped: {skipped[impl]}")
+            print(f"{impl:17} skipped: {skipped[impl]}")
             continue
-        print(f"{impl:9} {fmt(median(rows[impl], 'p50_ms'), '.3f'):>8} {fmt(median(rows[impl], 'p99_ms'), '.3f'):>8} {fmt(median(rows[impl], 'samples'), '.0f'):>8}")
-    print("(ours-idle: ours with no tick, the control)")
+        print(f"{impl:17} {fmt(median(rows[impl], 'p50_ms'), '.3f'):>8} {fmt(median(rows[impl], 'p99_ms'), '.3f'):>8} {fmt(median(rows[impl], 'samples'), '.0f'):>8}")
+    print("(ours-idle: ours with no tick; ours-system-slice: the IO threads keep the system's scheduler slice)")
     results["ping"] = rows
     baselines = [i for i in ns.impls.split(",") if i != "ours"]
     figures = [(f"{p} ms", key, "ms", False) for p, key in PING_FIGURES]
     results["summary"].extend(against_baselines("py ping GIL-tick", figures, rows, baselines, skipped))
     results["summary"].append(summary("py ping no-tick p99 (control)", "ms", median(rows["ours-idle"], "p99_ms"), None, False))
+    if "ours-system-slice" in rows:
+        # ours against itself with the system's slice: the ratio is what the short slice buys
+        results["summary"].append(
+            summary(
+                "py ping GIL-tick p99 vs system slice",
+                "ms",
+                median(rows["ours"], "p99_ms"),
+                median(rows["ours-system-slice"], "p99_ms"),
+                False,
+            )
+        )
 
 
 def native_group(ns: argparse.Namespace, results: Dict[str, Any]) -> None:
@@ -703,6 +751,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--tls", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--native", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--idle", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--system-slice", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--secrets", help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
     unknown = [i for i in ns.impls.split(",") if i not in SERVERS]
