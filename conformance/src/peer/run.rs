@@ -396,6 +396,29 @@ pub struct PeerArgs {
     pub mutant: Option<String>,
 }
 
+/// What `args` declares of the testee (its timers, limits and unregistered service) and
+/// the timer cases' bound, as the flags that gave it: a replay command must repeat them
+/// or it grades another testee.
+fn declared(args: &PeerArgs) -> String {
+    let mut flags = String::new();
+    if let Some(t) = &args.timers {
+        flags.push_str(&format!(" --timers {t}"));
+    }
+    if let Some(ms) = args.max_wait_ms {
+        flags.push_str(&format!(" --max-wait {ms}"));
+    }
+    if let Some(n) = args.max_packet_errors {
+        flags.push_str(&format!(" --max-packet-errors {n}"));
+    }
+    if let Some(n) = args.max_empty_run {
+        flags.push_str(&format!(" --max-empty-run {n}"));
+    }
+    if let Some(s) = args.unregistered_service {
+        flags.push_str(&format!(" --unregistered-service {s}"));
+    }
+    flags
+}
+
 fn read(p: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
 }
@@ -545,10 +568,8 @@ fn peer_run(args: &PeerArgs) -> Result<u8, String> {
         opts.max_packet_errors = n;
     }
     opts.max_empty_run = args.max_empty_run;
-    if let Some(n) = args.max_empty_run {
-        opts.replay.push_str(&format!(" --max-empty-run {n}"));
-    }
     opts.unregistered_service = args.unregistered_service;
+    opts.replay.push_str(&declared(args));
     let report = run_peer(&opts)?;
     print!("{}", report.summary_table());
     if let Some(p) = &args.json {
@@ -608,12 +629,11 @@ fn proxy_run(args: &PeerArgs) -> Result<u8, String> {
     opts.skip = args.skip.clone();
     if let Some(n) = args.max_packet_errors {
         opts.max_packet_errors = n;
-        replay.push_str(&format!(" --max-packet-errors {n}"));
     }
     if let Some(n) = args.max_empty_run {
         opts.max_empty_run = n;
-        replay.push_str(&format!(" --max-empty-run {n}"));
     }
+    replay.push_str(&declared(args));
     opts.replay = replay;
     let report = run_proxy(&opts)?;
     print!("{}", report.summary_table());
@@ -625,4 +645,27 @@ fn proxy_run(args: &PeerArgs) -> Result<u8, String> {
         std::fs::write(p, report.to_junit()).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(report.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_repeats_every_flag_that_declares_the_testee() {
+        assert_eq!(declared(&PeerArgs::default()), "");
+        let args = PeerArgs {
+            timers: Some("handshake=100,header=50,packet=300,drain=50".into()),
+            max_wait_ms: Some(2000),
+            max_packet_errors: Some(3),
+            max_empty_run: Some(40),
+            unregistered_service: Some(9),
+            ..PeerArgs::default()
+        };
+        assert_eq!(
+            declared(&args),
+            " --timers handshake=100,header=50,packet=300,drain=50 --max-wait 2000 \
+             --max-packet-errors 3 --max-empty-run 40 --unregistered-service 9"
+        );
+    }
 }
