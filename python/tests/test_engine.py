@@ -254,6 +254,11 @@ def test_close_from_another_thread_ends_a_waiting_recv_batch():
 def _sched_runtime(tid):
     """sched_getattr(2)'s sched_runtime of thread ``tid`` (0: this one): under EEVDF the
     slice in ns. OSError if the call is refused."""
+    return _sched_attr(tid).runtime
+
+
+def _sched_attr(tid):
+    """sched_getattr(2) of thread ``tid`` (0: this one); OSError if refused."""
     import ctypes
 
     class Attr(ctypes.Structure):
@@ -268,7 +273,7 @@ def _sched_runtime(tid):
     a = Attr()
     if libc.syscall(sys_sched_getattr, tid, ctypes.byref(a), ctypes.sizeof(a), 0) != 0:
         raise OSError(ctypes.get_errno(), "sched_getattr")
-    return a.runtime
+    return a
 
 
 def _io_thread_slices(before):
@@ -292,12 +297,29 @@ def _kernel_takes_slices():
     major, minor = (int(x) for x in os.uname().release.split(".")[:2])
     if (major, minor) < (6, 12):
         return False
-    # A sandbox may refuse the call itself (seccomp): then there is nothing to test.
+    # A sandbox may refuse the calls (seccomp): then there is nothing to test. The probe
+    # sets a thread's attributes to what they are, on a thread of its own.
+    result = []
+    probe = threading.Thread(target=lambda: result.append(_set_unchanged()))
+    probe.start()
+    probe.join()
+    return result == [True]
+
+
+def _set_unchanged():
+    """sched_setattr(2) of this thread with its own attributes: whether both calls work."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_sched_setattr = {"x86_64": 314, "aarch64": 274}[os.uname().machine]
     try:
-        _sched_runtime(0)
+        a = _sched_attr(0)
     except OSError:
         return False
-    return True
+    if a.policy not in (0, 3):  # SCHED_OTHER, SCHED_BATCH
+        return False
+    a.size, a.flags = ctypes.sizeof(a), 0
+    return libc.syscall(sys_sched_setattr, 0, ctypes.byref(a), 0) == 0
 
 
 def _slices_become(before, expected):
