@@ -329,3 +329,29 @@ impl fmt::Display for CloseInfo {
         Ok(())
     }
 }
+
+/// Takes [`Event::Data`] as packets are processed, instead of the event queue
+/// ([`Connection::handle_input_into`](super::Connection::handle_input_into)).
+///
+/// ```
+/// use fleetwire::connection::{Event, EventSink};
+/// /// Takes every DATA: counts them.
+/// struct Count(usize);
+/// impl EventSink for Count {
+///     fn offer(&mut self, event: Event) -> Option<Event> {
+///         match event {
+///             Event::Data { .. } => {
+///                 self.0 += 1;
+///                 None
+///             }
+///             other => Some(other),
+///         }
+///     }
+/// }
+/// # let _ = Count(0);
+/// ```
+pub trait EventSink {
+    /// Offered one [`Event::Data`]: `None` when taken (delivered: the connection counts
+    /// it and grants its credit back), or the event given back to be queued.
+    fn offer(&mut self, event: Event) -> Option<Event>;
+}

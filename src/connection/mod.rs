@@ -53,7 +53,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use config::{Config, ConfigError, Identity, IdentityRole, ServiceSet, MIN_MAX_EMPTY_RUN};
-pub use event::{CloseInfo, Event, PeerInfo, SendError, SendOptions};
+pub use event::{CloseInfo, Event, EventSink, PeerInfo, SendError, SendOptions};
 pub use pair::Pair;
 
 use crate::control::{Control, Goaway, Hello, Role};

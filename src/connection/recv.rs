@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    Connection, Event, Identity, PeerGoaway, PeerInfo, Queued, State, MAX_OUTSTANDING_PINGS,
-    RESERVED_NODE,
+    Connection, Event, EventSink, Identity, PeerGoaway, PeerInfo, Queued, State,
+    MAX_OUTSTANDING_PINGS, RESERVED_NODE,
 };
 use crate::control::{Control, Credit, ErrorReport, Goaway, Hello, Ping, Pong, Role};
 use crate::deframer::Partial;
@@ -55,7 +55,7 @@ impl Connection {
     /// assert_eq!((code, by_peer), (ErrorCode::BAD_PREFACE, false));
     /// ```
     pub fn handle_input(&mut self, now: Duration, input: &[u8]) {
-        self.input(now, input, None);
+        self.input(now, input, None, None);
     }
 
     /// As [`handle_input`](Connection::handle_input), from bytes the caller already
@@ -86,12 +86,76 @@ impl Connection {
     /// assert!(wire.as_ptr_range().contains(&payload.as_ptr()));
     /// ```
     pub fn handle_input_bytes(&mut self, now: Duration, input: Bytes) {
-        self.input(now, &input, Some(&input));
+        self.input(now, &input, Some(&input), None);
     }
 
-    /// The body of both: `whole`, when given, holds `input` and its payloads are
-    /// sliced from it.
-    fn input(&mut self, now: Duration, mut input: &[u8], whole: Option<&Bytes>) {
+    /// As [`handle_input_bytes`](Connection::handle_input_bytes) (or, with `whole`
+    /// `None`, [`handle_input`](Connection::handle_input) of `input`), offering each
+    /// [`Event::Data`] to `sink` as its packet is processed, while no earlier event
+    /// waits for [`poll_event`](Connection::poll_event): a DATA the sink takes is
+    /// delivered there and then — counted, its credit consumed and granted back as
+    /// `poll_event` would — and never queued. What it gives back is queued as usual, and
+    /// so is everything after it until the queue is empty again: events keep their order.
+    /// A driver whose native handlers consume most messages saves the queue and an
+    /// event per message.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bytes::Bytes;
+    /// use fleetwire::connection::{Event, EventSink, Pair};
+    /// use fleetwire::Route;
+    ///
+    /// /// Takes channel 0, gives the rest back.
+    /// struct Channel0(Vec<Bytes>);
+    /// impl EventSink for Channel0 {
+    ///     fn offer(&mut self, event: Event) -> Option<Event> {
+    ///         match event {
+    ///             Event::Data { route, payload, .. } if route.channel == 0 => {
+    ///                 self.0.push(payload);
+    ///                 None
+    ///             }
+    ///             other => Some(other),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut pair = Pair::client_server();
+    /// pair.drive();
+    /// while pair.b.poll_event().is_some() {}
+    /// for (channel, text) in [(0, "a"), (1, "b"), (0, "c")] {
+    ///     pair.a.send_data(Route::new(0, 1, channel), text.as_bytes(), Default::default()).unwrap();
+    /// }
+    /// let mut wire = Vec::new();
+    /// pair.a.poll_transmit(&mut wire);
+    /// let mut sink = Channel0(Vec::new());
+    /// pair.b.handle_input_into(Duration::ZERO, &wire, None, &mut sink);
+    /// // "a" was taken; "b" was given back and queued, so "c" queues behind it
+    /// assert_eq!(sink.0, [Bytes::from("a")]);
+    /// let queued: Vec<Event> = std::iter::from_fn(|| pair.b.poll_event()).collect();
+    /// assert_eq!(queued.len(), 2);
+    /// ```
+    pub fn handle_input_into(
+        &mut self,
+        now: Duration,
+        input: &[u8],
+        whole: Option<&Bytes>,
+        sink: &mut dyn EventSink,
+    ) {
+        if let Some(w) = whole {
+            debug_assert!(w.as_ptr_range().contains(&input.as_ptr()) || input.is_empty());
+        }
+        self.input(now, input, whole, Some(sink));
+    }
+
+    /// The body of all three: `whole`, when given, holds `input` and its payloads are
+    /// sliced from it; `sink`, when given, is offered each DATA.
+    fn input(
+        &mut self,
+        now: Duration,
+        mut input: &[u8],
+        whole: Option<&Bytes>,
+        mut sink: Option<&mut dyn EventSink>,
+    ) {
         self.handle_timeout(now);
         if self.state == State::Closed || input.is_empty() {
             return;
@@ -101,8 +165,8 @@ impl Connection {
         if self.state == State::AwaitPreface {
             input = self.read_preface(input);
         }
-        input = self.finish_partial(input);
-        input = self.process_complete_run(input, whole);
+        input = self.finish_partial(input, sink.as_deref_mut());
+        input = self.process_complete_run(input, whole, sink.as_deref_mut());
         while !input.is_empty() && self.state != State::Closed {
             let n = self.wanted().min(input.len());
             if self.deframer.partial() == Partial::Empty {
@@ -111,7 +175,7 @@ impl Connection {
             }
             self.deframer.extend(&input[..n]);
             input = &input[n..];
-            if let Err(e) = self.advance() {
+            if let Err(e) = self.advance(sink.as_deref_mut()) {
                 self.fail(e.code(), e.detail());
             }
         }
@@ -163,7 +227,11 @@ impl Connection {
 
     /// Completes a packet already partly buffered in the deframer, one `wanted()` piece
     /// at a time; returns the input after it.
-    fn finish_partial<'a>(&mut self, mut input: &'a [u8]) -> &'a [u8] {
+    fn finish_partial<'a, 's>(
+        &mut self,
+        mut input: &'a [u8],
+        mut sink: Option<&mut (dyn EventSink + 's)>,
+    ) -> &'a [u8] {
         while !input.is_empty()
             && self.state != State::Closed
             && self.deframer.partial() != Partial::Empty
@@ -171,7 +239,7 @@ impl Connection {
             let n = self.wanted().min(input.len());
             self.deframer.extend(&input[..n]);
             input = &input[n..];
-            if let Err(e) = self.advance() {
+            if let Err(e) = self.advance(sink.as_deref_mut()) {
                 self.fail(e.code(), e.detail());
             }
         }
@@ -185,7 +253,12 @@ impl Connection {
     /// Each packet goes through exactly the checks of the slow path, in the same order (§4.9, §6.3, then its payload); the run stops at the first
     /// incomplete or invalid header, which the caller hands to the deframer. Returns the
     /// input after the run.
-    fn process_complete_run<'a>(&mut self, mut input: &'a [u8], whole: Option<&Bytes>) -> &'a [u8] {
+    fn process_complete_run<'a, 's>(
+        &mut self,
+        mut input: &'a [u8],
+        whole: Option<&Bytes>,
+        mut sink: Option<&mut (dyn EventSink + 's)>,
+    ) -> &'a [u8] {
         let max_payload = self.config.limits.max_payload;
         // Each packet is parsed once: its header is kept for the second pass, a run of
         // at most RUN_PACKETS at a time (on the stack: nothing held between reads).
@@ -232,9 +305,10 @@ impl Connection {
                     Some(chunk) => chunk.slice(start..at),
                     None => Bytes::copy_from_slice(&input[start..at]),
                 };
+                let packet = Packet { header, payload };
                 let result = self
                     .check_header(&header)
-                    .and_then(|()| self.process(Packet { header, payload }));
+                    .and_then(|()| self.process(packet, sink.as_deref_mut()));
                 if let Err(e) = result {
                     self.fail(e.code(), e.detail());
                 }
@@ -288,7 +362,7 @@ impl Connection {
     }
 
     /// Checks a newly complete header, then processes the packet once it is complete.
-    fn advance(&mut self) -> Result<(), Error> {
+    fn advance(&mut self, sink: Option<&mut (dyn EventSink + '_)>) -> Result<(), Error> {
         if self.checked.is_none() {
             // spec §4.9 [[hdr.order]]: the header checks run in the deframer
             let Some(header) = self.deframer.pending_header()? else {
@@ -299,7 +373,7 @@ impl Connection {
         }
         if let Some(packet) = self.deframer.next_packet()? {
             self.checked = None;
-            self.process(packet)?;
+            self.process(packet, sink)?;
         }
         Ok(())
     }
@@ -345,10 +419,14 @@ impl Connection {
     }
 
     /// A complete packet that passed the header and state checks.
-    fn process(&mut self, packet: Packet) -> Result<(), Error> {
+    fn process(
+        &mut self,
+        packet: Packet,
+        sink: Option<&mut (dyn EventSink + '_)>,
+    ) -> Result<(), Error> {
         // spec §5 [[ctl.malformed]]: payload checks, each parser names its code
         match packet.header.kind {
-            Kind::Data => self.on_data(packet),
+            Kind::Data => self.on_data(packet, sink),
             Kind::Hello => self.on_hello(&packet.payload),
             Kind::Ping => {
                 let ping = Ping::parse(&packet.payload)?;
@@ -453,7 +531,11 @@ impl Connection {
         }))
     }
 
-    fn on_data(&mut self, packet: Packet) -> Result<(), Error> {
+    fn on_data<'s>(
+        &mut self,
+        packet: Packet,
+        sink: Option<&mut (dyn EventSink + 's)>,
+    ) -> Result<(), Error> {
         let header = packet.header;
         let source = self.source_of(&header);
         // spec §11 [[limit.per-source]]: on a trusted proxy link the run is counted per
@@ -525,12 +607,23 @@ impl Connection {
         }
         match self.decode_payload(header.codec, packet.payload) {
             Ok(payload) => {
-                let event = Event::Data {
+                let mut event = Event::Data {
                     source,
                     route: header.route,
                     payload,
                     never_compress: header.never_compress,
                 };
+                // delivered at once when nothing waits ahead of it, as `poll_event` would
+                if let Some(sink) = sink.filter(|_| self.events.is_empty()) {
+                    match sink.offer(event) {
+                        None => {
+                            self.recv_credit.consumed(header.length);
+                            self.grant_credit();
+                            return Ok(());
+                        }
+                        Some(back) => event = back,
+                    }
+                }
                 self.push(event, Some(header.length));
                 Ok(())
             }

@@ -1341,3 +1341,91 @@ fn a_proxy_closes_a_client_a_node_reported_with_a_connection_error_code() {
         })
     ));
 }
+
+// ---- delivery to an EventSink as packets are processed (handle_input_into) ----
+
+/// Takes every DATA whose first payload byte is not `refuse`; records what it took.
+struct Taker {
+    refuse: Option<u8>,
+    took: Vec<u8>,
+}
+
+impl EventSink for Taker {
+    fn offer(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Data { ref payload, .. } if Some(payload[0]) != self.refuse => {
+                self.took.push(payload[0]);
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+fn taker() -> Taker {
+    Taker {
+        refuse: None,
+        took: Vec::new(),
+    }
+}
+
+fn numbered(range: std::ops::Range<u8>) -> Vec<u8> {
+    range
+        .flat_map(|i| data(Route::default(), &[i, i]))
+        .collect()
+}
+
+#[test]
+fn data_a_sink_takes_is_delivered_and_its_credit_granted_as_polling_would() {
+    // §8 [[flow.grant]]: the same CREDITs, the same count for GOAWAY's `delivered`
+    let mut polled = open_with(small_window(4, 8192), Role::Node, 2);
+    let mut sunk = open_with(small_window(4, 8192), Role::Node, 2);
+    let mut sink = taker();
+    for round in 0..3u8 {
+        // the whole window each round: exactly at the limit, granted back every time
+        let input = Bytes::from(numbered(round * 4..round * 4 + 4));
+        polled.handle_input_bytes(T0, input.clone());
+        while polled.poll_event().is_some() {}
+        sunk.handle_input_into(T0, &input, Some(&input), &mut sink);
+        assert!(sunk.poll_event().is_none(), "taken, never queued");
+        let (p, s) = (sent(&mut polled), sent(&mut sunk));
+        assert!(!p.is_empty(), "credit goes back");
+        assert_eq!(p, s);
+    }
+    assert_eq!(sink.took, (0..12).collect::<Vec<u8>>());
+    assert_eq!((polled.delivered, sunk.delivered), (12, 12));
+}
+
+#[test]
+fn a_sink_is_offered_every_data_in_order_however_the_input_is_split() {
+    let mut c = open_with(small_window(64, 8192), Role::Node, 2);
+    let mut sink = taker();
+    // one byte at a time: every packet completes in the deframer (the slow path)
+    for b in numbered(0..20) {
+        c.handle_input_into(T0, &[b], None, &mut sink);
+    }
+    assert_eq!(sink.took, (0..20).collect::<Vec<u8>>());
+    assert!(c.poll_event().is_none());
+}
+
+#[test]
+fn data_behind_a_waiting_event_queues_behind_it_until_it_is_taken() {
+    let mut c = open_with(small_window(64, 8192), Role::Node, 2);
+    let mut sink = Taker {
+        refuse: Some(2),
+        took: Vec::new(),
+    };
+    let input = Bytes::from(numbered(0..6));
+    c.handle_input_into(T0, &input, Some(&input), &mut sink);
+    // 0 and 1 taken; 2 given back, so 3, 4, 5 queue behind it (order is kept)
+    assert_eq!(sink.took, [0, 1]);
+    let queued: Vec<u8> = std::iter::from_fn(|| match c.poll_event() {
+        Some(Event::Data { payload, .. }) => Some(payload[0]),
+        _ => None,
+    })
+    .collect();
+    assert_eq!(queued, [2, 3, 4, 5]);
+    // the queue empty again, the sink is offered the next
+    c.handle_input_into(T0, &numbered(6..7), None, &mut sink);
+    assert_eq!(sink.took, [0, 1, 6]);
+}
