@@ -1262,3 +1262,119 @@ fn each_io_thread_runs_the_start_hook_on_itself_before_its_loop() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+/// A native echo on service 9; a raw client (the sans-IO connection over a socket) that
+/// announces a window of 4 packets and grants no credit back unless `grant`: the
+/// engine's replies wait for credit that never comes.
+fn withheld_credit_round(
+    client: &mut Connection,
+    sock: &mut TcpStream,
+    out: &mut Vec<u8>,
+    grant: bool,
+    sent: &mut usize,
+    echoed: &mut usize,
+) {
+    let now = Duration::ZERO;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => panic!("the engine closed the connection"),
+            Ok(n) => client.handle_input(now, &buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    if grant {
+        while let Some(ev) = client.poll_event() {
+            if matches!(ev, fleetwire::connection::Event::Data { .. }) {
+                *echoed += 1;
+            }
+        }
+    }
+    while client
+        .send_data(Route::new(0, 9, 0), &[7; 100], Default::default())
+        .is_ok()
+    {
+        *sent += 1;
+    }
+    client.poll_transmit(out);
+    match sock.write(out) {
+        Ok(n) => drop(out.drain(..n)),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_peer_that_withholds_credit_cannot_grow_a_native_handlers_replies() {
+    let _g = shared();
+    // replies bounded as a send queue is: 64 packets
+    let mut cfg = EngineConfig::default().with_send_queue_packets(64);
+    cfg.server.limits.initial_credit_packets = 32;
+    let engine = Engine::new(cfg).unwrap();
+    engine.register_handler(
+        9,
+        Box::new(|m: &ConnMessage, reply: &mut fleetwire::transport::Reply| {
+            reply.send(m.route, m.payload.clone(), SendFlags::default());
+        }),
+    );
+    let lst = engine.listen(local(), TlsOptions::Plaintext).unwrap();
+    let mut sock = TcpStream::connect(lst.local_addr).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let mut cc = Config::client();
+    cc.limits.initial_credit_packets = 4;
+    let mut client = Connection::new(cc, Duration::ZERO);
+    let (mut out, mut sent, mut echoed) = (Vec::new(), 0, 0);
+    let settle = |client: &mut Connection,
+                  sock: &mut TcpStream,
+                  out: &mut Vec<u8>,
+                  grant,
+                  sent: &mut usize,
+                  echoed: &mut usize| {
+        // until nothing moves for 300 ms (at most 10 s)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (mut last, mut since) = (usize::MAX, Instant::now());
+        while Instant::now() < deadline && since.elapsed() < Duration::from_millis(300) {
+            withheld_credit_round(client, sock, out, grant, sent, echoed);
+            if *sent != last {
+                (last, since) = (*sent, Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    settle(
+        &mut client,
+        &mut sock,
+        &mut out,
+        false,
+        &mut sent,
+        &mut echoed,
+    );
+    // 4 echoes went out on our window; 64 replies wait; the engine took no more
+    // messages, so granted back no more than those 68, plus its window of 32
+    assert!(
+        sent >= 4 + 64,
+        "the handler ran up to its bound: {sent} sent"
+    );
+    assert!(
+        sent <= 4 + 64 + 32,
+        "{sent} messages taken: the replies grew past the bound"
+    );
+    // our credit back: the replies drain, the engine takes messages again
+    let before = sent;
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until && sent < before + 1000 {
+        withheld_credit_round(
+            &mut client,
+            &mut sock,
+            &mut out,
+            true,
+            &mut sent,
+            &mut echoed,
+        );
+    }
+    assert!(
+        sent >= before + 1000,
+        "resumed: {sent} sent, {echoed} echoed"
+    );
+}

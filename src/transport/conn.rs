@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mio::net::TcpStream;
 
 use super::config::EngineConfig;
@@ -21,7 +21,7 @@ use super::stats::Counters;
 use super::sync::lock;
 use super::tls_io::TlsEndpoint;
 use super::types::{AppEvent, ConnId, Message, Outgoing};
-use crate::connection::{Config, Connection, Event, SendError as ConnSendError};
+use crate::connection::{Config, Connection, Event, EventSink, SendError as ConnSendError};
 use crate::control::Role;
 use crate::error::ErrorCode;
 use crate::header::{Header, Kind};
@@ -145,6 +145,8 @@ pub(crate) struct ConnIo {
     route_packets: u64,
     route_bytes: u64,
     replies: VecDeque<Outgoing>,
+    /// Bytes of `replies` (payload plus `QUEUE_ENTRY_OVERHEAD` each).
+    reply_bytes: usize,
     done_packets: usize,
     done_bytes: usize,
     more_sends: bool,
@@ -253,6 +255,7 @@ impl ConnIo {
             route_packets: 0,
             route_bytes: 0,
             replies: Default::default(),
+            reply_bytes: 0,
             done_packets: 0,
             done_bytes: 0,
             more_sends: false,
@@ -640,7 +643,7 @@ impl ConnIo {
                 Ok(n) => {
                     taken += n;
                     self.counters.wire_in += n as u64;
-                    self.input(s, n, now);
+                    self.input(s, ctx, n, now);
                     if self.broken.is_some() {
                         return;
                     }
@@ -659,22 +662,24 @@ impl ConnIo {
         }
     }
 
-    fn input(&mut self, s: &mut Scratch, n: usize, now: Duration) {
-        let Some(tls) = self.tls.as_mut() else {
-            if let Some(conn) = self.conn.as_mut() {
-                if n >= s.read_buffer / ZERO_COPY_DIVISOR {
-                    // a large read: its payloads are slices of the read buffer; what a
-                    // small one would pin of it is out of proportion, so it is copied
-                    conn.handle_input_bytes(now, s.rbuf.split_to(n).freeze());
-                } else {
-                    conn.handle_input(now, &s.rbuf[..n]);
-                }
+    fn input(&mut self, s: &mut Scratch, ctx: &Ctx<'_>, n: usize, now: Duration) {
+        if self.tls.is_none() {
+            if n >= s.read_buffer / ZERO_COPY_DIVISOR {
+                // a large read: its payloads are slices of the read buffer; what a
+                // small one would pin of it is out of proportion, so it is copied
+                let whole = s.rbuf.split_to(n).freeze();
+                self.hand_over(ctx, now, &whole, Some(&whole));
+            } else {
+                self.hand_over(ctx, now, &s.rbuf[..n], None);
             }
             return;
-        };
+        }
         let data = &s.rbuf[..n];
         let mut rest = data;
         loop {
+            let Some(tls) = self.tls.as_mut() else {
+                return;
+            };
             match tls.feed_tls(rest) {
                 Ok(k) => rest = &rest[k..],
                 Err(e) => {
@@ -687,13 +692,14 @@ impl ConnIo {
             let _ = tls.read_plaintext_bytes(&mut s.plain);
             open_after_tls(&mut self.conn, &mut self.template, tls, now);
             if !s.plain.is_empty() {
-                match self.conn.as_mut() {
+                if s.plain.len() >= s.read_buffer / ZERO_COPY_DIVISOR {
                     // as a plaintext read: a large one without another copy
-                    Some(conn) if s.plain.len() >= s.read_buffer / ZERO_COPY_DIVISOR => {
-                        conn.handle_input_bytes(now, s.plain.split().freeze());
-                    }
-                    Some(conn) => conn.handle_input(now, &s.plain),
-                    None => {}
+                    let whole = s.plain.split().freeze();
+                    self.hand_over(ctx, now, &whole, Some(&whole));
+                } else {
+                    let plain = std::mem::take(&mut s.plain);
+                    self.hand_over(ctx, now, &plain, None);
+                    s.plain = plain;
                 }
                 s.plain.clear();
             }
@@ -865,7 +871,8 @@ impl ConnIo {
         }
     }
 
-    /// Native handlers' replies, all of them (they are not counted in the queue).
+    /// Native handlers' replies, as far as the peer's credit goes (they are not counted
+    /// in the send queue; `replies_full` bounds them as one).
     fn encode_replies(&mut self, conn: &mut Connection, s: &mut Scratch) {
         while let Some(o) = self.replies.front() {
             match conn.send_data(o.route, &o.payload, o.flags.options()) {
@@ -877,7 +884,9 @@ impl ConnIo {
                     error,
                 }),
             }
-            self.replies.pop_front();
+            if let Some(o) = self.replies.pop_front() {
+                self.reply_bytes -= o.payload.len() + QUEUE_ENTRY_OVERHEAD;
+            }
         }
     }
 
@@ -981,6 +990,16 @@ impl ConnIo {
         loop {
             let cost = match conn.peek_event() {
                 None => break,
+                // A native handler's messages wait (no credit back) while its replies
+                // fill what a send queue may hold: the peer withholds the credit they
+                // need, and what it makes us hold must stay bounded
+                Some(Event::Data { route, .. })
+                    if matches!(ctx.handlers.get(usize::from(route.service)), Some(Some(_)))
+                        && replies_full(&self.replies, self.reply_bytes, &inner.config) =>
+                {
+                    self.counters.pauses += 1;
+                    break;
+                }
                 Some(Event::Data { payload, .. }) => payload.len() + QUEUE_ENTRY_OVERHEAD,
                 // (Proxy.) A client over its share of the egress queues waits (no
                 // credit back), the other clients keep theirs
@@ -1079,22 +1098,50 @@ impl ConnIo {
         ctx: &Ctx<'c>,
         held: &mut Option<(u8, MutexGuard<'c, Handler>)>,
     ) -> bool {
-        let service = msg.route.service;
-        let Some(Some(h)) = ctx.handlers.get(usize::from(service)) else {
-            return false;
+        let mut handlers = Handlers {
+            table: ctx.handlers,
+            held,
+            replies: &mut self.replies,
+            reply_bytes: &mut self.reply_bytes,
+            counters: &mut self.counters,
         };
-        let f = match held {
-            Some((svc, f)) if *svc == service => f,
-            _ => {
-                *held = None;
-                &mut held.insert((service, lock(h))).1
+        handlers.run(msg)
+    }
+
+    /// Hands `whole` (or `input`, a small read copied) to the connection; with native
+    /// handlers registered, each DATA for one of them is handled as its packet is
+    /// processed, with no event queued (spec-wise the same delivery: counted, its credit
+    /// granted back).
+    fn hand_over(&mut self, ctx: &Ctx<'_>, now: Duration, input: &[u8], whole: Option<&Bytes>) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        // (Proxy.) While a forwarded packet waits for room, nothing more of this
+        // connection is taken (spec §7.3 [[route.fair-share]]): its DATA queue behind it
+        let config = &ctx.inner.config;
+        if self.stalled.is_some()
+            || !ctx.handlers.iter().any(Option::is_some)
+            || replies_full(&self.replies, self.reply_bytes, config)
+        {
+            match whole {
+                Some(w) => conn.handle_input_bytes(now, w.clone()),
+                None => conn.handle_input(now, input),
             }
+            return;
+        }
+        let mut held = None;
+        let mut sink = HandlerSink {
+            conn: self.id,
+            config,
+            handlers: Handlers {
+                table: ctx.handlers,
+                held: &mut held,
+                replies: &mut self.replies,
+                reply_bytes: &mut self.reply_bytes,
+                counters: &mut self.counters,
+            },
         };
-        let mut reply = Reply::new(self.id);
-        (**f)(msg, &mut reply);
-        self.replies.extend(reply.out);
-        self.counters.handled += 1;
-        true
+        conn.handle_input_into(now, input, whole, &mut sink);
     }
 
     /// An event other than DATA and the close.
@@ -1496,6 +1543,96 @@ fn take_behind<T>(to: &mut VecDeque<T>, from: &mut Vec<T>) {
     } else {
         to.extend(from.drain(..));
     }
+}
+
+/// The native handlers and what running one changes of its connection: one lock per run
+/// of the same service (`held`), its replies, the counters.
+struct Handlers<'c, 'h> {
+    table: &'c [Option<SharedHandler>],
+    held: &'h mut Option<(u8, MutexGuard<'c, Handler>)>,
+    replies: &'h mut VecDeque<Outgoing>,
+    reply_bytes: &'h mut usize,
+    counters: &'h mut Counters,
+}
+
+impl Handlers<'_, '_> {
+    /// Runs the native handler of the message's service, if one is registered (the
+    /// message then never reaches the application).
+    fn run(&mut self, msg: &Message) -> bool {
+        let service = msg.route.service;
+        let Some(Some(h)) = self.table.get(usize::from(service)) else {
+            return false;
+        };
+        let f = match self.held {
+            Some((svc, f)) if *svc == service => f,
+            _ => {
+                *self.held = None;
+                &mut self.held.insert((service, lock(h))).1
+            }
+        };
+        let mut reply = Reply::new(msg.conn);
+        (**f)(msg, &mut reply);
+        // most handlers answer nothing: no iterator per message then
+        if !reply.out.is_empty() {
+            for o in &reply.out {
+                *self.reply_bytes += o.payload.len() + QUEUE_ENTRY_OVERHEAD;
+            }
+            self.replies.extend(reply.out);
+        }
+        self.counters.handled += 1;
+        true
+    }
+}
+
+/// Takes the DATA a native handler serves as the connection processes it
+/// ([`ConnIo::hand_over`]).
+struct HandlerSink<'c, 'h> {
+    conn: ConnId,
+    config: &'c EngineConfig,
+    handlers: Handlers<'c, 'h>,
+}
+
+impl EventSink for HandlerSink<'_, '_> {
+    fn offer(&mut self, event: Event) -> Option<Event> {
+        let Event::Data {
+            source,
+            route,
+            payload,
+            never_compress,
+        } = event
+        else {
+            return Some(event);
+        };
+        let h = &self.handlers;
+        if !matches!(h.table.get(usize::from(route.service)), Some(Some(_)))
+            || replies_full(h.replies, *h.reply_bytes, self.config)
+        {
+            return Some(Event::Data {
+                source,
+                route,
+                payload,
+                never_compress,
+            });
+        }
+        self.handlers.counters.packets_in += 1;
+        self.handlers.counters.payload_in += payload.len() as u64;
+        let msg = Message {
+            conn: self.conn,
+            source,
+            route,
+            payload,
+            never_compress,
+        };
+        self.handlers.run(&msg);
+        None
+    }
+}
+
+/// Whether a connection's native-handler replies fill what its send queue may hold
+/// (`send_queue_packets`, `send_queue_bytes`): then no more of its handlers' messages
+/// are taken until they are written.
+fn replies_full(replies: &VecDeque<Outgoing>, bytes: usize, config: &EngineConfig) -> bool {
+    replies.len() >= config.send_queue_packets || bytes >= config.send_queue_bytes
 }
 
 fn high_water(ctx: &Ctx<'_>) -> usize {

@@ -27,7 +27,9 @@ pub type Handler = Box<dyn FnMut(&ConnMessage, &mut Reply) + Send>;
 
 /// Messages a [`Handler`] sends back on the connection its message came from. They are
 /// written in the same round, after the handler returns, ahead of the application's
-/// queued sends.
+/// queued sends. Those waiting for the peer's credit are bounded as a send queue is
+/// (`send_queue_packets`, `send_queue_bytes`): at the bound, the connection's messages
+/// for native handlers wait, and so get no credit back, until the replies are written.
 ///
 /// ```
 /// use fleetwire::transport::Reply;
