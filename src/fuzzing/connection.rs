@@ -62,26 +62,58 @@ struct Trace {
     closed: bool,
 }
 
+/// Takes every other DATA it is offered (a driver's native handlers), keeping them.
+#[derive(Default)]
+struct Taker(Vec<Event>, bool);
+
+impl crate::connection::EventSink for Taker {
+    fn offer(&mut self, event: Event) -> Option<Event> {
+        self.1 = !self.1;
+        if !self.1 {
+            return Some(event);
+        }
+        self.0.push(event);
+        None
+    }
+}
+
 /// Opens `cfg`, feeds it the peer's genuine preface and HELLO, then `garbage` in reads of
-/// lengths from `chunks` (all at once when `None`), with the clock fixed.
-fn run_garbage(cfg: &Config, hello: &[u8], garbage: &[u8], chunks: Option<&mut Rng>) -> Trace {
+/// lengths from `chunks` (all at once when `None`), with the clock fixed; with `sink`,
+/// through [`Connection::handle_input_into`] and a sink that takes every other DATA
+/// offered (its events come first in the trace: taken DATA precede whatever queued).
+fn run_garbage(
+    cfg: &Config,
+    hello: &[u8],
+    garbage: &[u8],
+    chunks: Option<&mut Rng>,
+    sink: bool,
+) -> Trace {
     let now = Duration::from_secs(1);
     let mut conn = Connection::new(cfg.clone(), Duration::ZERO);
     let mut tx = Vec::new();
     conn.handle_input(now, hello);
     let mut rest = garbage;
+    let mut taker = Taker::default();
+    let mut feed = |conn: &mut Connection, bytes: &[u8]| {
+        if sink {
+            conn.handle_input_into(now, bytes, None, &mut taker);
+        } else {
+            conn.handle_input(now, bytes);
+        }
+    };
     match chunks {
-        None => conn.handle_input(now, rest),
+        None => feed(&mut conn, rest),
         Some(rng) => {
             while !rest.is_empty() {
                 let n = rng.below(17).min(rest.len());
-                conn.handle_input(now, &rest[..n]);
+                feed(&mut conn, &rest[..n]);
                 rest = &rest[n..];
             }
         }
     }
     conn.poll_transmit(&mut tx);
-    let events: Vec<Event> = std::iter::from_fn(|| conn.poll_event()).collect();
+    let mut events = std::mem::take(&mut taker.0);
+    events.extend(std::iter::from_fn(|| conn.poll_event()));
     conn.poll_transmit(&mut tx); // credit granted while polling
     let closed = conn.is_closed();
     if closed {
@@ -113,14 +145,22 @@ pub fn connection(data: &[u8]) {
     let mut peer = Connection::new(theirs, Duration::ZERO);
     let mut hello = Vec::new();
     peer.poll_transmit(&mut hello);
-    let whole = run_garbage(&ours, &hello, garbage, None);
+    let whole = run_garbage(&ours, &hello, garbage, None, false);
     let mut rng = Rng::new(u64::from(*seed));
-    let split = run_garbage(&ours, &hello, garbage, Some(&mut rng));
+    let split = run_garbage(&ours, &hello, garbage, Some(&mut rng), false);
     if split != whole {
         same_until_goaway_answer(&split, &whole);
     }
     check_events(&whole.events, whole.closed);
     check_output(&mut peer, &whole.tx);
+    // DATA taken as they are processed: credit goes back sooner, so what the peer may
+    // send differs; the same rules hold for what it did and sent
+    let mut rng = Rng::new(u64::from(*seed));
+    let sunk = run_garbage(&ours, &hello, garbage, Some(&mut rng), true);
+    check_events(&sunk.events, sunk.closed);
+    let mut peer = Connection::new(config((ctl >> 5) | (seed & 0x18), 2), Duration::ZERO);
+    peer.poll_transmit(&mut Vec::new());
+    check_output(&mut peer, &sunk.tx);
 }
 
 /// The end offset in `tx` of our first GOAWAY with NO_ERROR: in this target we never
