@@ -89,8 +89,9 @@ impl Connection {
         self.input(now, &input, Some(&input), None);
     }
 
-    /// As [`handle_input_bytes`](Connection::handle_input_bytes) (or, with `whole`
-    /// `None`, [`handle_input`](Connection::handle_input) of `input`), offering each
+    /// As [`handle_input_bytes`](Connection::handle_input_bytes) of `whole` (which must
+    /// hold `input`: its payloads are sliced from it) or, with `whole` `None`,
+    /// [`handle_input`](Connection::handle_input) of `input`, offering each
     /// [`Event::Data`] to `sink` as its packet is processed, while no earlier event
     /// waits for [`poll_event`](Connection::poll_event): a DATA the sink takes is
     /// delivered there and then — counted, its credit consumed and granted back as
