@@ -491,7 +491,7 @@ fn excerpt(s: &str, max: usize) -> String {
 
 /// `(test label, tags)` for every `// trace: a, b` comment in `.rs` files under `roots`
 /// (tags separated by commas or whitespace: tags contain neither); the label names the
-/// next function declared after the comment.
+/// function the comment is in or above ([`traced_fn`]).
 fn scan_tests(roots: &[&Path], repo: &Path) -> Result<Vec<(String, Vec<String>)>, TraceError> {
     let mut files = Vec::new();
     for root in roots {
@@ -517,7 +517,7 @@ fn scan_tests(roots: &[&Path], repo: &Path) -> Result<Vec<(String, Vec<String>)>
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned)
                 .collect();
-            let func = lines[i + 1..].iter().find_map(|l| fn_name(l));
+            let func = traced_fn(&lines, i);
             let label = match func {
                 Some(f) => format!("{rel}::{f}"),
                 None => format!("{rel}:{}", i + 1),
@@ -526,6 +526,26 @@ fn scan_tests(roots: &[&Path], repo: &Path) -> Result<Vec<(String, Vec<String>)>
         }
     }
     Ok(out)
+}
+
+/// The function the `// trace:` comment on line `i` is about: the one it stands above
+/// (only attributes, comments and blank lines between), else the one whose body it is
+/// in (the nearest declaration before it, indented less).
+fn traced_fn<'a>(lines: &[&'a str], i: usize) -> Option<&'a str> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let next = lines[i + 1..]
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !(l.is_empty() || l.starts_with("#[") || l.starts_with("//")));
+    if let Some(f) = next.and_then(fn_name) {
+        return Some(f);
+    }
+    let at = indent(lines[i]);
+    lines[..i]
+        .iter()
+        .rev()
+        .filter(|l| indent(l) < at)
+        .find_map(|l| fn_name(l))
 }
 
 fn fn_name(line: &str) -> Option<&str> {
@@ -858,6 +878,30 @@ mod tests {
         );
         assert_eq!(fn_name("pub async fn x<T>()"), Some("x"));
         assert_eq!(fn_name("let f = afn y"), None);
+    }
+
+    #[test]
+    fn trace_comments_name_the_function_they_are_above_or_inside() {
+        // (the marker is built, so that this file does not trace these tags itself)
+        let a = format!("{} a", "// trace:");
+        let b = format!("    {} b", "// trace:");
+        let lines = [
+            &a,
+            "#[test]",
+            "fn above() {",
+            "    x();",
+            "}",
+            "",
+            "#[test]",
+            "fn inside() {",
+            &b,
+            "    let y = 1;",
+            "}",
+            "",
+            "fn next() {}",
+        ];
+        assert_eq!(traced_fn(&lines, 0), Some("above"));
+        assert_eq!(traced_fn(&lines, 8), Some("inside"));
     }
 
     fn mutant(name: &str, tags: &[&str], kills: &[&str]) -> MutantCoverage {

@@ -1294,9 +1294,9 @@ fn the_error_budget_is_per_source_on_a_trusted_proxy_link() {
         .any(|e| matches!(e, Event::Closed { .. })));
 }
 
+// trace: limit.proxy-polices
 #[test]
 fn a_proxy_closes_a_client_a_node_reported_with_a_connection_error_code() {
-    // trace: limit.proxy-polices
     let mut client = Pair::new(
         Config::client(),
         Config {
