@@ -719,6 +719,86 @@ fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
     assert_eq!(none.len(), 1);
 }
 
+/// Regression: `wait_room` said "room" once the queue was below its byte bound, while
+/// the message that had been refused still did not fit: a sender looping on `send_many`
+/// and `wait_room` spun on a core (seen as a third of the CPU in the 1 KiB bench) instead
+/// of sleeping until the IO thread wrote something. It now waits for room for that
+/// message: exactly fitting is room, one byte short is not.
+#[test]
+fn wait_room_waits_until_the_refused_message_fits() {
+    use fleetwire::transport::QUEUE_ENTRY_OVERHEAD;
+    let _fds = shared();
+    let silent = std::net::TcpListener::bind(local()).unwrap();
+    let cost = |len: usize| len + QUEUE_ENTRY_OVERHEAD;
+    // room for two 1000-byte messages and a 500-byte one, exactly
+    let limit = 2 * cost(1000) + cost(500);
+    let engine = Engine::new(EngineConfig::default().with_send_queue_bytes(limit)).unwrap();
+    let conn = engine
+        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
+        .unwrap();
+    let sender = engine.sender(conn).unwrap();
+    let msg = |len: usize| Outgoing::new(Route::new(0, 1, 0), Bytes::from(vec![7; len]));
+    let mut batch = vec![msg(1000), msg(1000), msg(1000)];
+    assert_eq!(sender.send_many(&mut batch), Ok(2));
+    // a third 1000-byte message is refused (the queue is below its byte bound)
+    let slept = Instant::now();
+    assert!(
+        !sender.wait_room(Duration::from_millis(100)),
+        "no room for it"
+    );
+    assert!(slept.elapsed() >= Duration::from_millis(100), "it slept");
+    // a 500-byte one fits exactly: room for it, at once
+    assert_eq!(sender.send(msg(501)), Err(EnqueueError::QueueFull));
+    assert!(
+        !sender.wait_room(Duration::from_millis(20)),
+        "limit + 1 byte"
+    );
+    assert_eq!(sender.send(msg(500)), Ok(()));
+    assert_eq!(sender.send(msg(0)), Err(EnqueueError::QueueFull));
+    assert!(!sender.wait_room(Duration::from_millis(20)), "full");
+}
+
+/// The `Sink` contract: once `poll_ready` says ready, `start_send` takes the item,
+/// whatever its size (a message larger than the room `poll_ready` saw goes one message
+/// beyond the bound, and the sink then waits for room again).
+#[cfg(feature = "transport-async")]
+#[test]
+fn a_sink_takes_what_poll_ready_promised_room_for() {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use fleetwire::transport::QUEUE_ENTRY_OVERHEAD;
+    use futures_sink::Sink;
+
+    let _fds = shared();
+    let silent = std::net::TcpListener::bind(local()).unwrap();
+    let limit = 2 * (100 + QUEUE_ENTRY_OVERHEAD);
+    let engine = Engine::new(EngineConfig::default().with_send_queue_bytes(limit)).unwrap();
+    let conn = engine
+        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
+        .unwrap();
+    let mut sink = engine.sink(conn).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let msg = |len: usize| Outgoing::new(Route::new(0, 1, 0), Bytes::from(vec![7; len]));
+    assert!(matches!(
+        Pin::new(&mut sink).poll_ready(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+    Pin::new(&mut sink).start_send(msg(100)).unwrap();
+    assert!(matches!(
+        Pin::new(&mut sink).poll_ready(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+    // 100 bytes fit; 1000 do not, but room was promised
+    Pin::new(&mut sink).start_send(msg(1000)).unwrap();
+    assert!(Pin::new(&mut sink).poll_ready(&mut cx).is_pending());
+    // without poll_ready, a message that does not fit is refused
+    assert_eq!(
+        Pin::new(&mut sink).start_send(msg(0)),
+        Err(EnqueueError::QueueFull)
+    );
+}
+
 /// Regression: with sends left queued because unwritten output was above the
 /// high-water mark, a round that then wrote everything out scheduled no further round
 /// (no socket event follows a write the socket took whole): the sender stalled for good

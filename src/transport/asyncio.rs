@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures_core::Stream;
 use futures_sink::Sink;
 
-use super::engine::{push_send, ConnSender, Engine};
+use super::engine::{push_send_with, ConnSender, Engine};
 use super::shared::{Command, ConnEvents, Inner};
 use super::sync::lock;
 use super::types::{AppEvent, ConnId, Outgoing, SendError};
@@ -176,6 +176,9 @@ impl Drop for ConnEventStream {
 /// ```
 pub struct MessageSink {
     sender: ConnSender,
+    /// `poll_ready` promised room: the next `start_send` is taken (one message beyond
+    /// the queue's bound at most, if another sender filled it meanwhile).
+    promised: bool,
 }
 
 impl MessageSink {
@@ -198,7 +201,7 @@ impl MessageSink {
         let ok = if want_empty {
             q.packets == 0
         } else {
-            q.packets < cfg.send_queue_packets && q.bytes < cfg.send_queue_bytes
+            q.has_room(cfg.send_queue_packets, cfg.send_queue_bytes)
         };
         if ok {
             return Poll::Ready(Ok(()));
@@ -215,12 +218,19 @@ impl Sink<Outgoing> for MessageSink {
     type Error = SendError;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
-        self.poll_queue(cx, false)
+        let this = self.get_mut();
+        let ready = this.poll_queue(cx, false);
+        this.promised = matches!(ready, Poll::Ready(Ok(())));
+        ready
     }
 
+    /// Takes `item` once `poll_ready` said ready, whatever its size (the `Sink`
+    /// contract); without that, as [`Engine::send`].
     fn start_send(self: Pin<&mut Self>, item: Outgoing) -> Result<(), SendError> {
-        let s = &self.sender;
-        if push_send(&s.inner, &s.shared, item)? {
+        let this = self.get_mut();
+        let promised = core::mem::take(&mut this.promised);
+        let s = &this.sender;
+        if push_send_with(&s.inner, &s.shared, item, promised)? {
             s.inner.io[s.shared.thread].ready(s.shared.id);
         }
         Ok(())
@@ -362,6 +372,7 @@ impl Engine {
     pub fn sink(&self, conn: ConnId) -> Option<MessageSink> {
         Some(MessageSink {
             sender: self.sender(conn)?,
+            promised: false,
         })
     }
 }

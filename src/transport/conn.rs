@@ -923,15 +923,17 @@ impl ConnIo {
     }
 
     /// Tells the application side how much of the queue was written.
-    fn release_send_room(&mut self, _ctx: &Ctx<'_>) {
+    fn release_send_room(&mut self, ctx: &Ctx<'_>) {
         if self.done_packets == 0 {
             return;
         }
+        let cfg = &ctx.inner.config;
         let mut q = lock(&self.shared.sendq);
         q.packets -= self.done_packets;
         q.bytes -= self.done_bytes;
         let waker = q.waker.take();
-        let waiting = q.waiting;
+        // a blocked sender is woken once what it needs is free, not for each release
+        let waiting = q.waiting && q.has_room(cfg.send_queue_packets, cfg.send_queue_bytes);
         drop(q);
         self.done_packets = 0;
         self.done_bytes = 0;

@@ -728,7 +728,7 @@ impl ConnSender {
             if q.closed {
                 return false;
             }
-            if q.packets < cfg.send_queue_packets && q.bytes < cfg.send_queue_bytes {
+            if q.has_room(cfg.send_queue_packets, cfg.send_queue_bytes) {
                 return true;
             }
             let now = Instant::now();
@@ -754,6 +754,18 @@ pub(crate) fn push_send(
     shared: &ConnShared,
     out: Outgoing,
 ) -> Result<bool, SendError> {
+    push_send_with(inner, shared, out, false)
+}
+
+/// As [`push_send`]; `promised`: room was promised to this sender (a sink's
+/// `poll_ready`), so the message is taken even if another sender filled the queue since,
+/// one message beyond the bound at most per sink.
+pub(crate) fn push_send_with(
+    inner: &Inner,
+    shared: &ConnShared,
+    out: Outgoing,
+    promised: bool,
+) -> Result<bool, SendError> {
     if out.payload.len() > usize::from(u16::MAX) && out.flags.codec == Codec::None {
         return Err(SendError::TooLarge);
     }
@@ -764,9 +776,11 @@ pub(crate) fn push_send(
         return Err(SendError::Closed);
     }
     let full = q.packets >= cfg.send_queue_packets || q.bytes + cost > cfg.send_queue_bytes;
-    if full && q.packets > 0 {
+    if full && q.packets > 0 && !promised {
+        q.refused = cost;
         return Err(SendError::QueueFull);
     }
+    q.refused = 0;
     q.items.push(out);
     q.packets += 1;
     q.bytes += cost;
@@ -797,12 +811,19 @@ pub(crate) fn push_sends(
         let cost = m.payload.len() + QUEUE_ENTRY_OVERHEAD;
         let full = packets >= cfg.send_queue_packets || bytes + cost > cfg.send_queue_bytes;
         // as push_send: an empty queue takes one message of any size
-        if too_large(m) || full && packets > 0 {
+        if too_large(m) {
+            break;
+        }
+        if full && packets > 0 {
+            q.refused = cost;
             break;
         }
         packets += 1;
         bytes += cost;
         taken += 1;
+    }
+    if taken == messages.len() {
+        q.refused = 0;
     }
     q.items.extend(messages.drain(..taken));
     q.packets = packets;

@@ -37,6 +37,20 @@ pub(crate) struct SendQueue {
     pub(crate) waker: Option<Waker>,
     /// A blocking sender waiting for room.
     pub(crate) waiting: bool,
+    /// Charged bytes of the message last refused for want of room (0 once one is
+    /// accepted): the room a waiting sender needs.
+    pub(crate) refused: usize,
+}
+
+impl SendQueue {
+    /// Whether a sender waiting for room can go on: the queue is empty (it takes one
+    /// message of any size), or below its packet bound with room for the message last
+    /// refused (the smallest message when none was). Not merely below the byte bound: a
+    /// sender woken then would be refused again, and wait again, in a loop.
+    pub(crate) fn has_room(&self, max_packets: usize, max_bytes: usize) -> bool {
+        let want = self.refused.max(QUEUE_ENTRY_OVERHEAD);
+        self.packets == 0 || self.packets < max_packets && self.bytes + want <= max_bytes
+    }
 }
 
 /// One connection's shared half.
