@@ -20,8 +20,18 @@ fn main() {
             std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
         let size =
             std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
-        let rate = fleetwire::transport::bench::profile_native(size, tls, n);
-        println!("ours 64B IO-thread path (tls: {tls}): {rate:.0} msg/s");
+        let (rate, cpu) = fleetwire::transport::bench::profile_native(size, tls, n);
+        println!("ours {size}B IO-thread path (tls: {tls}): {rate:.0} msg/s, {cpu:.1} CPU ns/msg");
+        return;
+    }
+    if std::env::args().any(|a| a == "--profile-proxy") {
+        let naive = std::env::args().any(|a| a == "--naive");
+        let n =
+            std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
+        let size =
+            std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
+        let rate = fleetwire::transport::bench::profile_proxy(size, n, !naive);
+        println!("proxy {size}B (re-encoding: {naive}): {rate:.0} msg/s");
         return;
     }
     if std::env::args().any(|a| a == "--profile-ours") {
@@ -29,8 +39,9 @@ fn main() {
             std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
         let size =
             std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
-        let rate = fleetwire::transport::bench::profile_ours(size, false, n);
-        println!("ours 64B plaintext: {rate:.0} msg/s");
+        let tls = std::env::args().any(|a| a == "--tls");
+        let rate = fleetwire::transport::bench::profile_ours(size, tls, n);
+        println!("ours {size}B app-thread path (tls: {tls}): {rate:.0} msg/s");
         return;
     }
     println!(

@@ -31,8 +31,9 @@
 //! Proxy rows: the proxy's own work per message on one thread (messages per second per
 //! core, sans-IO, only the proxy's calls timed): forwarding in place (§7.3) against a
 //! naive proxy that decodes, decompresses, recompresses and re-encodes every packet.
-//! Snappy is used only when it makes a payload smaller, so for small payloads both
-//! sides do about the same work.
+//! Snappy is used only for payloads at or above the compression threshold and only when
+//! it makes them smaller, so at 64 B both sides do about the same work (framing); the
+//! `forced` row compresses every payload (threshold 0), as a sender that sets it would.
 //!
 //! Run it with `cargo run --release -p fleetwire-cli --features transport-bench --
 //! bench [--quick] [--json PATH] [--only SECTION]`.
@@ -305,11 +306,15 @@ fn throughput_rows(quick: bool, reps: usize) -> Vec<BenchResult> {
 
 fn proxy_rows(quick: bool, reps: usize) -> Vec<BenchResult> {
     let mut results = Vec::new();
-    for size in [64usize, 1024] {
+    // 64 B payloads are below the compression threshold: the client sends them
+    // uncompressed and the re-encoding proxy has only framing to redo. "forced" compresses
+    // every payload (threshold 0 at the client and the re-encoding egress alike).
+    for (size, forced) in [(64usize, false), (64, true), (1024, false)] {
         let n = scaled(if quick { 50_000 } else { 200_000 });
-        let (mut ours, mut naive) = proxy_compare(size, n, reps);
+        let (mut ours, mut naive) = proxy_compare(size, n, reps, forced);
+        let label = if forced { " forced" } else { "" };
         results.push(BenchResult::new(
-            &format!("{size}B snappy proxy, forward in place vs re-encode"),
+            &format!("{size}B snappy{label} proxy, forward in place vs re-encode"),
             "msg/s/core",
             medianf(&mut ours),
             medianf(&mut naive),
@@ -774,14 +779,23 @@ pub fn profile_ours(size: usize, tls: bool, n: usize) -> f64 {
 }
 
 /// Runs only our IO-thread path (a native handler consumes), for profilers; returns
-/// messages per second.
+/// messages per second and the process's CPU nanoseconds per message.
 #[doc(hidden)]
-pub fn profile_native(size: usize, tls: bool, n: usize) -> f64 {
+pub fn profile_native(size: usize, tls: bool, n: usize) -> (f64, f64) {
     let pool = payloads(size, 1024);
     let mut ours = Ours::new(if tls { Mode::Tls } else { Mode::Plain });
     ours.add_counter();
     ours.run_native(&pool, n / 10);
-    ours.run_native(&pool, n).msgs_per_s
+    let run = ours.run_native(&pool, n);
+    (run.msgs_per_s, run.cpu_ns_per_msg)
+}
+
+/// Runs only the proxy's forwarding in place (`in_place`) or the re-encoding one, for
+/// profilers: `size`-byte snappy messages, `n` of them; returns messages per second of
+/// proxy work.
+#[doc(hidden)]
+pub fn profile_proxy(size: usize, n: usize, in_place: bool) -> f64 {
+    proxy_run(&payloads(size, 1024), n, in_place, false)
 }
 
 /// The sans-IO floor: `n` DATA packets of `size` bytes through two in-memory
@@ -840,25 +854,29 @@ pub fn sansio_floor(size: usize, n: usize) -> f64 {
 /// decodes, decompresses, recompresses and re-encodes every packet. Sans-IO, same
 /// snappy-compressed input for both; only the proxy's calls are timed (not the client
 /// that produced the input, nor the node that takes the output).
-fn proxy_compare(size: usize, n: usize, reps: usize) -> (Vec<f64>, Vec<f64>) {
+fn proxy_compare(size: usize, n: usize, reps: usize, forced: bool) -> (Vec<f64>, Vec<f64>) {
     let pool = payloads(size, 1024);
     let (mut ours, mut naive) = (Vec::new(), Vec::new());
-    proxy_run(&pool, n / 4, true);
-    proxy_run(&pool, n / 4, false);
+    proxy_run(&pool, n / 4, true, forced);
+    proxy_run(&pool, n / 4, false, forced);
     for _ in 0..reps {
-        ours.push(proxy_run(&pool, n, true));
-        naive.push(proxy_run(&pool, n, false));
+        ours.push(proxy_run(&pool, n, true, forced));
+        naive.push(proxy_run(&pool, n, false, forced));
     }
     (ours, naive)
 }
 
-/// One run of [`proxy_compare`]: returns messages per second of proxy work.
-fn proxy_run(pool: &[Bytes], n: usize, in_place: bool) -> f64 {
+/// One run of [`proxy_compare`]: returns messages per second of proxy work. `forced`:
+/// every payload is compressed (threshold 0), by the client and by the re-encoding proxy.
+fn proxy_run(pool: &[Bytes], n: usize, in_place: bool, forced: bool) -> f64 {
     use crate::connection::{Config, Connection, Event, SendOptions};
     let now = Duration::ZERO;
     let big = |mut c: Config| {
         c.limits.initial_credit_packets = 1 << 20;
         c.limits.initial_credit_bytes = 1 << 30;
+        if forced {
+            c.compress_threshold = 0;
+        }
         c
     };
     let mut client = Connection::new(big(Config::client()), now);
