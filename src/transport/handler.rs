@@ -108,9 +108,33 @@ impl HandlerTable {
         self.version.load(Ordering::SeqCst)
     }
 
-    /// A copy for an IO thread: `(version, slots)`.
+    /// A copy for an IO thread: `(version, slots)`, the slots up to the last handler
+    /// registered (none at all without handlers, so that an IO thread's check for any
+    /// handler, made on every read, is free then).
     pub(crate) fn snapshot(&self) -> (u64, Vec<Option<SharedHandler>>) {
         let slots = lock(&self.slots);
-        (self.version(), slots.clone())
+        let used = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        (self.version(), slots[..used].to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_ends_at_the_last_handler() {
+        let table = HandlerTable::default();
+        assert!(table.snapshot().1.is_empty());
+        table.set(7, Some(Box::new(|_, _| {})));
+        table.set(3, Some(Box::new(|_, _| {})));
+        let (_, slots) = table.snapshot();
+        assert_eq!(slots.len(), 8);
+        let registered: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_some()).collect();
+        assert_eq!(registered, [3, 7]);
+        table.set(7, None);
+        assert_eq!(table.snapshot().1.len(), 4);
+        table.set(3, None);
+        assert!(table.snapshot().1.is_empty());
     }
 }
