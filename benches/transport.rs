@@ -5,12 +5,20 @@
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     if std::env::args().any(|a| a == "--sansio") {
-        for size in [64, 1024] {
-            let ns = fleetwire::transport::bench::sansio_floor(size, 2_000_000);
-            println!(
-                "sans-IO floor {size}B: {ns:.1} ns/packet ({:.0} packets/s)",
-                1e9 / ns
-            );
+        // FW_SANSIO=sink or poll_event: that path only (for profilers)
+        let only = std::env::var("FW_SANSIO").ok();
+        for sink in [false, true] {
+            let how = if sink { "sink" } else { "poll_event" };
+            if only.as_deref().is_some_and(|o| o != how) {
+                continue;
+            }
+            for size in [64, 1024] {
+                let ns = fleetwire::transport::bench::sansio_floor(size, 2_000_000, sink);
+                println!(
+                    "sans-IO floor {size}B ({how}): {ns:.1} ns/packet ({:.0} packets/s)",
+                    1e9 / ns
+                );
+            }
         }
         return;
     }

@@ -800,10 +800,24 @@ pub fn profile_proxy(size: usize, n: usize, in_place: bool) -> f64 {
 
 /// The sans-IO floor: `n` DATA packets of `size` bytes through two in-memory
 /// [`Connection`](crate::Connection)s (send, transmit, input, events) on one thread, no
-/// sockets or threads; returns nanoseconds per packet.
+/// sockets or threads; returns nanoseconds per packet. `sink`: the receiver takes its
+/// DATA through an [`EventSink`](crate::connection::EventSink) from one shared buffer
+/// (the native handlers' path) instead of `poll_event`.
 #[doc(hidden)]
-pub fn sansio_floor(size: usize, n: usize) -> f64 {
-    use crate::connection::{Config, Connection, Event, SendOptions};
+pub fn sansio_floor(size: usize, n: usize, sink: bool) -> f64 {
+    use crate::connection::{Config, Connection, Event, EventSink, SendOptions};
+    /// Takes every DATA, as a native handler would.
+    struct Count(usize);
+    impl EventSink for Count {
+        fn offer(&mut self, event: Event) -> Option<Event> {
+            let Event::Data { payload, .. } = event else {
+                return Some(event);
+            };
+            std::hint::black_box(&payload[..]);
+            self.0 += 1;
+            None
+        }
+    }
     let now = Duration::ZERO;
     // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
     let mut cfg = Config::node(1).with_trust_source(true);
@@ -820,6 +834,7 @@ pub fn sansio_floor(size: usize, n: usize) -> f64 {
     while b.poll_event().is_some() {}
     let pool = payloads(size, 1024);
     let route = Route::new(0, 1, 0);
+    let mut count = Count(0);
     let start = Instant::now();
     let (mut sent, mut got) = (0, 0);
     while got < n {
@@ -834,7 +849,14 @@ pub fn sansio_floor(size: usize, n: usize) -> f64 {
             sent += 1;
         }
         a.poll_transmit(&mut ab);
-        b.handle_input(now, &ab);
+        if sink {
+            // one copy of the wire bytes, as a socket read makes
+            let whole = Bytes::copy_from_slice(&ab);
+            b.handle_input_into(now, &whole, Some(&whole), &mut count);
+            got = count.0;
+        } else {
+            b.handle_input(now, &ab);
+        }
         while let Some(e) = b.poll_event() {
             if let Event::Data { payload, .. } = e {
                 std::hint::black_box(payload);
