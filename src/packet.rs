@@ -54,6 +54,7 @@ impl<'a> PacketRef<'a> {
     /// length is rejected without waiting for its payload. Control payloads are not
     /// decoded here: see [`crate::control::Control::parse`].
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn parse(
         buf: &'a [u8],
         max_payload: u16,
