@@ -758,6 +758,34 @@ fn wait_room_waits_until_the_refused_message_fits() {
     assert!(!sender.wait_room(Duration::from_millis(20)), "full");
 }
 
+/// A sender blocked in `wait_room` returns `false` as soon as the application closes the
+/// connection (nothing more will be taken), not at its timeout.
+#[test]
+fn wait_room_returns_when_the_connection_is_closed() {
+    let _fds = shared();
+    let silent = std::net::TcpListener::bind(local()).unwrap();
+    let engine = Engine::new(EngineConfig::default().with_send_queue_packets(2)).unwrap();
+    let conn = engine
+        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
+        .unwrap();
+    let sender = engine.sender(conn).unwrap();
+    let msg = || Outgoing::new(Route::new(0, 1, 0), Bytes::from_static(b"x"));
+    let mut batch = vec![msg(), msg(), msg()];
+    assert_eq!(sender.send_many(&mut batch), Ok(2));
+    let waiter = std::thread::spawn(move || {
+        let start = Instant::now();
+        (sender.wait_room(Duration::from_secs(8)), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(engine.close(conn));
+    let (room, waited) = waiter.join().unwrap();
+    assert!(!room, "closed: no room");
+    assert!(
+        waited < Duration::from_secs(4),
+        "woken by the close: {waited:?}"
+    );
+}
+
 /// The `Sink` contract: once `poll_ready` says ready, `start_send` takes the item,
 /// whatever its size (a message larger than the room `poll_ready` saw goes one message
 /// beyond the bound, and the sink then waits for room again).

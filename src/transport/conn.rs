@@ -932,8 +932,10 @@ impl ConnIo {
         q.packets -= self.done_packets;
         q.bytes -= self.done_bytes;
         let waker = q.waker.take();
-        // a blocked sender is woken once what it needs is free, not for each release
-        let waiting = q.waiting && q.has_room(cfg.send_queue_packets, cfg.send_queue_bytes);
+        // a blocked sender is woken once what it needs is free (or the connection is
+        // closing: it returns then), not for each release
+        let waiting =
+            q.waiting && (q.closed || q.has_room(cfg.send_queue_packets, cfg.send_queue_bytes));
         drop(q);
         self.done_packets = 0;
         self.done_bytes = 0;

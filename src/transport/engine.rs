@@ -464,6 +464,8 @@ impl Engine {
             return false;
         };
         lock(&shared.sendq).closed = true;
+        // a sender blocked in `wait_room` returns now: nothing more is taken
+        shared.send_cv.notify_all();
         self.inner.io[shared.thread].command(Command::Close(conn));
         true
     }
