@@ -786,6 +786,48 @@ fn wait_room_returns_when_the_connection_is_closed() {
     );
 }
 
+/// A sink waiting in `poll_ready` is woken when the application closes the connection,
+/// and then reports it closed.
+#[cfg(feature = "transport-async")]
+#[test]
+fn a_sink_waiting_for_room_is_woken_by_the_close() {
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicBool;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use futures_sink::Sink;
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let _fds = shared();
+    let silent = std::net::TcpListener::bind(local()).unwrap();
+    let engine = Engine::new(EngineConfig::default().with_send_queue_packets(1)).unwrap();
+    let conn = engine
+        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
+        .unwrap();
+    let mut sink = engine.sink(conn).unwrap();
+    let flag = Arc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    let msg = Outgoing::new(Route::new(0, 1, 0), Bytes::from_static(b"x"));
+    assert!(matches!(
+        Pin::new(&mut sink).poll_ready(&mut cx),
+        Poll::Ready(Ok(()))
+    ));
+    Pin::new(&mut sink).start_send(msg).unwrap();
+    assert!(Pin::new(&mut sink).poll_ready(&mut cx).is_pending());
+    assert!(engine.close(conn));
+    assert!(flag.0.load(Ordering::SeqCst), "woken by the close");
+    assert!(matches!(
+        Pin::new(&mut sink).poll_ready(&mut cx),
+        Poll::Ready(Err(EnqueueError::Closed))
+    ));
+}
+
 /// The `Sink` contract: once `poll_ready` says ready, `start_send` takes the item,
 /// whatever its size (a message larger than the room `poll_ready` saw goes one message
 /// beyond the bound, and the sink then waits for room again).

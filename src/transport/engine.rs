@@ -463,9 +463,17 @@ impl Engine {
         let Some(shared) = lock(&self.inner.conns).get(&conn).cloned() else {
             return false;
         };
-        lock(&shared.sendq).closed = true;
-        // a sender blocked in `wait_room` returns now: nothing more is taken
+        let waker = {
+            let mut q = lock(&shared.sendq);
+            q.closed = true;
+            q.waker.take()
+        };
+        // a sender blocked in `wait_room` or a sink's `poll_ready` returns now: nothing
+        // more is taken
         shared.send_cv.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
         self.inner.io[shared.thread].command(Command::Close(conn));
         true
     }
