@@ -720,7 +720,10 @@ impl ConnSender {
     }
 
     /// Blocks until the send queue has room (or the connection closed), up to
-    /// `timeout`; returns whether there is room.
+    /// `timeout`; returns whether there is room. Room means room for the message the
+    /// queue last refused (any message, when it is empty), so that a sender that loops on
+    /// [`send_many`](ConnSender::send_many) and `wait_room` sleeps until its next message
+    /// fits rather than waking to be refused again.
     ///
     /// ```
     /// # use std::time::Duration;
