@@ -42,11 +42,11 @@ fn bench_json_has_the_documented_fields() {
     );
     assert_eq!(
         table.lines().count(),
-        3,
-        "header and two proxy rows:\n{table}"
+        4,
+        "header and three proxy rows:\n{table}"
     );
     let rows = v["results"].as_array().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     for r in rows {
         let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys.len(), 5, "{r}");
