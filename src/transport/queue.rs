@@ -151,3 +151,35 @@ impl Drop for Charge {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(packets: usize, bytes: usize, refused: usize) -> SendQueue {
+        SendQueue {
+            packets,
+            bytes,
+            refused,
+            ..SendQueue::default()
+        }
+    }
+
+    #[test]
+    fn room_is_room_for_the_message_last_refused() {
+        let (max_packets, max_bytes) = (10, 1000);
+        // nothing refused: room for the smallest message, exactly
+        let smallest = QUEUE_ENTRY_OVERHEAD;
+        assert!(queue(1, max_bytes - smallest, 0).has_room(max_packets, max_bytes));
+        assert!(!queue(1, max_bytes - smallest + 1, 0).has_room(max_packets, max_bytes));
+        // a refused 300-byte charge: room once it fits exactly, not one byte before
+        assert!(queue(1, 700, 300).has_room(max_packets, max_bytes));
+        assert!(!queue(1, 701, 300).has_room(max_packets, max_bytes));
+        // the packet bound: one below it is room, at it is not
+        assert!(queue(max_packets - 1, 0, 0).has_room(max_packets, max_bytes));
+        assert!(!queue(max_packets, 0, 0).has_room(max_packets, max_bytes));
+        // a message larger than the whole byte bound fits only an empty queue
+        assert!(!queue(1, 0, max_bytes + 1).has_room(max_packets, max_bytes));
+        assert!(queue(0, 0, max_bytes + 1).has_room(max_packets, max_bytes));
+    }
+}
