@@ -3,8 +3,14 @@
 //! `fleetwire::transport::bench` for the method.
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    if std::env::args().any(|a| a == "--sansio") {
+    let quick = arg("--quick");
+    // the profiling entry points: how many messages, of what size, over TLS or not
+    let (n, size) = (
+        env_or("FW_PROFILE_N", 5_000_000),
+        env_or("FW_PROFILE_SIZE", 64),
+    );
+    let tls = arg("--tls");
+    if arg("--sansio") {
         // FW_SANSIO=sink or poll_event: that path only (for profilers)
         let only = std::env::var("FW_SANSIO").ok();
         for sink in [false, true] {
@@ -22,32 +28,18 @@ fn main() {
         }
         return;
     }
-    if std::env::args().any(|a| a == "--profile-native") {
-        let tls = std::env::args().any(|a| a == "--tls");
-        let n =
-            std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
-        let size =
-            std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
+    if arg("--profile-native") {
         let (rate, cpu) = fleetwire::transport::bench::profile_native(size, tls, n);
         println!("ours {size}B IO-thread path (tls: {tls}): {rate:.0} msg/s, {cpu:.1} CPU ns/msg");
         return;
     }
-    if std::env::args().any(|a| a == "--profile-proxy") {
-        let naive = std::env::args().any(|a| a == "--naive");
-        let n =
-            std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
-        let size =
-            std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
+    if arg("--profile-proxy") {
+        let naive = arg("--naive");
         let rate = fleetwire::transport::bench::profile_proxy(size, n, !naive);
         println!("proxy {size}B (re-encoding: {naive}): {rate:.0} msg/s");
         return;
     }
-    if std::env::args().any(|a| a == "--profile-ours") {
-        let n =
-            std::env::var("FW_PROFILE_N").map_or(5_000_000, |v| v.parse().expect("FW_PROFILE_N"));
-        let size =
-            std::env::var("FW_PROFILE_SIZE").map_or(64, |v| v.parse().expect("FW_PROFILE_SIZE"));
-        let tls = std::env::args().any(|a| a == "--tls");
+    if arg("--profile-ours") {
         let rate = fleetwire::transport::bench::profile_ours(size, tls, n);
         println!("ours {size}B app-thread path (tls: {tls}): {rate:.0} msg/s");
         return;
@@ -62,4 +54,14 @@ fn main() {
             r.name, r.ours, r.baseline, r.ratio, r.unit
         );
     }
+}
+
+/// Whether `name` is one of the command-line arguments.
+fn arg(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// The number in the environment variable `name`, else `default`.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |v| v.parse().expect(name))
 }
