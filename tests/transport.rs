@@ -27,6 +27,17 @@ fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
     FDS.read().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An engine connected to a peer that accepts TCP and never answers (keep the listener):
+/// the connection never opens, so its send queue is only filled, never taken.
+fn never_opening(config: EngineConfig) -> (TcpListener, Engine, ConnId) {
+    let silent = TcpListener::bind(local()).unwrap();
+    let engine = Engine::new(config).unwrap();
+    let conn = engine
+        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
+        .unwrap();
+    (silent, engine, conn)
+}
+
 fn engine() -> Engine {
     Engine::new(EngineConfig::default()).unwrap()
 }
@@ -684,12 +695,9 @@ fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
     let _fds = shared();
     // A peer that accepts TCP and never answers: the connection never opens, so the
     // send queue is only filled, never taken.
-    let silent = std::net::TcpListener::bind(local()).unwrap();
     let limit = 8;
-    let engine = Engine::new(EngineConfig::default().with_send_queue_packets(limit)).unwrap();
-    let conn = engine
-        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
-        .unwrap();
+    let (_silent, engine, conn) =
+        never_opening(EngineConfig::default().with_send_queue_packets(limit));
     let msg = |i: u8| Outgoing::new(Route::new(0, 1, i), Bytes::from(vec![i; 32]));
     let mut batch: Vec<Outgoing> = (0..limit as u8 + 1).map(msg).collect();
     // exactly the limit is taken, limit + 1 is not; the rest stays, in order
@@ -728,14 +736,11 @@ fn send_many_queues_up_to_the_limit_and_leaves_the_rest() {
 fn wait_room_waits_until_the_refused_message_fits() {
     use fleetwire::transport::QUEUE_ENTRY_OVERHEAD;
     let _fds = shared();
-    let silent = std::net::TcpListener::bind(local()).unwrap();
     let cost = |len: usize| len + QUEUE_ENTRY_OVERHEAD;
     // room for two 1000-byte messages and a 500-byte one, exactly
     let limit = 2 * cost(1000) + cost(500);
-    let engine = Engine::new(EngineConfig::default().with_send_queue_bytes(limit)).unwrap();
-    let conn = engine
-        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
-        .unwrap();
+    let (_silent, engine, conn) =
+        never_opening(EngineConfig::default().with_send_queue_bytes(limit));
     let sender = engine.sender(conn).unwrap();
     let msg = |len: usize| Outgoing::new(Route::new(0, 1, 0), Bytes::from(vec![7; len]));
     let mut batch = vec![msg(1000), msg(1000), msg(1000)];
@@ -763,11 +768,7 @@ fn wait_room_waits_until_the_refused_message_fits() {
 #[test]
 fn wait_room_returns_when_the_connection_is_closed() {
     let _fds = shared();
-    let silent = std::net::TcpListener::bind(local()).unwrap();
-    let engine = Engine::new(EngineConfig::default().with_send_queue_packets(2)).unwrap();
-    let conn = engine
-        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
-        .unwrap();
+    let (_silent, engine, conn) = never_opening(EngineConfig::default().with_send_queue_packets(2));
     let sender = engine.sender(conn).unwrap();
     let msg = || Outgoing::new(Route::new(0, 1, 0), Bytes::from_static(b"x"));
     let mut batch = vec![msg(), msg(), msg()];
@@ -804,11 +805,7 @@ fn a_sink_waiting_for_room_is_woken_by_the_close() {
         }
     }
     let _fds = shared();
-    let silent = std::net::TcpListener::bind(local()).unwrap();
-    let engine = Engine::new(EngineConfig::default().with_send_queue_packets(1)).unwrap();
-    let conn = engine
-        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
-        .unwrap();
+    let (_silent, engine, conn) = never_opening(EngineConfig::default().with_send_queue_packets(1));
     let mut sink = engine.sink(conn).unwrap();
     let flag = Arc::new(Flag(AtomicBool::new(false)));
     let waker = Waker::from(flag.clone());
@@ -841,12 +838,9 @@ fn a_sink_takes_what_poll_ready_promised_room_for() {
     use futures_sink::Sink;
 
     let _fds = shared();
-    let silent = std::net::TcpListener::bind(local()).unwrap();
     let limit = 2 * (100 + QUEUE_ENTRY_OVERHEAD);
-    let engine = Engine::new(EngineConfig::default().with_send_queue_bytes(limit)).unwrap();
-    let conn = engine
-        .connect(silent.local_addr().unwrap(), TlsOptions::Plaintext)
-        .unwrap();
+    let (_silent, engine, conn) =
+        never_opening(EngineConfig::default().with_send_queue_bytes(limit));
     let mut sink = engine.sink(conn).unwrap();
     let mut cx = Context::from_waker(Waker::noop());
     let msg = |len: usize| Outgoing::new(Route::new(0, 1, 0), Bytes::from(vec![7; len]));
