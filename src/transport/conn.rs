@@ -998,7 +998,7 @@ impl ConnIo {
                 // fill what a send queue may hold: the peer withholds the credit they
                 // need, and what it makes us hold must stay bounded
                 Some(Event::Data { route, .. })
-                    if matches!(ctx.handlers.get(usize::from(route.service)), Some(Some(_)))
+                    if handler(ctx.handlers, route.service).is_some()
                         && replies_full(&self.replies, self.reply_bytes, &inner.config) =>
                 {
                     self.counters.pauses += 1;
@@ -1564,7 +1564,7 @@ impl Handlers<'_, '_> {
     /// message then never reaches the application).
     fn run(&mut self, msg: &Message) -> bool {
         let service = msg.route.service;
-        let Some(Some(h)) = self.table.get(usize::from(service)) else {
+        let Some(h) = handler(self.table, service) else {
             return false;
         };
         let f = match self.held {
@@ -1598,38 +1598,37 @@ struct HandlerSink<'c, 'h> {
 
 impl EventSink for HandlerSink<'_, '_> {
     fn offer(&mut self, event: Event) -> Option<Event> {
-        let Event::Data {
-            source,
-            route,
-            payload,
-            never_compress,
-        } = event
-        else {
-            return Some(event);
-        };
         let h = &self.handlers;
-        if !matches!(h.table.get(usize::from(route.service)), Some(Some(_)))
-            || replies_full(h.replies, *h.reply_bytes, self.config)
-        {
-            return Some(Event::Data {
+        match event {
+            Event::Data {
                 source,
                 route,
                 payload,
                 never_compress,
-            });
+            } if handler(h.table, route.service).is_some()
+                && !replies_full(h.replies, *h.reply_bytes, self.config) =>
+            {
+                self.handlers.counters.packets_in += 1;
+                self.handlers.counters.payload_in += payload.len() as u64;
+                let msg = Message {
+                    conn: self.conn,
+                    source,
+                    route,
+                    payload,
+                    never_compress,
+                };
+                self.handlers.run(&msg);
+                None
+            }
+            // not ours to take (or the replies are full): back, unchanged
+            other => Some(other),
         }
-        self.handlers.counters.packets_in += 1;
-        self.handlers.counters.payload_in += payload.len() as u64;
-        let msg = Message {
-            conn: self.conn,
-            source,
-            route,
-            payload,
-            never_compress,
-        };
-        self.handlers.run(&msg);
-        None
     }
+}
+
+/// The native handler of `service`, if one is registered.
+fn handler(table: &[Option<SharedHandler>], service: u8) -> Option<&SharedHandler> {
+    table.get(usize::from(service))?.as_ref()
 }
 
 /// Whether a connection's native-handler replies fill what its send queue may hold
