@@ -11,17 +11,19 @@ fn main() {
     );
     let tls = arg("--tls");
     if arg("--sansio") {
-        // FW_SANSIO=sink or poll_event: that path only (for profilers)
+        // FW_SANSIO=sink or poll_event: that path only (for profilers); --stamped: the
+        // link from a proxy to a node (10-byte headers)
         let only = std::env::var("FW_SANSIO").ok();
+        let stamped = arg("--stamped");
         for sink in [false, true] {
             let how = if sink { "sink" } else { "poll_event" };
             if only.as_deref().is_some_and(|o| o != how) {
                 continue;
             }
             for size in [64, 1024] {
-                let ns = fleetwire::transport::bench::sansio_floor(size, 2_000_000, sink);
+                let ns = fleetwire::transport::bench::sansio_floor(size, 2_000_000, sink, stamped);
                 println!(
-                    "sans-IO floor {size}B ({how}): {ns:.1} ns/packet ({:.0} packets/s)",
+                    "sans-IO floor {size}B ({how}, stamped: {stamped}): {ns:.1} ns/packet ({:.0} packets/s)",
                     1e9 / ns
                 );
             }

@@ -802,10 +802,13 @@ pub fn profile_proxy(size: usize, n: usize, in_place: bool) -> f64 {
 /// [`Connection`](crate::Connection)s (send, transmit, input, events) on one thread, no
 /// sockets or threads; returns nanoseconds per packet. `sink`: the receiver takes its
 /// DATA through an [`EventSink`](crate::connection::EventSink) from one shared buffer
-/// (the native handlers' path) instead of `poll_event`.
+/// (the native handlers' path) instead of `poll_event`. `stamped`: the link from a
+/// proxy to a node instead, whose packets carry the Source Node extension (10-byte
+/// headers, §4.7), sent with [`Connection::forward`](crate::Connection::forward).
 #[doc(hidden)]
-pub fn sansio_floor(size: usize, n: usize, sink: bool) -> f64 {
+pub fn sansio_floor(size: usize, n: usize, sink: bool, stamped: bool) -> f64 {
     use crate::connection::{Config, Connection, Event, EventSink, SendOptions};
+    use crate::{Header, Packet};
     /// Takes every DATA, as a native handler would.
     struct Count(usize);
     impl EventSink for Count {
@@ -820,11 +823,19 @@ pub fn sansio_floor(size: usize, n: usize, sink: bool) -> f64 {
     }
     let now = Duration::ZERO;
     // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
-    let mut cfg = Config::node(1).with_trust_source(true);
-    cfg.limits.initial_credit_packets = 64 * 1024;
-    cfg.limits.initial_credit_bytes = 32 * 1024 * 1024;
-    let mut a = Connection::new(cfg.clone(), now);
-    let mut b = Connection::new(cfg, now);
+    let big = |mut cfg: Config| {
+        cfg.limits.initial_credit_packets = 64 * 1024;
+        cfg.limits.initial_credit_bytes = 32 * 1024 * 1024;
+        cfg.with_trust_source(true)
+    };
+    let (mut a, mut b) = match stamped {
+        false => (Config::node(1), Config::node(1)),
+        true => (Config::proxy(9), Config::node(1)),
+    };
+    a = big(a);
+    b = big(b);
+    let mut a = Connection::new(a, now);
+    let mut b = Connection::new(b, now);
     let (mut ab, mut ba) = (Vec::new(), Vec::new());
     a.poll_transmit(&mut ab);
     b.poll_transmit(&mut ba);
@@ -841,9 +852,18 @@ pub fn sansio_floor(size: usize, n: usize, sink: bool) -> f64 {
         ab.clear();
         let end = (sent + 4096).min(n);
         while sent < end {
-            if a.send_data(route, &pool[sent % pool.len()], SendOptions::default())
-                .is_err()
-            {
+            let payload = &pool[sent % pool.len()];
+            let sent_ok = match stamped {
+                false => a.send_data(route, payload, SendOptions::default()),
+                true => a.forward(&Packet {
+                    header: Header {
+                        source: Some(40000),
+                        ..Header::data(route, payload.len() as u16)
+                    },
+                    payload: payload.clone(),
+                }),
+            };
+            if sent_ok.is_err() {
                 break;
             }
             sent += 1;
