@@ -315,23 +315,30 @@ impl Header {
         Ok(Status::Complete(header))
     }
 
-    /// The common case in one test: a version-1 DATA header without extension, R bits,
-    /// reserved codec or N-with-codec, within `max_payload`. Anything else (including
-    /// every error) takes the full path of [`Header::validate`], which reports the first
-    /// failing check in the order of §4.9; both paths accept exactly the same headers.
+    /// The common case in one test: a version-1 DATA header without R bits, reserved
+    /// codec or N-with-codec, within `max_payload`, with or without its extension (the
+    /// Source Node every packet a proxy forwards carries, §4.7; DATA may carry it, so
+    /// §4.9 checks nothing more of it). Anything else (including every error, and an
+    /// extension not yet all in `buf`) takes the full path of [`Header::validate`],
+    /// which reports the first failing check in the order of §4.9; both paths accept
+    /// exactly the same headers.
     #[inline(always)]
     pub(crate) fn parse_fast(buf: &[u8], max_payload: u16) -> Option<Header> {
         let b: &[u8; 8] = buf.first_chunk()?;
         let flags = b[1];
         let codec_bits = flags & flag::CODEC_MASK;
         let plain = b[0] == (Header::VERSION << 4)
-            && flags & (flag::EXT | flag::RESERVED) == 0
+            && flags & flag::RESERVED == 0
             && codec_bits != flag::CODEC_MASK
             && !(flags & flag::NEVER_COMPRESS != 0 && codec_bits != 0);
         let length = u16::from_be_bytes([b[2], b[3]]);
         if !plain || length > max_payload {
             return None;
         }
+        let source = match flags & flag::EXT {
+            0 => None,
+            _ => Some(u16::from_be_bytes(*buf.get(8..10)?.first_chunk()?)),
+        };
         let codec = match codec_bits >> flag::CODEC_SHIFT {
             0 => Codec::None,
             1 => Codec::Snappy,
@@ -344,7 +351,7 @@ impl Header {
             hints: flags & flag::HINTS,
             length,
             route: Route::new(u16::from_be_bytes([b[4], b[5]]), b[6], b[7]),
-            source: None,
+            source,
         })
     }
 
@@ -530,11 +537,24 @@ mod tests {
                     let full = Header::validate(&buf, b1 & flag::EXT != 0, 1024);
                     match Header::parse_fast(&buf, 1024) {
                         Some(h) => assert_eq!(full, Ok(h), "{b0:02x} {b1:02x} {len}"),
-                        None => assert!(full.is_err() || b0 != 0x10 || b1 & flag::EXT != 0),
+                        None => assert!(full.is_err() || b0 != 0x10),
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn fast_path_leaves_an_incomplete_extension_to_the_full_path() {
+        // DATA with X = 1 and its Source Node: 10 bytes are a header, 9 are not yet
+        let buf = [0x10, flag::EXT, 0, 4, 0, 3, 2, 1, 0xBE, 0xEF];
+        let h = Header::parse_fast(&buf, 1024).expect("fast path");
+        assert_eq!((h.source, h.len(), h.length), (Some(0xBEEF), 10, 4));
+        assert_eq!(Header::parse_fast(&buf[..9], 1024), None);
+        assert_eq!(
+            Header::parse(&buf[..9], 1024),
+            Ok(Status::Incomplete { needed: 1 })
+        );
     }
 
     #[test]

@@ -129,10 +129,10 @@ impl<'a> Iterator for Packets<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         // The common case without the Status wrapping of PacketRef::parse.
         if let Some(header) = Header::parse_fast(self.buf, self.max_payload) {
-            let total = Header::BASE_LEN + usize::from(header.length);
+            let total = header.packet_len();
             if let Some((packet, rest)) = self.buf.split_at_checked(total) {
                 self.buf = rest;
-                let payload = &packet[Header::BASE_LEN..];
+                let payload = &packet[header.len()..];
                 return Some(Ok(PacketRef { header, payload }));
             }
         }
