@@ -71,6 +71,7 @@ pub mod control;
 mod deframer;
 mod error;
 mod header;
+mod idmap;
 pub mod limits;
 mod packet;
 mod setters;

@@ -99,43 +99,7 @@ struct SourceCounts {
 }
 
 /// The per-source table, looked up for every DATA packet of a trusted proxy link.
-type PerSource = std::collections::HashMap<u16, SourceCounts, BuildSourceHasher>;
-
-/// Hashes a source id with one multiplication instead of SipHash (about a sixth of a
-/// node's receive cost per packet on a proxy link). Flooding the table is not a
-/// concern: there are 65,536 sources, so at most `65,536 / buckets` of them share a
-/// bucket, and only a trusted proxy's stamps create entries.
-#[derive(Clone, Copy, Default, Debug)]
-struct BuildSourceHasher;
-
-impl core::hash::BuildHasher for BuildSourceHasher {
-    type Hasher = SourceHasher;
-    fn build_hasher(&self) -> SourceHasher {
-        SourceHasher(0)
-    }
-}
-
-/// See [`BuildSourceHasher`].
-#[derive(Debug)]
-struct SourceHasher(u64);
-
-impl core::hash::Hasher for SourceHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.0 = u64::from(n);
-    }
-    fn finish(&self) -> u64 {
-        // Fibonacci hashing spreads the id over the high bits (the table's control
-        // bytes); folding them down makes every low bit (its buckets) depend on the
-        // whole id, so ids that differ only in their high bits do not share buckets
-        let h = self.0.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        h ^ (h >> 32)
-    }
-}
+type PerSource = crate::idmap::IdMap<SourceCounts>;
 
 /// An event with the flow-control credit it returns to the peer once polled (§8).
 #[derive(Debug)]

@@ -41,7 +41,7 @@
 //!   per round; refusals are counted where they happen (rare). No lock on the
 //!   per-packet path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -56,6 +56,7 @@ use super::sync::lock;
 use super::types::{AppEvent, ConnId, Listener, TlsOptions};
 use super::{Engine, EngineConfig};
 use crate::control::Role;
+use crate::idmap::IdMap;
 
 /// How long a route whose connection closed waits before reconnecting.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
@@ -491,7 +492,7 @@ impl ProxyInner {
 
     /// Builds the node part of a new table from the configured routes.
     fn publish(&self, statics: &BTreeMap<u16, Static>) {
-        let nodes: HashMap<u16, NodeRoute> = statics
+        let nodes: IdMap<NodeRoute> = statics
             .iter()
             .map(|(n, s)| {
                 let conn = self.engine.conn_shared(s.conn);

@@ -2,7 +2,7 @@
 //! the immutable routing table snapshots and their version, client id attribution.
 //! Below the shared state: it knows connections only by their shared half.
 
-use std::collections::HashMap;
+use crate::idmap::IdMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,9 +68,9 @@ pub(super) struct NodeRoute {
 #[derive(Clone)]
 pub(crate) struct Table {
     /// Configured routes: node id → egress connection and counters.
-    pub(super) nodes: HashMap<u16, NodeRoute>,
+    pub(super) nodes: IdMap<NodeRoute>,
     /// Clients attributed an id by this proxy: id → their connection.
-    pub(super) clients: HashMap<u16, Arc<ConnShared>>,
+    pub(super) clients: IdMap<Arc<ConnShared>>,
     pub(super) client_ids: RangeInclusive<u16>,
     /// The counters of the client-id routes, aggregated.
     pub(super) client_cell: Arc<RouteCell>,
@@ -124,8 +124,8 @@ impl RouteState {
         let client_cell = Arc::new(RouteCell::default());
         let unrouted = Arc::new(RouteCell::default());
         let table = Table {
-            nodes: HashMap::new(),
-            clients: HashMap::new(),
+            nodes: IdMap::default(),
+            clients: IdMap::default(),
             client_ids: client_ids.clone(),
             client_cell: client_cell.clone(),
             unrouted: unrouted.clone(),

@@ -145,36 +145,3 @@ pub(super) fn error_report(p: &Packet) -> (ErrorCode, Route) {
     assert_eq!(p.header.kind, Kind::Error);
     (ErrorReport::parse(&p.payload).unwrap().code, p.header.route)
 }
-
-#[test]
-fn the_source_hasher_spreads_every_id_over_the_tables_bits() {
-    use core::hash::BuildHasher;
-    let hashes: Vec<u64> = (0..=u16::MAX)
-        .map(|id| BuildSourceHasher.hash_one(id))
-        .collect();
-    let mut distinct = hashes.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    assert_eq!(distinct.len(), 1 << 16, "two ids share a hash");
-    // the top 7 bits (the table's control bytes) and the low bits (its buckets) both
-    // take every value, so neither a run of ids nor a stride piles into one place
-    let mut top = [0u32; 128];
-    let mut low = [0u32; 256];
-    for h in &hashes {
-        top[(h >> 57) as usize] += 1;
-        low[(h & 0xFF) as usize] += 1;
-    }
-    assert!(top.iter().all(|&n| n >= 256), "{top:?}");
-    assert!(low.iter().all(|&n| n >= 128), "{low:?}");
-    // ids 256 apart (the same low byte) still spread over the low bits
-    let mut strided: Vec<u64> = (0..=255u16)
-        .map(|i| BuildSourceHasher.hash_one(i << 8) & 0xFF)
-        .collect();
-    strided.sort_unstable();
-    strided.dedup();
-    assert!(
-        strided.len() >= 128,
-        "ids 256 apart share {} low bytes",
-        strided.len()
-    );
-}
