@@ -14,7 +14,7 @@ use mio::net::TcpStream;
 use super::config::EngineConfig;
 use super::forward::{bounce, route, Routed, Unroutable};
 use super::handler::{Handler, Reply, SharedHandler};
-use super::queue::{Charge, ConnShared, Forwarded, QUEUE_ENTRY_OVERHEAD};
+use super::queue::{Charge, Charges, ConnShared, Forwarded, QUEUE_ENTRY_OVERHEAD};
 use super::routing::{RouteCell, Table};
 use super::shared::{Inner, NewConn};
 use super::stats::Counters;
@@ -171,8 +171,9 @@ pub(crate) struct ConnIo {
     /// their PONGs are reported as [`AppEvent::Pong`]; keep-alive PINGs are not.
     app_pings: Vec<u64>,
     open_deadline: Duration,
-    /// (Proxy.) Bytes of this connection's packets waiting in egress queues.
-    forwarding: Arc<std::sync::atomic::AtomicUsize>,
+    /// (Proxy.) Bytes of this connection's packets waiting in egress queues (`ingress`)
+    /// and the counters its packets' charges share.
+    forwarding: Arc<Charges>,
     /// (Proxy.) Delivery stopped at a Forward: this client's share of the egress
     /// queues is used up; retried shortly.
     forward_bound: bool,
@@ -273,7 +274,7 @@ impl ConnIo {
             app_pings: Vec::new(),
             // spec §6.5 [[timeout.tls-handshake]]: TLS bounded by the handshake timer too
             open_deadline: now + handshake,
-            forwarding: Arc::default(),
+            forwarding: Arc::new(Charges::new(&inner.forwarding, &inner.to_clients)),
             forward_bound: false,
             stalled: None,
             output_bound: false,
@@ -1008,7 +1009,8 @@ impl ConnIo {
                 // (Proxy.) A client over its share of the egress queues waits (no
                 // credit back), the other clients keep theirs
                 Some(Event::Forward { .. })
-                    if self.attributed != 0 && self.forwarding.load(Ordering::Relaxed) >= share =>
+                    if self.attributed != 0
+                        && self.forwarding.ingress.load(Ordering::Relaxed) >= share =>
                 {
                     self.forward_bound = true;
                     break;
@@ -1195,7 +1197,7 @@ impl ConnIo {
                     received,
                     from: self.id,
                     from_client,
-                    charge: Charge::new(&self.forwarding, &ctx.inner.forwarding, cost),
+                    charge: Charge::new(&self.forwarding, cost),
                 };
                 self.place(conn, ctx, forward);
             }

@@ -142,7 +142,7 @@ fn enqueue(
     }
     let mut forward = forward;
     if client {
-        forward.charge.charge_to_clients(&inner.to_clients);
+        forward.charge.charge_to_clients();
     }
     q.forwards.push(forward);
     q.packets += 1;

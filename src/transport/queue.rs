@@ -98,47 +98,71 @@ pub(crate) struct Forwarded {
     pub(crate) charge: Charge,
 }
 
+/// The counters a forwarded packet is charged to while it exists: its ingress
+/// connection's own and the proxy's totals. One per ingress connection, shared by its
+/// packets' charges, so that a charge holds one reference, not one per counter (each
+/// reference count is an atomic operation at both ends of a packet's life).
+pub(crate) struct Charges {
+    /// Bytes of this ingress connection's packets waiting in egress queues.
+    pub(crate) ingress: AtomicUsize,
+    /// The proxy's total of those, all connections.
+    all: Arc<AtomicUsize>,
+    /// The proxy's total of answers queued for clients.
+    to_clients: Arc<AtomicUsize>,
+}
+
+impl Charges {
+    pub(crate) fn new(all: &Arc<AtomicUsize>, to_clients: &Arc<AtomicUsize>) -> Charges {
+        Charges {
+            ingress: AtomicUsize::new(0),
+            all: all.clone(),
+            to_clients: to_clients.clone(),
+        }
+    }
+}
+
 /// Bytes a forwarded packet holds, charged to its ingress connection and to the
 /// proxy's total while it exists (released when it is written, bounced or dropped).
 pub(crate) struct Charge {
-    counters: [Arc<AtomicUsize>; 2],
-    /// (An answer queued for a client.) The proxy's total of such answers.
-    to_clients: Option<Arc<AtomicUsize>>,
+    counters: Arc<Charges>,
+    /// (An answer queued for a client.) Charged to the proxy's total of such answers.
+    to_clients: bool,
     cost: usize,
 }
 
 impl Charge {
-    pub(crate) fn new(ingress: &Arc<AtomicUsize>, all: &Arc<AtomicUsize>, cost: usize) -> Charge {
-        for c in [ingress, all] {
-            c.fetch_add(cost, Ordering::Relaxed);
-        }
+    pub(crate) fn new(counters: &Arc<Charges>, cost: usize) -> Charge {
+        counters.ingress.fetch_add(cost, Ordering::Relaxed);
+        counters.all.fetch_add(cost, Ordering::Relaxed);
         Charge {
-            counters: [ingress.clone(), all.clone()],
-            to_clients: None,
+            counters: counters.clone(),
+            to_clients: false,
             cost,
         }
     }
 
     /// Bytes the ingress connection has charged now (this charge included).
     pub(crate) fn held_by_ingress(&self) -> usize {
-        self.counters[0].load(Ordering::Relaxed)
+        self.counters.ingress.load(Ordering::Relaxed)
     }
 
-    /// Charges the packet to `to_clients` too (once), while it exists.
-    pub(crate) fn charge_to_clients(&mut self, to_clients: &Arc<AtomicUsize>) {
-        if self.to_clients.is_none() {
-            to_clients.fetch_add(self.cost, Ordering::Relaxed);
-            self.to_clients = Some(to_clients.clone());
+    /// Charges the packet to the proxy's total of answers queued for clients too
+    /// (once), while it exists.
+    pub(crate) fn charge_to_clients(&mut self) {
+        if !self.to_clients {
+            self.counters
+                .to_clients
+                .fetch_add(self.cost, Ordering::Relaxed);
+            self.to_clients = true;
         }
     }
 }
 
 impl Clone for Charge {
     fn clone(&self) -> Charge {
-        let [a, b] = &self.counters;
-        let mut c = Charge::new(a, b, self.cost);
-        if let Some(t) = &self.to_clients {
-            c.charge_to_clients(t);
+        let mut c = Charge::new(&self.counters, self.cost);
+        if self.to_clients {
+            c.charge_to_clients();
         }
         c
     }
@@ -146,8 +170,11 @@ impl Clone for Charge {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        for c in self.counters.iter().chain(&self.to_clients) {
-            c.fetch_sub(self.cost, Ordering::Relaxed);
+        let c = &self.counters;
+        c.ingress.fetch_sub(self.cost, Ordering::Relaxed);
+        c.all.fetch_sub(self.cost, Ordering::Relaxed);
+        if self.to_clients {
+            c.to_clients.fetch_sub(self.cost, Ordering::Relaxed);
         }
     }
 }
