@@ -193,6 +193,33 @@ mod tests {
     }
 
     #[test]
+    fn a_charge_holds_its_cost_on_every_counter_until_dropped() {
+        let (all, to_clients) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counters = Arc::new(Charges::new(&all, &to_clients));
+        let held = |c: &Charges| {
+            let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+            [load(&c.ingress), load(&all), load(&to_clients)]
+        };
+        let a = Charge::new(&counters, 100);
+        let mut b = Charge::new(&counters, 10);
+        assert_eq!(held(&counters), [110, 110, 0]);
+        assert_eq!(b.held_by_ingress(), 110);
+        // charged to the clients' total once, however often asked
+        b.charge_to_clients();
+        b.charge_to_clients();
+        assert_eq!(held(&counters), [110, 110, 10]);
+        // a clone is charged as its original
+        let c = b.clone();
+        assert_eq!(held(&counters), [120, 120, 20]);
+        drop(b);
+        assert_eq!(held(&counters), [110, 110, 10]);
+        drop((a, c));
+        assert_eq!(held(&counters), [0, 0, 0]);
+        // one reference per charge, none left behind
+        assert_eq!(Arc::strong_count(&counters), 1);
+    }
+
+    #[test]
     fn room_is_room_for_the_message_last_refused() {
         let (max_packets, max_bytes) = (10, 1000);
         // nothing refused: room for the smallest message, exactly
