@@ -171,9 +171,9 @@ pub(crate) struct ConnIo {
     /// their PONGs are reported as [`AppEvent::Pong`]; keep-alive PINGs are not.
     app_pings: Vec<u64>,
     open_deadline: Duration,
-    /// (Proxy.) Bytes of this connection's packets waiting in egress queues (`ingress`)
-    /// and the counters its packets' charges share.
-    forwarding: Arc<Charges>,
+    /// (Proxy.) The counters this connection's forwarded packets are charged to: its
+    /// own bytes waiting in egress queues (`ingress`), and the proxy's totals.
+    charges: Arc<Charges>,
     /// (Proxy.) Delivery stopped at a Forward: this client's share of the egress
     /// queues is used up; retried shortly.
     forward_bound: bool,
@@ -274,7 +274,7 @@ impl ConnIo {
             app_pings: Vec::new(),
             // spec §6.5 [[timeout.tls-handshake]]: TLS bounded by the handshake timer too
             open_deadline: now + handshake,
-            forwarding: Arc::new(Charges::new(&inner.forwarding, &inner.to_clients)),
+            charges: Arc::new(Charges::new(&inner.forwarding, &inner.to_clients)),
             forward_bound: false,
             stalled: None,
             output_bound: false,
@@ -1010,7 +1010,7 @@ impl ConnIo {
                 // credit back), the other clients keep theirs
                 Some(Event::Forward { .. })
                     if self.attributed != 0
-                        && self.forwarding.ingress.load(Ordering::Relaxed) >= share =>
+                        && self.charges.ingress.load(Ordering::Relaxed) >= share =>
                 {
                     self.forward_bound = true;
                     break;
@@ -1197,7 +1197,7 @@ impl ConnIo {
                     received,
                     from: self.id,
                     from_client,
-                    charge: Charge::new(&self.forwarding, cost),
+                    charge: Charge::new(&self.charges, cost),
                 };
                 self.place(conn, ctx, forward);
             }

@@ -2,7 +2,6 @@
 //! the immutable routing table snapshots and their version, client id attribution.
 //! Below the shared state: it knows connections only by their shared half.
 
-use crate::idmap::IdMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +11,7 @@ use super::queue::ConnShared;
 use super::sync::lock;
 use super::types::ConnId;
 use crate::error::ErrorCode;
+use crate::idmap::IdMap;
 
 /// One route's live counters, shared by the table snapshots and the route's egress
 /// connections (see [`RouteStats`]).
