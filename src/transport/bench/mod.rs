@@ -822,20 +822,19 @@ pub fn sansio_floor(size: usize, n: usize, sink: bool, stamped: bool) -> f64 {
         }
     }
     let now = Duration::ZERO;
-    // two nodes that trust each other by configuration (spec §7.4 [[src.auth]])
-    let big = |mut cfg: Config| {
+    // two nodes (or a proxy and a node) that trust each other by configuration (spec
+    // §7.4 [[src.auth]]), with credit for a whole batch
+    let open = |mut cfg: Config| {
         cfg.limits.initial_credit_packets = 64 * 1024;
         cfg.limits.initial_credit_bytes = 32 * 1024 * 1024;
-        cfg.with_trust_source(true)
+        Connection::new(cfg.with_trust_source(true), now)
     };
-    let (mut a, mut b) = match stamped {
-        false => (Config::node(1), Config::node(1)),
-        true => (Config::proxy(9), Config::node(1)),
-    };
-    a = big(a);
-    b = big(b);
-    let mut a = Connection::new(a, now);
-    let mut b = Connection::new(b, now);
+    let mut a = open(if stamped {
+        Config::proxy(9)
+    } else {
+        Config::node(1)
+    });
+    let mut b = open(Config::node(1));
     let (mut ab, mut ba) = (Vec::new(), Vec::new());
     a.poll_transmit(&mut ab);
     b.poll_transmit(&mut ba);
